@@ -1,0 +1,5 @@
+"""``python -m eegtune``."""
+
+from eegtune.cli import main
+
+main()

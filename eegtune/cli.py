@@ -1,0 +1,330 @@
+"""The ``eegtune`` command line. Commands are thin: parse, call the library, render.
+
+Heavy libraries (torch, optuna, plotly, numpy) are imported inside the commands so that
+``eegtune --help`` answers instantly.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from eegtune.errors import EegtuneError
+
+app = typer.Typer(
+    name="eegtune",
+    help="Find the best hyperparameters for EEGNet and DeepConvNet on BCI IIIb EEG with Optuna.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Get, verify and describe the dataset.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+class DatasetName(str, Enum):
+    bci_iiib = "bci-iiib"
+    synthetic = "synthetic"
+
+
+class ModelName(str, Enum):
+    eegnet = "eegnet"
+    deepconvnet = "deepconvnet"
+
+
+class ActivationName(str, Enum):
+    relu = "relu"
+    leaky_relu = "leaky_relu"
+    elu = "elu"
+
+
+# Shared option declarations -------------------------------------------------------------------
+DatasetOpt = Annotated[
+    DatasetName,
+    typer.Option("--dataset", help="Dataset: the real BCI IIIb files, or seeded synthetic trials."),
+]
+DataDirOpt = Annotated[
+    Path, typer.Option("--data-dir", help="Folder holding the four BCI IIIb .npz files.")
+]
+OfflineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        help="Never download missing data files (also set by EEGTUNE_OFFLINE=1).",
+    ),
+]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="Training device: auto, cpu, cuda or cuda:N.")
+]
+ValFractionOpt = Annotated[
+    float,
+    typer.Option(
+        "--val-fraction",
+        min=0.05,
+        max=0.5,
+        help="Share of the training set held out (stratified) for validation.",
+    ),
+]
+SplitSeedOpt = Annotated[
+    int, typer.Option("--split-seed", help="Seed of the stratified validation hold-out.")
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one error line to stderr and return the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def handles_errors(command: F) -> F:
+    """Turn user-caused errors into one line and an exit code, Ctrl-C into exit code 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except EegtuneError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _offline(flag: bool) -> bool:
+    return flag or os.environ.get("EEGTUNE_OFFLINE", "") not in ("", "0")
+
+
+@contextmanager
+def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A rich progress bar fed by the data module's download hook."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=_console(stderr=True),
+        transient=True,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def hook(name: str, done: int, total: int | None) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(f"fetching {name}", total=total)
+            progress.update(tasks[name], completed=done, total=total)
+
+        yield hook
+
+
+def load_data(dataset: DatasetName, data_dir: Path, offline: bool, seed: int = 0) -> Any:
+    """Load a dataset for a command, fetching BCI IIIb with a progress bar when needed."""
+    from eegtune.data import load_dataset
+
+    with download_progress() as hook:
+        data = load_dataset(
+            dataset.value, data_dir, offline=_offline(offline), seed=seed, progress=hook
+        )
+    if data.nan_filled:
+        typer.echo(
+            f"filled {data.nan_filled} NaN values with the training set's channel means", err=True
+        )
+    return data
+
+
+# data -----------------------------------------------------------------------------------------
+
+
+@data_app.command("fetch")
+@handles_errors
+def data_fetch(data_dir: DataDirOpt = Path("data")) -> None:
+    """Download the four BCI IIIb files from pinned public mirrors and verify them."""
+    from eegtune.data import FILES, fetch_bci_iiib
+
+    with download_progress() as hook:
+        fetched = fetch_bci_iiib(data_dir, progress=hook)
+    present = len(FILES) - len(fetched)
+    typer.echo(
+        f"fetched {len(fetched)} file(s), {present} already present in {data_dir}; "
+        "all files verified" if fetched else f"all {len(FILES)} files already present in {data_dir}"
+    )
+
+
+@data_app.command("info")
+@handles_errors
+def data_info(data_dir: DataDirOpt = Path("data")) -> None:
+    """Show shape, NaN count, class balance and published-fingerprint match of each file."""
+    from rich.table import Table
+
+    from eegtune.data import FILES, DataError, inspect_file
+
+    table = Table(title=f"BCI IIIb files in {data_dir}")
+    for column in ("file", "shape", "NaN", "left / right", "published copy"):
+        table.add_column(column)
+    problems = []
+    for name in FILES:
+        try:
+            info = inspect_file(Path(data_dir) / name)
+        except DataError as exc:
+            table.add_row(name, "-", "-", "-", "[red]invalid[/red]")
+            problems.append(str(exc))
+            continue
+        balance = f"{info.class_counts.get(1, 0)} / {info.class_counts.get(2, 0)}"
+        match = "yes" if info.matches_published else "[yellow]no (loads anyway)[/yellow]"
+        table.add_row(name, "x".join(map(str, info.shape)), str(info.n_nan), balance, match)
+    _console().print(table)
+    if problems:
+        for problem in problems[:-1]:
+            typer.echo(f"error: {problem}", err=True)
+        raise fail(problems[-1])
+
+
+# train ----------------------------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def train(
+    model: Annotated[ModelName, typer.Option(help="Network to train.")] = ModelName.eegnet,
+    activation: Annotated[
+        ActivationName, typer.Option(help="Activation function of the network.")
+    ] = ActivationName.elu,
+    dropout: Annotated[float, typer.Option(min=0.0, max=0.95, help="Dropout probability.")] = 0.25,
+    lr: Annotated[float, typer.Option(min=1e-8, help="Adam learning rate.")] = 1e-3,
+    batch_size: Annotated[int, typer.Option(min=1, help="Mini-batch size.")] = 64,
+    weight_decay: Annotated[
+        float, typer.Option(min=0.0, help="Adam weight decay (L2 penalty).")
+    ] = 1e-3,
+    epochs: Annotated[int, typer.Option(min=1, help="Number of training epochs.")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed of weights, shuffling and dropout.")] = 0,
+    val_fraction: ValFractionOpt = 0.2,
+    split_seed: SplitSeedOpt = 0,
+    test: Annotated[
+        bool,
+        typer.Option(
+            "--test", help="Also report test accuracy of the final weights (off by default)."
+        ),
+    ] = False,
+    dataset: DatasetOpt = DatasetName.bci_iiib,
+    data_dir: DataDirOpt = Path("data"),
+    offline: OfflineOpt = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Train one configuration on a stratified hold-out split (the lab's baseline job)."""
+    from eegtune.data import stratified_split
+    from eegtune.models import build_model, count_parameters
+    from eegtune.training import evaluate_accuracy, fit, resolve_device, set_seed
+
+    torch_device = resolve_device(device)
+    data = load_data(dataset, data_dir, offline)
+    train_idx, val_idx = stratified_split(data.y_train, val_fraction, split_seed)
+    set_seed(seed)
+    channels, samples = data.input_shape
+    net = build_model(
+        model.value,
+        activation.value,
+        dropout,
+        n_chans=channels,
+        n_times=samples,
+        n_outputs=data.n_classes,
+    )
+    typer.echo(
+        f"{model.value} ({activation.value}, {count_parameters(net):,} parameters) on "
+        f"{data.name}: {len(train_idx)} train / {len(val_idx)} val trials, device {torch_device}",
+        err=True,
+    )
+    with epoch_progress(epochs, f"{model.value}/{activation.value}") as on_epoch:
+        result = fit(
+            net,
+            data.x_train[train_idx],
+            data.y_train[train_idx],
+            data.x_train[val_idx],
+            data.y_train[val_idx],
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            weight_decay=weight_decay,
+            seed=seed,
+            device=torch_device,
+            callback=on_epoch,
+        )
+    if result.status == "diverged":
+        raise fail(f"{result.message}; try a lower --lr", 1)
+    last = result.history[-1]
+    typer.echo(
+        f"val accuracy {100 * result.best_val_acc:.2f}% (best epoch {result.best_epoch} of "
+        f"{len(result.history)}; last epoch {100 * last.val_acc:.2f}%; "
+        f"{result.seconds:.1f} s)"
+    )
+    if test:
+        _, test_acc = evaluate_accuracy(net, data.x_test, data.y_test, torch_device)
+        typer.echo(f"test accuracy {100 * test_acc:.2f}% (final weights, {len(data.y_test)} trials)")
+
+
+@contextmanager
+def epoch_progress(epochs: int, label: str) -> Iterator[Callable[[Any], None]]:
+    """A rich progress bar over epochs showing live train/val accuracy."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[metrics]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=_console(stderr=True),
+    ) as progress:
+        task = progress.add_task(label, total=epochs, metrics="")
+
+        def on_epoch(record: Any) -> None:
+            best = getattr(on_epoch, "best", 0.0)
+            if record.val_acc is not None:
+                best = max(best, record.val_acc)
+                on_epoch.best = best  # type: ignore[attr-defined]
+            metrics = f"train {100 * record.train_acc:5.1f}%"
+            if record.val_acc is not None:
+                metrics += f"  val {100 * record.val_acc:5.1f}%  best {100 * best:5.1f}%"
+            progress.update(task, advance=1, metrics=metrics)
+
+        yield on_epoch
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,481 @@
+"""BCI Competition III dataset IIIb: fetch and verify, load and validate, NaN fill, splits.
+
+Also a seeded generator of synthetic motor-imagery trials with the same shapes, so every
+command can run (and every test can train) without the real files.
+
+Raw lab format, per file: an uncompressed ``np.savez`` archive with ``signal`` float64
+(trials, 750, 2) and ``label`` float64 (trials,) holding 1 (left hand) and 2 (right hand).
+Model format: inputs (N, 1, 2, 750) float32, labels 0/1 int64.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from eegtune.errors import DataError
+
+__all__ = [
+    "DATASETS",
+    "FILES",
+    "MIRRORS",
+    "Dataset",
+    "FileInfo",
+    "DataError",
+    "fetch_bci_iiib",
+    "git_blob_sha1",
+    "inspect_file",
+    "load_bci_iiib",
+    "load_dataset",
+    "make_synthetic",
+    "stratified_split",
+]
+
+logger = logging.getLogger(__name__)
+
+DATASETS = ("bci-iiib", "synthetic")
+N_CHANNELS = 2
+N_SAMPLES = 750
+SAMPLING_RATE = 125.0
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """Published fingerprint of one dataset file."""
+
+    size: int
+    git_sha1: str
+
+
+FILES: dict[str, FileSpec] = {
+    "S4b_train.npz": FileSpec(6484788, "a5c0b401ea28c8bb723f3912fcabcc61a56a021e"),
+    "S4b_test.npz": FileSpec(6484788, "60406fc64b256bdef23d40cb8f1b69a427d65c13"),
+    "X11b_train.npz": FileSpec(6484788, "a5f55532d3212c83d80ffe56ea9fb6ede7b64537"),
+    "X11b_test.npz": FileSpec(6484788, "d9a2fc3e965638fe8b6dd8be0868a928b179ff2e"),
+}
+TRAIN_FILES = ("S4b_train.npz", "X11b_train.npz")
+TEST_FILES = ("S4b_test.npz", "X11b_test.npz")
+
+#: Public copies at pinned commits, tried in order. ``{name}`` is the file name.
+MIRRORS: tuple[str, ...] = (
+    "https://raw.githubusercontent.com/2021-DL-Training-Program/EEG_classification/"
+    "7a87c2a14091697a8f2db958b78f963ad50da98c/{name}",
+    "https://raw.githubusercontent.com/secondlevel/EEG-classification/"
+    "b40e2da677fc59b7c809e4c8db323dcb00247105/{name}",
+    "https://raw.githubusercontent.com/ZeinyLing/LAB2/"
+    "551d8da3a154b3c5d43e7f08752aa5a1b95a0b28/data_LAB2/{name}",
+    "https://raw.githubusercontent.com/oscar1234456/NYCU_DLP2021_Lab2_EEG-Classification/"
+    "c025ba626f966a46f0bb9413bf7d0a46fca31227/{name}",
+)
+
+_CHUNK = 1 << 16
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+
+def git_blob_sha1(path: Path) -> str:
+    """Return the git blob SHA-1 of a file: ``sha1(b"blob <size>\\0" + content)``."""
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def matches_published(path: Path, spec: FileSpec | None = None) -> bool:
+    """Whether a file has the published size and git blob SHA-1."""
+    spec = spec or FILES.get(path.name)
+    if spec is None or not path.is_file() or path.stat().st_size != spec.size:
+        return False
+    return git_blob_sha1(path) == spec.git_sha1
+
+
+# --------------------------------------------------------------------------- fetch
+
+ProgressHook = Callable[[str, int, int | None], None]
+"""Called as ``hook(file_name, bytes_so_far, total_bytes_or_None)`` while downloading."""
+
+
+def _mirrors_from_env() -> tuple[str, ...]:
+    raw = os.environ.get("EEGTUNE_MIRRORS", "").strip()
+    return tuple(m.strip() for m in raw.split(",") if m.strip()) or MIRRORS
+
+
+def _download(url: str, dest: Path, name: str, timeout: float, hook: ProgressHook | None) -> None:
+    """Stream ``url`` into ``dest``; raise OSError or ValueError when it breaks off."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (https mirrors)
+        total_header = response.headers.get("Content-Length")
+        total = int(total_header) if total_header and total_header.isdigit() else None
+        done = 0
+        with dest.open("wb") as out:
+            while chunk := response.read(_CHUNK):
+                out.write(chunk)
+                done += len(chunk)
+                if hook is not None:
+                    hook(name, done, total)
+    if total is not None and done != total:
+        raise ValueError(f"connection closed after {done} of {total} bytes")
+
+
+def fetch_bci_iiib(
+    data_dir: Path | str,
+    *,
+    mirrors: Sequence[str] | None = None,
+    files: dict[str, FileSpec] | None = None,
+    timeout: float = 30.0,
+    progress: ProgressHook | None = None,
+) -> list[Path]:
+    """Download the dataset files that are missing from ``data_dir``.
+
+    Each file is streamed into a hidden temporary file inside ``data_dir``, its byte size and
+    git blob SHA-1 are checked, and only then is it moved into place atomically. Mirrors are
+    tried in order; a partial or mismatching download is deleted and never lands.
+
+    Args:
+        data_dir: Folder that receives the files (created if needed).
+        mirrors: URL templates with ``{name}``; default: ``$EEGTUNE_MIRRORS`` (comma-separated)
+            or :data:`MIRRORS`.
+        files: Expected files and fingerprints; default: :data:`FILES`.
+        timeout: Socket timeout per request, in seconds.
+        progress: Optional download progress hook.
+
+    Returns:
+        The paths that were downloaded (files already present are left alone).
+
+    Raises:
+        DataError: when a file could not be had from any mirror.
+    """
+    data_dir = Path(data_dir)
+    mirrors = tuple(mirrors) if mirrors is not None else _mirrors_from_env()
+    files = files if files is not None else FILES
+    created_dir = not data_dir.exists()
+    fetched: list[Path] = []
+    for name, spec in files.items():
+        target = data_dir / name
+        if target.exists():
+            continue
+        data_dir.mkdir(parents=True, exist_ok=True)
+        problems: list[str] = []
+        for template in mirrors:
+            url = template.format(name=name)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=data_dir)
+            os.close(fd)
+            tmp = Path(tmp_name)
+            try:
+                _download(url, tmp, name, timeout, progress)
+                size = tmp.stat().st_size
+                if size != spec.size:
+                    problems.append(f"{url}: {size} bytes, expected {spec.size}")
+                    continue
+                digest = git_blob_sha1(tmp)
+                if digest != spec.git_sha1:
+                    problems.append(f"{url}: git SHA-1 {digest}, expected {spec.git_sha1}")
+                    continue
+                os.replace(tmp, target)
+                fetched.append(target)
+                logger.info("fetched %s from %s", name, url)
+                break
+            except urllib.error.HTTPError as exc:
+                problems.append(f"{url}: HTTP {exc.code} {exc.reason}")
+            except (OSError, ValueError) as exc:
+                problems.append(f"{url}: {getattr(exc, 'reason', exc)}")
+            finally:
+                tmp.unlink(missing_ok=True)
+        else:
+            if created_dir and not any(data_dir.iterdir()):
+                data_dir.rmdir()
+            raise DataError(
+                f"could not download {name} from any mirror ({'; '.join(problems)}); "
+                f"copy the four BCI IIIb files ({', '.join(files)}) into {data_dir} by hand "
+                "and run again with --offline"
+            )
+    return fetched
+
+
+# --------------------------------------------------------------------------- validate and load
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What ``eegtune data info`` shows about one raw file."""
+
+    path: Path
+    n_trials: int
+    shape: tuple[int, ...]
+    n_nan: int
+    class_counts: dict[int, int]
+    matches_published: bool
+
+
+def _read_raw(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read and validate one lab-format file; return (signal, labels as given)."""
+    if not path.is_file():
+        raise DataError(
+            f"{path}: file not found; run `eegtune data fetch --data-dir {path.parent}` "
+            "or copy the BCI IIIb files there"
+        )
+    fix = "replace it with a good copy (delete it and run `eegtune data fetch`)"
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = set(archive.files)
+            missing = {"signal", "label"} - keys
+            if missing:
+                raise DataError(
+                    f"{path}: missing key(s) {', '.join(sorted(missing))} "
+                    f"(found: {', '.join(sorted(keys)) or 'none'}); {fix}"
+                )
+            signal = archive["signal"]
+            label = archive["label"]
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise DataError(f"{path}: not a readable npz archive ({exc}); {fix}") from None
+
+    if signal.ndim != 3 or signal.shape[1:] != (N_SAMPLES, N_CHANNELS) or signal.shape[0] == 0:
+        raise DataError(
+            f"{path}: signal has shape {signal.shape}, expected (trials, {N_SAMPLES}, "
+            f"{N_CHANNELS}); {fix}"
+        )
+    if not np.issubdtype(signal.dtype, np.floating):
+        raise DataError(f"{path}: signal has dtype {signal.dtype}, expected float64; {fix}")
+    if label.shape != (signal.shape[0],):
+        raise DataError(
+            f"{path}: label has shape {label.shape}, expected ({signal.shape[0]},) to match "
+            f"the signal; {fix}"
+        )
+    if not (np.issubdtype(label.dtype, np.floating) or np.issubdtype(label.dtype, np.integer)):
+        raise DataError(f"{path}: label has dtype {label.dtype}, expected float64; {fix}")
+    bad = ~np.isin(label, (1, 2))
+    if bad.any():
+        odd = ", ".join(str(v) for v in np.unique(label[bad])[:5])
+        raise DataError(f"{path}: labels must be 1 or 2, found {odd}; {fix}")
+    all_nan = [c for c in range(N_CHANNELS) if np.isnan(signal[:, :, c]).all()]
+    if all_nan:
+        raise DataError(f"{path}: channel {all_nan[0]} is entirely NaN; {fix}")
+    return signal, label
+
+
+def inspect_file(path: Path | str) -> FileInfo:
+    """Validate one raw file and summarise it (raises :class:`DataError` when invalid)."""
+    path = Path(path)
+    signal, label = _read_raw(path)
+    classes, counts = np.unique(label.astype(np.int64), return_counts=True)
+    return FileInfo(
+        path=path,
+        n_trials=int(signal.shape[0]),
+        shape=tuple(signal.shape),
+        n_nan=int(np.isnan(signal).sum()),
+        class_counts={int(c): int(n) for c, n in zip(classes, counts)},
+        matches_published=matches_published(path),
+    )
+
+
+@dataclass
+class Dataset:
+    """Model-ready arrays: inputs (N, 1, 2, 750) float32 and labels 0/1 int64."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    name: str
+    nan_filled: int = 0
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """(channels, samples) of one trial."""
+        return int(self.x_train.shape[2]), int(self.x_train.shape[3])
+
+    @property
+    def n_classes(self) -> int:
+        return int(max(self.y_train.max(), self.y_test.max()) + 1)
+
+
+def _to_model_format(signal: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = np.ascontiguousarray(signal.transpose(0, 2, 1)[:, None, :, :], dtype=np.float32)
+    y = (label.astype(np.int64) - 1).astype(np.int64)
+    return x, y
+
+
+def _fill_nan(x: np.ndarray, channel_means: np.ndarray) -> int:
+    """Fill NaNs in place with per-channel means; return how many were filled."""
+    mask = np.isnan(x)
+    n = int(mask.sum())
+    if n:
+        fill = np.broadcast_to(channel_means[None, None, :, None], x.shape)
+        x[mask] = fill[mask]
+    return n
+
+
+def prepare(
+    train: Sequence[tuple[np.ndarray, np.ndarray]],
+    test: Sequence[tuple[np.ndarray, np.ndarray]],
+    name: str,
+) -> Dataset:
+    """Turn raw (signal, label) parts into a model-ready :class:`Dataset`.
+
+    NaNs in both sets are filled with the per-channel mean of the *training* set only.
+    """
+    parts_train = [_to_model_format(s, y) for s, y in train]
+    parts_test = [_to_model_format(s, y) for s, y in test]
+    x_train = np.concatenate([p[0] for p in parts_train])
+    y_train = np.concatenate([p[1] for p in parts_train])
+    x_test = np.concatenate([p[0] for p in parts_test])
+    y_test = np.concatenate([p[1] for p in parts_test])
+    means = np.nanmean(x_train, axis=(0, 1, 3), dtype=np.float64).astype(np.float32)
+    filled = _fill_nan(x_train, means) + _fill_nan(x_test, means)
+    if filled:
+        logger.info("filled %d NaN values with training-set channel means", filled)
+    return Dataset(x_train, y_train, x_test, y_test, name=name, nan_filled=filled)
+
+
+def load_bci_iiib(data_dir: Path | str) -> Dataset:
+    """Load and validate the four BCI IIIb files (subjects S4 and X11).
+
+    Returns:
+        A :class:`Dataset` with 1080 training and 1080 test trials for the published files.
+
+    Raises:
+        DataError: naming the file and what is wrong with it.
+    """
+    data_dir = Path(data_dir)
+    train = [_read_raw(data_dir / name) for name in TRAIN_FILES]
+    test = [_read_raw(data_dir / name) for name in TEST_FILES]
+    return prepare(train, test, name="bci-iiib")
+
+
+def missing_files(data_dir: Path | str) -> list[str]:
+    """Names of the dataset files absent from ``data_dir``."""
+    return [name for name in FILES if not (Path(data_dir) / name).exists()]
+
+
+def load_dataset(
+    name: str,
+    data_dir: Path | str = "data",
+    *,
+    offline: bool | None = None,
+    seed: int = 0,
+    progress: ProgressHook | None = None,
+) -> Dataset:
+    """Load a dataset by name, fetching BCI IIIb first when files are missing.
+
+    Args:
+        name: ``bci-iiib`` or ``synthetic``.
+        data_dir: Folder with the BCI IIIb files.
+        offline: Never download; default: true when ``$EEGTUNE_OFFLINE`` is ``1``.
+        seed: Seed of the synthetic generator.
+        progress: Download progress hook.
+    """
+    if name == "synthetic":
+        return make_synthetic(seed=seed)
+    if name != "bci-iiib":
+        raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    if offline is None:
+        offline = os.environ.get("EEGTUNE_OFFLINE", "") not in ("", "0")
+    absent = missing_files(data_dir)
+    if absent and not offline:
+        fetch_bci_iiib(data_dir, progress=progress)
+    elif absent:
+        raise DataError(
+            f"{Path(data_dir) / absent[0]}: file not found and offline mode is on; "
+            f"run `eegtune data fetch --data-dir {data_dir}` or copy the files there"
+        )
+    return load_bci_iiib(data_dir)
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def stratified_split(
+    labels: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, stratified hold-out: return sorted (train_idx, val_idx).
+
+    Each class contributes ``round(n_class * val_fraction)`` trials to validation.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"validation fraction must lie in (0, 1), got {val_fraction}")
+    rng = np.random.default_rng(seed)
+    val_parts = []
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        n_val = int(round(len(idx) * val_fraction))
+        if n_val == 0 or n_val == len(idx):
+            raise DataError(
+                f"validation fraction {val_fraction} leaves class {cls} empty in one part; "
+                "choose a fraction between 0.05 and 0.5"
+            )
+        val_parts.append(rng.permutation(idx)[:n_val])
+    val_idx = np.sort(np.concatenate(val_parts))
+    train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
+    return train_idx, val_idx
+
+
+# --------------------------------------------------------------------------- synthetic data
+
+
+def _pink_noise(rng: np.random.Generator, shape: tuple[int, ...], n: int) -> np.ndarray:
+    """1/f noise along the last axis, unit variance."""
+    freqs = np.fft.rfftfreq(n, d=1.0 / SAMPLING_RATE)
+    scale = np.zeros_like(freqs)
+    scale[1:] = 1.0 / np.sqrt(freqs[1:])
+    spectrum = rng.standard_normal((*shape, len(freqs))) + 1j * rng.standard_normal(
+        (*shape, len(freqs))
+    )
+    noise = np.fft.irfft(spectrum * scale, n=n)
+    return noise / noise.std(axis=-1, keepdims=True)
+
+
+def make_raw_synthetic(
+    n_trials: int, seed: int, nan_fraction: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic motor-imagery trials in the raw lab format.
+
+    Each trial has two channels (C3, C4) at 125 Hz over 6 s: 1/f background noise plus a
+    mu rhythm (8-13 Hz, random frequency and phase per trial). After the cue at 3 s, imagining
+    one hand weakens the rhythm over the opposite hemisphere (event-related desynchronisation):
+    left hand (label 1) weakens C4, right hand (label 2) weakens C3. The size of the drop
+    varies from trial to trial and is sometimes absent, so the task is learnable, not trivial.
+
+    Returns:
+        ``signal`` float64 (n_trials, 750, 2) and ``label`` float64 (n_trials,) of 1/2.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(N_SAMPLES) / SAMPLING_RATE
+    label = np.tile([1.0, 2.0], (n_trials + 1) // 2)[:n_trials]
+    rng.shuffle(label)
+    noise = _pink_noise(rng, (n_trials, N_CHANNELS), N_SAMPLES) * 6.0
+    freq = rng.uniform(8.0, 13.0, size=(n_trials, 1, 1))
+    phase = rng.uniform(0, 2 * np.pi, size=(n_trials, N_CHANNELS, 1))
+    amplitude = rng.uniform(2.0, 4.0, size=(n_trials, N_CHANNELS, 1))
+    mu = amplitude * np.sin(2 * np.pi * freq * t[None, None, :] + phase)
+    # ERD: contralateral channel index (0 = C3, 1 = C4); left hand -> C4, right hand -> C3.
+    contra = np.where(label == 1, 1, 0)
+    depth = np.clip(rng.normal(0.45, 0.3, size=n_trials), 0.0, 0.95)
+    onset = 3.0 + rng.uniform(0.2, 0.8, size=n_trials)
+    ramp = 1.0 / (1.0 + np.exp(-(t[None, :] - onset[:, None]) * 6.0))  # (n, 750)
+    gain = np.ones((n_trials, N_CHANNELS, N_SAMPLES))
+    gain[np.arange(n_trials), contra, :] = 1.0 - depth[:, None] * ramp
+    signal = (noise + mu * gain).transpose(0, 2, 1).astype(np.float64)
+    if nan_fraction > 0:
+        mask = rng.random(signal.shape) < nan_fraction
+        signal[mask] = np.nan
+    return np.ascontiguousarray(signal), label
+
+
+def make_synthetic(n_train: int = 1080, n_test: int = 1080, seed: int = 0) -> Dataset:
+    """A seeded synthetic dataset with the real data's shapes, dtypes and split sizes."""
+    train = make_raw_synthetic(n_train, seed=seed)
+    test = make_raw_synthetic(n_test, seed=seed + 10_000)
+    return prepare([train], [test], name="synthetic")

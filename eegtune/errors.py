@@ -1,0 +1,19 @@
+"""Exceptions the user can cause; the CLI turns each into one line and a non-zero exit."""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "DataError", "EegtuneError"]
+
+
+class EegtuneError(Exception):
+    """Base class of errors caused by user input or the environment, not by a bug."""
+
+    exit_code: int = 2
+
+
+class DataError(EegtuneError):
+    """A dataset file is missing, unreadable or malformed, or could not be fetched."""
+
+
+class ConfigError(EegtuneError, ValueError):
+    """An option value is invalid: unknown model, activation or device, a bad range."""

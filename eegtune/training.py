@@ -1,0 +1,225 @@
+"""One training loop for every command: ``fit()``.
+
+The whole dataset lives as tensors on the training device: batches are index selections on
+the device, never host-to-device copies, and no DataLoader workers are involved. Losses and
+accuracies are accumulated on the device and read once per epoch. Evaluation runs in large
+batches under ``torch.inference_mode``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from eegtune.errors import ConfigError
+
+__all__ = ["EpochRecord", "FitResult", "evaluate_accuracy", "fit", "resolve_device", "set_seed"]
+
+Status = Literal["completed", "stopped", "diverged"]
+EVAL_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """Metrics of one epoch. Accuracies are fractions in [0, 1]; val_* are None without a
+    validation set. ``train_acc`` is the running accuracy over the epoch's batches."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float | None
+    val_acc: float | None
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`."""
+
+    status: Status
+    history: list[EpochRecord] = field(default_factory=list)
+    device: str = "cpu"
+    seconds: float = 0.0
+    message: str = ""
+
+    @property
+    def best_epoch(self) -> int | None:
+        """1-based epoch with the highest validation accuracy (the first one on ties)."""
+        scored = [r for r in self.history if r.val_acc is not None]
+        if not scored:
+            return self.history[-1].epoch if self.history else None
+        return max(scored, key=lambda r: (r.val_acc, -r.epoch)).epoch
+
+    @property
+    def best_val_acc(self) -> float | None:
+        scored = [r.val_acc for r in self.history if r.val_acc is not None]
+        return max(scored) if scored else None
+
+    def history_dicts(self) -> list[dict[str, float | int | None]]:
+        return [asdict(r) for r in self.history]
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """Turn ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` into a usable device.
+
+    Raises:
+        ConfigError: for a malformed name or a CUDA device that is not there.
+    """
+    spec = spec.strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {spec!r} requested but no CUDA GPU is available; use cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {spec!r} requested but only {torch.cuda.device_count()} GPU(s) exist"
+            )
+    elif device.type != "cpu":
+        raise ConfigError(f"unsupported device {spec!r}; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) generators."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _as_tensors(
+    x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    xt = torch.as_tensor(x, dtype=torch.float32).to(device)
+    yt = torch.as_tensor(y, dtype=torch.int64).to(device)
+    return xt.contiguous(memory_format=torch.channels_last), yt
+
+
+@torch.inference_mode()
+def _evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH
+) -> tuple[float, float]:
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    for start in range(0, len(x), batch_size):
+        logits = model(x[start : start + batch_size])
+        target = y[start : start + batch_size]
+        loss_sum += nn.functional.cross_entropy(logits, target, reduction="sum")
+        correct += (logits.argmax(dim=1) == target).sum()
+    model.train(was_training)
+    n = max(len(x), 1)
+    return float(loss_sum) / n, int(correct) / n
+
+
+def evaluate_accuracy(
+    model: nn.Module,
+    x: np.ndarray | torch.Tensor,
+    y: np.ndarray | torch.Tensor,
+    device: torch.device | str = "cpu",
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (fraction) of ``model`` on (x, y), in eval mode."""
+    device = torch.device(device)
+    model.to(device=device, memory_format=torch.channels_last)
+    xt, yt = _as_tensors(x, y, device)
+    return _evaluate(model, xt, yt)
+
+
+EpochCallback = Callable[[EpochRecord], object]
+"""Called after every epoch; a truthy return value stops the run (status ``stopped``)."""
+
+
+def fit(
+    model: nn.Module,
+    x_train: np.ndarray | torch.Tensor,
+    y_train: np.ndarray | torch.Tensor,
+    x_val: np.ndarray | torch.Tensor | None = None,
+    y_val: np.ndarray | torch.Tensor | None = None,
+    *,
+    epochs: int,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    callback: EpochCallback | None = None,
+) -> FitResult:
+    """Train ``model`` with Adam and cross-entropy, in place.
+
+    Args:
+        model: The network; moved to ``device`` in channels-last layout.
+        x_train, y_train: Training inputs (N, 1, C, T) and integer labels.
+        x_val, y_val: Optional validation set, evaluated after every epoch.
+        epochs: Number of epochs (the maximum when ``callback`` may stop early).
+        lr, batch_size, weight_decay: Optimiser settings (Adam's L2 weight decay).
+        seed: Seeds shuffling and dropout; the same seed on CPU gives the same run.
+        device: Training device.
+        callback: Called after each epoch; returning a truthy value stops training.
+
+    Returns:
+        A :class:`FitResult`; ``status`` is ``diverged`` when the loss became non-finite.
+    """
+    if epochs < 1:
+        raise ConfigError(f"epochs must be at least 1, got {epochs}")
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    shuffle_gen = torch.Generator(device="cpu").manual_seed(seed)
+    model.to(device=device, memory_format=torch.channels_last)
+    model.train()
+    xt, yt = _as_tensors(x_train, y_train, device)
+    val = _as_tensors(x_val, y_val, device) if x_val is not None and y_val is not None else None
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    n = len(xt)
+    result = FitResult(status="completed", device=str(device))
+    started = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        order = torch.randperm(n, generator=shuffle_gen).to(device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.int64)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            xb, yb = xt[idx], yt[idx]
+            logits = model(xb)
+            loss = nn.functional.cross_entropy(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.detach().argmax(dim=1) == yb).sum()
+        train_loss = float(loss_sum) / n
+        if not math.isfinite(train_loss):
+            result.status = "diverged"
+            result.message = f"training loss became non-finite ({train_loss}) in epoch {epoch}"
+            break
+        val_loss, val_acc = _evaluate(model, *val) if val is not None else (None, None)
+        record = EpochRecord(
+            epoch=epoch,
+            train_loss=train_loss,
+            train_acc=int(correct) / n,
+            val_loss=val_loss,
+            val_acc=val_acc,
+            seconds=time.perf_counter() - t0,
+        )
+        result.history.append(record)
+        if callback is not None and callback(record):
+            result.status = "stopped"
+            result.message = f"stopped by callback after epoch {epoch}"
+            break
+    result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,148 @@
+"""The CLI surface: help, data commands, train, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from eegtune.cli import app
+from tests.conftest import listing, unused_url
+from tests.test_data import BAD_KINDS, _damage
+
+runner = CliRunner()
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):
+    return runner.invoke(app, list(args), env=env)
+
+
+def assert_one_line_error(result, fragment: str, code: int = 2) -> None:
+    assert result.exit_code == code, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and fragment in errors[0], result.output
+    assert "Traceback" not in result.output
+
+
+def test_help_lists_commands_without_heavy_imports() -> None:
+    code = (
+        "import sys; from typer.testing import CliRunner; from eegtune.cli import app;"
+        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output;"
+        "heavy = [m for m in ('torch', 'optuna', 'plotly', 'numpy') if m in sys.modules];"
+        "print(r.output); assert not heavy, heavy"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for command in ("train", "data"):
+        assert command in out.stdout
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    out = subprocess.run([sys.executable, "-m", "eegtune", "data", "--help"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "fetch" in out.stdout and "info" in out.stdout
+
+
+def test_every_option_has_help() -> None:
+    import typer.main
+
+    group = typer.main.get_command(app)
+
+    def walk(command):
+        yield command
+        for sub in getattr(command, "commands", {}).values():
+            yield from walk(sub)
+
+    for command in walk(group):
+        for param in command.params:
+            if param.param_type_name == "option" and param.name != "help":
+                assert param.help, f"{command.name} --{param.name} has no help text"
+
+
+def test_data_info_on_lab_files(lab_dir: Path) -> None:
+    result = invoke("data", "info", "--data-dir", str(lab_dir))
+    assert result.exit_code == 0, result.output
+    assert result.output.count("540x750x2") == 4
+    assert "no (loads anyway)" in result.output
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
+def test_bad_file_is_one_line_exit_2_nothing_written(kind: str, lab_copy: Path) -> None:
+    fragment = _damage(kind, lab_copy / "S4b_test.npz")
+    before = listing(lab_copy)
+    for args in (["data", "info"], ["train", "--epochs", "1", "--offline"]):
+        result = invoke(*args, "--data-dir", str(lab_copy))
+        assert_one_line_error(result, fragment)
+        assert "S4b_test.npz" in result.output
+    assert listing(lab_copy) == before
+
+
+def test_train_on_lab_files_offline(lab_dir: Path) -> None:
+    result = invoke("train", "--data-dir", str(lab_dir), "--offline", "--epochs", "2",
+                    "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "filled" in result.output and "NaN" in result.output
+    assert "val accuracy" in result.output and "test accuracy" not in result.output
+
+
+def test_train_synthetic_reports_val_and_test_only_when_asked() -> None:
+    result = invoke("train", "--dataset", "synthetic", "--epochs", "2", "--model", "deepconvnet",
+                    "--activation", "leaky_relu", "--batch-size", "128", "--test")
+    assert result.exit_code == 0, result.output
+    assert "deepconvnet (leaky_relu, 150,977 parameters)" in result.output
+    assert "val accuracy" in result.output and "(best epoch" in result.output
+    assert "test accuracy" in result.output
+
+
+def test_train_missing_data_offline_env(tmp_path: Path) -> None:
+    result = invoke("train", "--data-dir", str(tmp_path), env={"EEGTUNE_OFFLINE": "1"})
+    assert_one_line_error(result, "offline mode is on")
+    assert listing(tmp_path) == []
+
+
+def test_train_fetches_when_data_missing(tmp_path: Path) -> None:
+    url = unused_url()
+    result = invoke("train", "--data-dir", str(tmp_path / "d"),
+                    env={"EEGTUNE_MIRRORS": url + "/{name}", "EEGTUNE_OFFLINE": "0"})
+    assert_one_line_error(result, f"could not download S4b_train.npz from any mirror ({url}")
+    assert not (tmp_path / "d").exists()
+
+
+def test_data_fetch_failure_is_one_line(tmp_path: Path, file_server) -> None:
+    file_server.routes["/m/S4b_train.npz"] = b"not the real file"
+    result = invoke("data", "fetch", "--data-dir", str(tmp_path / "d"),
+                    env={"EEGTUNE_MIRRORS": file_server.url + "/m/{name}"})
+    assert_one_line_error(result, "17 bytes, expected 6484788")
+    assert "by hand" in result.output
+    assert not (tmp_path / "d").exists()
+
+
+def test_data_fetch_keeps_present_files(lab_dir: Path) -> None:
+    result = invoke("data", "fetch", "--data-dir", str(lab_dir),
+                    env={"EEGTUNE_MIRRORS": unused_url() + "/{name}"})
+    assert result.exit_code == 0 and "all 4 files already present" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--device", "cuda:7"], "device 'cuda:7'"),
+        (["--device", "banana"], "unknown device"),
+    ],
+)
+def test_train_bad_device(args, fragment) -> None:
+    import torch
+
+    if torch.cuda.is_available() and "cuda" in args[1]:
+        pytest.skip("a GPU is present")
+    assert_one_line_error(invoke("train", "--dataset", "synthetic", *args), fragment)
+
+
+def test_train_bad_option_values_exit_2() -> None:
+    result = invoke("train", "--dataset", "synthetic", "--model", "resnet")
+    assert result.exit_code == 2 and "resnet" in result.output
+    result = invoke("train", "--dataset", "synthetic", "--val-fraction", "0.9")
+    assert result.exit_code == 2 and "val-fraction" in result.output

@@ -1,0 +1,95 @@
+"""fit(): learning, determinism, the stop hook, divergence and device resolution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eegtune.data import make_synthetic, stratified_split
+from eegtune.errors import ConfigError
+from eegtune.models import build_model
+from eegtune.training import evaluate_accuracy, fit, resolve_device, set_seed
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    data = make_synthetic(n_train=240, n_test=60, seed=5)
+    tr, va = stratified_split(data.y_train, 0.25, seed=0)
+    return data.x_train[tr], data.y_train[tr], data.x_train[va], data.y_train[va]
+
+
+def _run(data, seed=0, epochs=3, **kwargs):
+    set_seed(seed)
+    model = build_model("eegnet", "elu", 0.25)
+    return model, fit(model, *data, epochs=epochs, lr=1e-3, batch_size=32, seed=seed, **kwargs)
+
+
+def test_same_seed_same_run_on_cpu(small_data) -> None:
+    _, a = _run(small_data, seed=7)
+    _, b = _run(small_data, seed=7)
+    _, c = _run(small_data, seed=8)
+    strip = lambda r: [(h.train_loss, h.train_acc, h.val_loss, h.val_acc) for h in r.history]  # noqa: E731
+    assert strip(a) == strip(b)
+    assert strip(a) != strip(c)
+
+
+def test_history_has_one_record_per_epoch(small_data) -> None:
+    _, result = _run(small_data, epochs=4)
+    assert result.status == "completed" and [h.epoch for h in result.history] == [1, 2, 3, 4]
+    assert all(0 <= h.train_acc <= 1 and 0 <= h.val_acc <= 1 for h in result.history)
+    best = max(result.history, key=lambda h: h.val_acc)
+    assert result.best_val_acc == best.val_acc and result.best_epoch == best.epoch
+
+
+def test_callback_stops_the_run(small_data) -> None:
+    seen = []
+    _, result = _run(small_data, epochs=10, callback=lambda rec: seen.append(rec) or rec.epoch == 2)
+    assert result.status == "stopped" and len(result.history) == 2 and len(seen) == 2
+
+
+def test_non_finite_loss_ends_with_diverged_status(small_data) -> None:
+    x, y, xv, yv = small_data
+    bad = x.copy()
+    bad[0, 0, 0, 0] = np.inf
+    _, result = _run((bad, y, xv, yv), epochs=3)
+    assert result.status == "diverged" and "non-finite" in result.message
+    assert result.history == []
+
+
+def test_training_without_validation(small_data) -> None:
+    x, y, _, _ = small_data
+    set_seed(0)
+    model = build_model("eegnet")
+    result = fit(model, x, y, epochs=2, batch_size=64)
+    assert result.best_epoch == 2 and result.best_val_acc is None
+    loss, acc = evaluate_accuracy(model, x, y)
+    assert np.isfinite(loss) and 0 <= acc <= 1
+
+
+@pytest.mark.slow
+def test_eegnet_learns_synthetic_data() -> None:
+    data = make_synthetic(seed=0)
+    tr, va = stratified_split(data.y_train, 0.2, seed=0)
+    set_seed(0)
+    model = build_model("eegnet", "elu", 0.25)
+    result = fit(model, data.x_train[tr], data.y_train[tr], data.x_train[va], data.y_train[va],
+                 epochs=15, lr=1e-3, batch_size=64, weight_decay=1e-3)
+    assert 0.65 < result.best_val_acc < 0.98
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ConfigError, match="unknown device"):
+        resolve_device("tpu:banana")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            resolve_device("cuda:0")
+
+
+@pytest.mark.parametrize(("kwargs", "fragment"), [({"epochs": 0}, "epochs"),
+                                                  ({"epochs": 1, "batch_size": 0}, "batch size")])
+def test_fit_rejects_bad_settings(small_data, kwargs, fragment) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        fit(build_model("eegnet"), *small_data, **kwargs)
