@@ -170,7 +170,9 @@ def data_fetch(data_dir: DataDirOpt = Path("data")) -> None:
     present = len(FILES) - len(fetched)
     typer.echo(
         f"fetched {len(fetched)} file(s), {present} already present in {data_dir}; "
-        "all files verified" if fetched else f"all {len(FILES)} files already present in {data_dir}"
+        "all files verified"
+        if fetched
+        else f"all {len(FILES)} files already present in {data_dir}"
     )
 
 
@@ -282,7 +284,9 @@ def train(
     )
     if test:
         _, test_acc = evaluate_accuracy(net, data.x_test, data.y_test, torch_device)
-        typer.echo(f"test accuracy {100 * test_acc:.2f}% (final weights, {len(data.y_test)} trials)")
+        typer.echo(
+            f"test accuracy {100 * test_acc:.2f}% (final weights, {len(data.y_test)} trials)"
+        )
 
 
 @contextmanager

@@ -276,7 +276,7 @@ def inspect_file(path: Path | str) -> FileInfo:
         n_trials=int(signal.shape[0]),
         shape=tuple(signal.shape),
         n_nan=int(np.isnan(signal).sum()),
-        class_counts={int(c): int(n) for c, n in zip(classes, counts)},
+        class_counts={int(c): int(n) for c, n in zip(classes, counts, strict=True)},
         matches_published=matches_published(path),
     )
 

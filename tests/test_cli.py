@@ -41,8 +41,9 @@ def test_help_lists_commands_without_heavy_imports() -> None:
 
 
 def test_python_dash_m_runs_the_cli() -> None:
-    out = subprocess.run([sys.executable, "-m", "eegtune", "data", "--help"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "eegtune", "data", "--help"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "fetch" in out.stdout and "info" in out.stdout
 
 
@@ -81,16 +82,29 @@ def test_bad_file_is_one_line_exit_2_nothing_written(kind: str, lab_copy: Path) 
 
 
 def test_train_on_lab_files_offline(lab_dir: Path) -> None:
-    result = invoke("train", "--data-dir", str(lab_dir), "--offline", "--epochs", "2",
-                    "--device", "cpu")
+    result = invoke(
+        "train", "--data-dir", str(lab_dir), "--offline", "--epochs", "2", "--device", "cpu"
+    )
     assert result.exit_code == 0, result.output
     assert "filled" in result.output and "NaN" in result.output
     assert "val accuracy" in result.output and "test accuracy" not in result.output
 
 
 def test_train_synthetic_reports_val_and_test_only_when_asked() -> None:
-    result = invoke("train", "--dataset", "synthetic", "--epochs", "2", "--model", "deepconvnet",
-                    "--activation", "leaky_relu", "--batch-size", "128", "--test")
+    result = invoke(
+        "train",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "2",
+        "--model",
+        "deepconvnet",
+        "--activation",
+        "leaky_relu",
+        "--batch-size",
+        "128",
+        "--test",
+    )
     assert result.exit_code == 0, result.output
     assert "deepconvnet (leaky_relu, 150,977 parameters)" in result.output
     assert "val accuracy" in result.output and "(best epoch" in result.output
@@ -105,24 +119,38 @@ def test_train_missing_data_offline_env(tmp_path: Path) -> None:
 
 def test_train_fetches_when_data_missing(tmp_path: Path) -> None:
     url = unused_url()
-    result = invoke("train", "--data-dir", str(tmp_path / "d"),
-                    env={"EEGTUNE_MIRRORS": url + "/{name}", "EEGTUNE_OFFLINE": "0"})
+    result = invoke(
+        "train",
+        "--data-dir",
+        str(tmp_path / "d"),
+        env={"EEGTUNE_MIRRORS": url + "/{name}", "EEGTUNE_OFFLINE": "0"},
+    )
     assert_one_line_error(result, f"could not download S4b_train.npz from any mirror ({url}")
     assert not (tmp_path / "d").exists()
 
 
 def test_data_fetch_failure_is_one_line(tmp_path: Path, file_server) -> None:
     file_server.routes["/m/S4b_train.npz"] = b"not the real file"
-    result = invoke("data", "fetch", "--data-dir", str(tmp_path / "d"),
-                    env={"EEGTUNE_MIRRORS": file_server.url + "/m/{name}"})
+    result = invoke(
+        "data",
+        "fetch",
+        "--data-dir",
+        str(tmp_path / "d"),
+        env={"EEGTUNE_MIRRORS": file_server.url + "/m/{name}"},
+    )
     assert_one_line_error(result, "17 bytes, expected 6484788")
     assert "by hand" in result.output
     assert not (tmp_path / "d").exists()
 
 
 def test_data_fetch_keeps_present_files(lab_dir: Path) -> None:
-    result = invoke("data", "fetch", "--data-dir", str(lab_dir),
-                    env={"EEGTUNE_MIRRORS": unused_url() + "/{name}"})
+    result = invoke(
+        "data",
+        "fetch",
+        "--data-dir",
+        str(lab_dir),
+        env={"EEGTUNE_MIRRORS": unused_url() + "/{name}"},
+    )
     assert result.exit_code == 0 and "all 4 files already present" in result.output
 
 

@@ -209,8 +209,11 @@ def test_fetch_downloads_and_verifies(tmp_path, file_server, served_files) -> No
 
 def test_fetch_falls_back_to_the_next_mirror(tmp_path, file_server, served_files) -> None:
     dest = tmp_path / "data"
-    mirrors = [unused_url() + "/{name}", file_server.url + "/wrong/{name}",
-               file_server.url + "/good/{name}"]
+    mirrors = [
+        unused_url() + "/{name}",
+        file_server.url + "/wrong/{name}",
+        file_server.url + "/good/{name}",
+    ]
     fetch_bci_iiib(dest, mirrors=mirrors, files=served_files)
     assert listing(dest) == sorted(FILES)
 

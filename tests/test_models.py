@@ -12,10 +12,15 @@ from eegtune.models import DeepConvNet, EEGNet, build_model, count_parameters
 # Parameter counts worked out by hand from the lab spec in DESIGN.md.
 EEGNET_PARAMS = (16 * 51) + 2 * 16 + (32 * 2) + 2 * 32 + (32 * 32 * 15) + 2 * 32 + (736 * 2 + 2)
 DEEPCONV_PARAMS = (
-    (25 * 5 + 25) + (25 * 25 * 2 + 25) + 2 * 25
-    + (50 * 25 * 5 + 50) + 2 * 50
-    + (100 * 50 * 5 + 100) + 2 * 100
-    + (200 * 100 * 5 + 200) + 2 * 200
+    (25 * 5 + 25)
+    + (25 * 25 * 2 + 25)
+    + 2 * 25
+    + (50 * 25 * 5 + 50)
+    + 2 * 50
+    + (100 * 50 * 5 + 100)
+    + 2 * 100
+    + (200 * 100 * 5 + 200)
+    + 2 * 200
     + (8600 * 2 + 2)
 )
 

@@ -73,8 +73,17 @@ def test_eegnet_learns_synthetic_data() -> None:
     tr, va = stratified_split(data.y_train, 0.2, seed=0)
     set_seed(0)
     model = build_model("eegnet", "elu", 0.25)
-    result = fit(model, data.x_train[tr], data.y_train[tr], data.x_train[va], data.y_train[va],
-                 epochs=15, lr=1e-3, batch_size=64, weight_decay=1e-3)
+    result = fit(
+        model,
+        data.x_train[tr],
+        data.y_train[tr],
+        data.x_train[va],
+        data.y_train[va],
+        epochs=15,
+        lr=1e-3,
+        batch_size=64,
+        weight_decay=1e-3,
+    )
     assert 0.65 < result.best_val_acc < 0.98
 
 
@@ -88,8 +97,10 @@ def test_resolve_device() -> None:
             resolve_device("cuda:0")
 
 
-@pytest.mark.parametrize(("kwargs", "fragment"), [({"epochs": 0}, "epochs"),
-                                                  ({"epochs": 1, "batch_size": 0}, "batch size")])
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [({"epochs": 0}, "epochs"), ({"epochs": 1, "batch_size": 0}, "batch size")],
+)
 def test_fit_rejects_bad_settings(small_data, kwargs, fragment) -> None:
     with pytest.raises(ConfigError, match=fragment):
         fit(build_model("eegnet"), *small_data, **kwargs)

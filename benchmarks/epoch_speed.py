@@ -1,0 +1,105 @@
+"""Time one training epoch plus validation pass of each network: eegtune's fit() vs a naive loop.
+
+The naive loop is what lab scripts do: a DataLoader over CPU tensors, a per-batch ``.to(device)``,
+``loss.item()`` every batch, and validation through the same DataLoader in batches of 64.
+Both sides train the same network on the same synthetic split (864 train / 216 val trials),
+batch 64, Adam; each is timed over several epochs after one warm-up epoch, side by side, in
+alternating rounds; the faster round of each side is kept.
+
+    python benchmarks/epoch_speed.py [--epochs 3] [--models eegnet deepconvnet] [--device cpu] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from eegtune.data import make_synthetic, stratified_split
+from eegtune.models import Dropout, build_model
+from eegtune.training import fit, resolve_device, set_seed
+
+
+def lab_model(model_name: str) -> nn.Module:
+    """The network as a lab script has it: eegtune's layers with plain ``nn.Dropout``."""
+    model = build_model(model_name, "elu", 0.25)
+    for module in model.modules():
+        for child_name, child in module.named_children():
+            if isinstance(child, Dropout):
+                setattr(module, child_name, nn.Dropout(child.p))
+    return model
+
+
+def naive_epoch_seconds(model_name: str, data, device: torch.device, epochs: int) -> float:
+    x, y, xv, yv = (torch.as_tensor(a) for a in data)
+    set_seed(0)
+    model = lab_model(model_name).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    train_loader = DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True)
+    val_loader = DataLoader(TensorDataset(xv, yv), batch_size=64)
+    times = []
+    for _ in range(epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        total, correct = 0.0, 0
+        for xb, yb in train_loader:
+            xb, yb = xb.to(device), yb.to(device)
+            optimizer.zero_grad()
+            out = model(xb)
+            loss = loss_fn(out, yb)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+            correct += (out.argmax(1) == yb).sum().item()
+        model.eval()
+        with torch.no_grad():
+            for xb, yb in val_loader:
+                xb, yb = xb.to(device), yb.to(device)
+                out = model(xb)
+                correct += (out.argmax(1) == yb).sum().item()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return sum(times[1:]) / epochs
+
+
+def eegtune_epoch_seconds(model_name: str, data, device: torch.device, epochs: int) -> float:
+    set_seed(0)
+    model = build_model(model_name, "elu", 0.25)
+    result = fit(
+        model, *data, epochs=epochs + 1, lr=1e-3, batch_size=64, weight_decay=1e-3, device=device
+    )
+    return sum(r.seconds for r in result.history[1:]) / epochs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per side")
+    parser.add_argument("--models", nargs="+", default=["eegnet", "deepconvnet"])
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; min is kept")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    full = make_synthetic(seed=0)
+    tr, va = stratified_split(full.y_train, 0.2, seed=0)
+    data = (full.x_train[tr], full.y_train[tr], full.x_train[va], full.y_train[va])
+    print(
+        f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
+        f"threads, torch {torch.__version__}, device {device}, {args.epochs} timed epochs"
+    )
+    print(f"{'model':<12} {'naive s/epoch':>14} {'eegtune s/epoch':>16} {'speed-up':>9}")
+    for name in args.models:
+        naive = ours = float("inf")
+        for _ in range(args.rounds):  # alternate so that machine noise hits both sides
+            naive = min(naive, naive_epoch_seconds(name, data, device, args.epochs))
+            ours = min(ours, eegtune_epoch_seconds(name, data, device, args.epochs))
+        print(f"{name:<12} {naive:>14.3f} {ours:>16.3f} {naive / ours:>8.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
