@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -30,17 +30,17 @@ data_app = typer.Typer(help="Get, verify and describe the dataset.", no_args_is_
 app.add_typer(data_app, name="data")
 
 
-class DatasetName(str, Enum):
+class DatasetName(StrEnum):
     bci_iiib = "bci-iiib"
     synthetic = "synthetic"
 
 
-class ModelName(str, Enum):
+class ModelName(StrEnum):
     eegnet = "eegnet"
     deepconvnet = "deepconvnet"
 
 
-class ActivationName(str, Enum):
+class ActivationName(StrEnum):
     relu = "relu"
     leaky_relu = "leaky_relu"
     elu = "elu"
@@ -323,6 +323,213 @@ def epoch_progress(epochs: int, label: str) -> Iterator[Callable[[Any], None]]:
             progress.update(task, advance=1, metrics=metrics)
 
         yield on_epoch
+
+
+class SamplerName(StrEnum):
+    tpe = "tpe"
+    random = "random"
+    cmaes = "cmaes"
+    gp = "gp"
+
+
+class PrunerName(StrEnum):
+    hyperband = "hyperband"
+    median = "median"
+    patient = "patient"
+    none = "none"
+
+
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="Optuna storage: sqlite:///f.db, postgresql://..., mysql://..., redis://... or a "
+        "journal file path. Default: $EEGTUNE_STORAGE or studies/eegtune.journal.",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+@handles_errors
+def search(
+    model: Annotated[ModelName, typer.Option(help="Network whose hyperparameters to tune.")],
+    trials: Annotated[
+        int,
+        typer.Option(min=1, help="Target number of finished trials in the study (not per run)."),
+    ] = 50,
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per trial.")] = 300,
+    study: Annotated[
+        str | None,
+        typer.Option("--study", help="Study name (default: the model's name).", show_default=False),
+    ] = None,
+    storage: StorageOpt = None,
+    space: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML search-space file overriding the model's preset in studies/.",
+            show_default=False,
+        ),
+    ] = None,
+    sampler: Annotated[SamplerName, typer.Option(help="Optuna sampler.")] = SamplerName.tpe,
+    pruner: Annotated[
+        PrunerName | None,
+        typer.Option(
+            help="Pruner of poor trials (default chosen by benchmark: hyperband).",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the sampler and of each trial's training.")
+    ] = 0,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes on this machine, sharing the storage.")
+    ] = 1,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=1, help="Stop starting new trials after this many seconds.", show_default=False
+        ),
+    ] = None,
+    val_fraction: ValFractionOpt = 0.2,
+    split_seed: SplitSeedOpt = 0,
+    dataset: DatasetOpt = DatasetName.bci_iiib,
+    data_dir: DataDirOpt = Path("data"),
+    offline: OfflineOpt = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Run an Optuna study: sample, train, prune; resumable and parallel."""
+    from eegtune.search import DEFAULT_PRUNER, SearchSettings, run_search
+    from eegtune.space import load_space
+    from eegtune.training import resolve_device
+
+    load_space(model.value, space)  # bad input fails before any download or storage write
+    resolve_device(device)
+    settings = SearchSettings(
+        model=model.value,
+        trials=trials,
+        epochs=epochs,
+        study_name=study,
+        storage=storage,
+        space=str(space) if space is not None else None,
+        sampler=sampler.value,
+        pruner=pruner.value if pruner is not None else DEFAULT_PRUNER,
+        seed=seed,
+        dataset=dataset.value,
+        data_dir=str(data_dir),
+        offline=_offline(offline),
+        device=device,
+        val_fraction=val_fraction,
+        split_seed=split_seed,
+        workers=workers,
+        timeout=timeout,
+    )
+    data = load_data(dataset, data_dir, offline, seed=split_seed)
+    typer.echo(
+        f"study {settings.name!r}: {model.value} on {dataset.value}, target {trials} trials, "
+        f"up to {epochs} epochs each, sampler {settings.sampler}, pruner {settings.pruner}, "
+        f"{workers} worker(s)",
+        err=True,
+    )
+    from rich.live import Live
+
+    final = None
+    with Live(console=_console(stderr=True), refresh_per_second=4, transient=False) as live:
+
+        def show(status: Any) -> None:
+            live.update(render_status(status, settings.name))
+
+        try:
+            final = run_search(settings, on_status=show, data_set=data)
+        except KeyboardInterrupt:
+            live.stop()
+            _print_summary(settings, interrupted=True)
+            raise
+    _print_summary(settings, final=final)
+
+
+def render_status(status: Any, name: str) -> Any:
+    """The live view: trial counts, best value and parameters, elapsed and estimated time."""
+    from rich.table import Table
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row(
+        "trials",
+        f"{status.finished}/{status.target} finished ({status.complete} complete, "
+        f"{status.pruned} pruned), {status.running} running, {status.failed} failed",
+    )
+    if status.best_value is not None:
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in status.best_params.items())
+        table.add_row(
+            "best", f"{100 * status.best_value:.2f}% (trial {status.best_number}) {params}"
+        )
+    eta = "-" if status.eta is None else _duration(status.eta)
+    table.add_row("time", f"{_duration(status.elapsed)} elapsed, about {eta} left")
+    return table
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _print_summary(settings: Any, final: Any = None, interrupted: bool = False) -> None:
+    """Final table of the best trials (read again from the storage after an interruption)."""
+    from rich.table import Table
+
+    from eegtune.search import snapshot
+    from eegtune.study import load_study, open_storage
+
+    if final is None:
+        try:
+            study = load_study(open_storage(settings.storage, create=False), settings.name)
+        except EegtuneError:
+            return
+        final = snapshot(study, settings.trials, 0.0, 0)
+    table = Table(title=f"best trials of study {settings.name!r}")
+    for column in (
+        "trial",
+        "val acc",
+        "activation",
+        "dropout",
+        "lr",
+        "batch",
+        "weight decay",
+        "best epoch",
+        "time",
+    ):
+        table.add_column(column, justify="right")
+    for t in final.best_trials:
+        p = t["params"]
+        table.add_row(
+            str(t["number"]),
+            f"{100 * t['value']:.2f}%",
+            str(p.get("activation")),
+            _fmt(p.get("dropout")),
+            _fmt(p.get("lr")),
+            str(p.get("batch_size")),
+            _fmt(p.get("weight_decay")),
+            str(t["best_epoch"]),
+            _duration(t["seconds"]) if t["seconds"] is not None else "-",
+        )
+    console = _console()
+    console.print()
+    if final.best_trials:
+        console.print(table)
+    verb = "interrupted" if interrupted else "done"
+    console.print(
+        f"{verb}: {final.finished}/{final.target} finished ({final.complete} complete, "
+        f"{final.pruned} pruned), {final.failed} failed"
+        + ("; run the same command again to finish the remaining trials" if interrupted else "")
+    )
 
 
 def main() -> None:

@@ -1,0 +1,598 @@
+"""The search: objective, worker loop, parallel workers, heartbeats, progress snapshots.
+
+``--trials N`` is the study's target, not a per-run count: a worker starts a trial only while
+finished (complete or pruned) plus running trials stay below N, so re-running a command after
+an interruption, or running it on several machines against one storage, ends with N finished
+trials. Each running trial writes a heartbeat into the storage; a trial whose heartbeat stops
+(its worker was killed) is marked failed by the next worker, and its configuration is queued
+again so that it is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from eegtune.errors import EegtuneError
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = [
+    "DEFAULT_PRUNER",
+    "SearchError",
+    "SearchSettings",
+    "SearchStatus",
+    "run_search",
+    "snapshot",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PRUNER = "hyperband"
+HEARTBEAT_KEY = "eegtune:heartbeat"
+STUDY_KEYS = ("model", "dataset", "split_seed", "val_fraction")
+
+
+class SearchError(EegtuneError):
+    """The search cannot start, or had to stop (for example after many failures in a row)."""
+
+    exit_code = 1
+
+
+@dataclass
+class SearchSettings:
+    """Everything one ``eegtune search`` needs; picklable for worker processes."""
+
+    model: str
+    trials: int
+    epochs: int = 300
+    study_name: str | None = None
+    storage: str | None = None
+    space: str | None = None
+    sampler: str = "tpe"
+    pruner: str = DEFAULT_PRUNER
+    seed: int = 0
+    dataset: str = "bci-iiib"
+    data_dir: str = "data"
+    offline: bool | None = None
+    device: str = "auto"
+    val_fraction: float = 0.2
+    split_seed: int = 0
+    workers: int = 1
+    timeout: float | None = None
+    max_consecutive_failures: int = 5
+
+    @property
+    def name(self) -> str:
+        return self.study_name or self.model
+
+
+def heartbeat_interval() -> float:
+    """Seconds between heartbeats (``$EEGTUNE_HEARTBEAT_INTERVAL``, default 10)."""
+    return float(os.environ.get("EEGTUNE_HEARTBEAT_INTERVAL", "10"))
+
+
+# --------------------------------------------------------------------------- study attributes
+
+
+def prepare_study(settings: SearchSettings, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    """Create the study, or load it and check that it was made for the same job.
+
+    The study stores the model, dataset and validation split, so that every trial and every
+    later worker trains on the same split.
+    """
+    import optuna
+
+    from eegtune.study import StudyError
+
+    try:
+        study = optuna.create_study(
+            storage=storage, study_name=settings.name, direction="maximize", load_if_exists=True
+        )
+    except Exception as exc:  # a storage that broke after it answered
+        raise StudyError(f"cannot create study {settings.name!r}: {exc}") from None
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise StudyError(f"study {settings.name!r} minimises; it was not made by eegtune")
+    wanted = {
+        "model": settings.model,
+        "dataset": settings.dataset,
+        "split_seed": settings.split_seed,
+        "val_fraction": settings.val_fraction,
+    }
+    stored = {k: study.user_attrs.get(k) for k in STUDY_KEYS}
+    if all(v is None for v in stored.values()):
+        for key, value in wanted.items():
+            study.set_user_attr(key, value)
+        return study
+    if stored["model"] != settings.model or stored["dataset"] != settings.dataset:
+        raise StudyError(
+            f"study {settings.name!r} was made for model {stored['model']} on "
+            f"{stored['dataset']}; choose another --study name"
+        )
+    if (stored["split_seed"], stored["val_fraction"]) != (
+        settings.split_seed,
+        settings.val_fraction,
+    ):
+        logger.warning(
+            "study %r keeps its validation split (split seed %s, fraction %s)",
+            settings.name,
+            stored["split_seed"],
+            stored["val_fraction"],
+        )
+        settings.split_seed = int(stored["split_seed"])
+        settings.val_fraction = float(stored["val_fraction"])
+    return study
+
+
+# --------------------------------------------------------------------------- heartbeats
+
+
+class Heartbeat:
+    """A thread that stamps a running trial with the time every ``interval`` seconds."""
+
+    def __init__(self, storage: Any, trial_id: int, interval: float) -> None:
+        self._storage, self._trial_id, self._interval = storage, trial_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="eegtune-heartbeat")
+
+    def _beat(self) -> None:
+        try:
+            self._storage.set_trial_system_attr(self._trial_id, HEARTBEAT_KEY, time.time())
+        except Exception as exc:  # a storage hiccup must not kill training
+            logger.warning("heartbeat failed: %s", exc)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._beat()
+
+    def __enter__(self) -> Heartbeat:
+        self._beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def fail_stale_trials(study: optuna.Study, grace: float) -> list[int]:
+    """Fail running trials whose heartbeat is older than ``grace`` seconds; queue a retry.
+
+    Returns:
+        Numbers of the trials this call failed.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    failed = []
+    now = time.time()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        start = trial.datetime_start.timestamp() if trial.datetime_start else now
+        last = float(trial.system_attrs.get(HEARTBEAT_KEY, start))
+        if now - last <= grace:
+            continue
+        try:
+            storage.set_trial_user_attr(
+                trial._trial_id, "fail_reason", f"no heartbeat for {now - last:.0f} s (worker died)"
+            )
+            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                continue
+        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
+            continue  # another worker got there first
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        failed.append(trial.number)
+        logger.warning("trial %d lost its worker; failed it and queued a retry", trial.number)
+    return failed
+
+
+# --------------------------------------------------------------------------- progress
+
+
+@dataclass
+class SearchStatus:
+    """A snapshot of a study for progress displays and summaries."""
+
+    target: int
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    running: int = 0
+    best_value: float | None = None
+    best_params: dict[str, Any] = field(default_factory=dict)
+    best_number: int | None = None
+    elapsed: float = 0.0
+    eta: float | None = None
+    best_trials: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def finished(self) -> int:
+        return self.complete + self.pruned
+
+
+def snapshot(
+    study: optuna.Study, target: int, started: float, finished_at_start: int, top: int = 5
+) -> SearchStatus:
+    """Count the study's trials and estimate the remaining time from this run's pace."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    states = Counter(t.state for t in trials)
+    status = SearchStatus(
+        target=target,
+        complete=states[TrialState.COMPLETE],
+        pruned=states[TrialState.PRUNED],
+        failed=states[TrialState.FAIL],
+        running=states[TrialState.RUNNING],
+        elapsed=time.time() - started,
+    )
+    complete = sorted(
+        (t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
+        key=lambda t: (-t.value, t.number),
+    )
+    if complete:
+        status.best_value = complete[0].value
+        status.best_params = dict(complete[0].params)
+        status.best_number = complete[0].number
+    status.best_trials = [
+        {
+            "number": t.number,
+            "value": t.value,
+            "params": dict(t.params),
+            "best_epoch": t.user_attrs.get("best_epoch"),
+            "seconds": t.duration.total_seconds() if t.duration else None,
+        }
+        for t in complete[:top]
+    ]
+    done_now = status.finished - finished_at_start
+    remaining = max(0, target - status.finished)
+    if remaining == 0:
+        status.eta = 0.0
+    elif done_now > 0:
+        status.eta = status.elapsed / done_now * remaining
+    return status
+
+
+# --------------------------------------------------------------------------- one worker
+
+
+@dataclass
+class _Job:
+    """What a worker loads once and reuses for every trial."""
+
+    settings: SearchSettings
+    study: Any
+    space: Any
+    data: tuple[Any, Any, Any, Any]
+    device: Any
+    n_chans: int
+    n_times: int
+    n_outputs: int
+
+
+def _attach(
+    settings: SearchSettings, worker_index: int, data_set: Any = None, storage: Any = None
+) -> _Job:
+    from eegtune.data import load_dataset, stratified_split
+    from eegtune.space import load_space
+    from eegtune.study import load_study, make_pruner, make_sampler, open_storage, quiet_optuna
+    from eegtune.training import resolve_device
+
+    quiet_optuna()
+    space = load_space(settings.model, settings.space)
+    device = resolve_device(_worker_device(settings.device, worker_index))
+    if data_set is None:
+        data_set = load_dataset(
+            settings.dataset, settings.data_dir, offline=settings.offline, seed=settings.split_seed
+        )
+    tr, va = stratified_split(data_set.y_train, settings.val_fraction, settings.split_seed)
+    storage = storage if storage is not None else open_storage(settings.storage)
+    sampler_seed = settings.seed + worker_index if settings.seed is not None else None
+    study = load_study(
+        storage,
+        settings.name,
+        sampler=make_sampler(settings.sampler, sampler_seed),
+        pruner=make_pruner(settings.pruner, settings.epochs),
+    )
+    channels, samples = data_set.input_shape
+    return _Job(
+        settings=settings,
+        study=study,
+        space=space,
+        data=(
+            data_set.x_train[tr],
+            data_set.y_train[tr],
+            data_set.x_train[va],
+            data_set.y_train[va],
+        ),
+        device=device,
+        n_chans=channels,
+        n_times=samples,
+        n_outputs=data_set.n_classes,
+    )
+
+
+def _worker_device(spec: str, worker_index: int) -> str:
+    """``auto`` spreads workers over the GPUs; any explicit device is used as given."""
+    if spec != "auto":
+        return spec
+    import torch
+
+    count = torch.cuda.device_count()
+    return f"cuda:{worker_index % count}" if count else "cpu"
+
+
+def _is_surplus(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
+    """Whether trials numbered before ``trial`` already fill the target (a race lost)."""
+    from optuna.trial import TrialState
+
+    busy = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    ahead = study.get_trials(deepcopy=False, states=busy)
+    return sum(1 for t in ahead if t.number < trial.number) >= target
+
+
+def _failure_reason(exc: BaseException) -> str:
+    import torch
+
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        torch.cuda.empty_cache()
+        return "CUDA out of memory; try a smaller batch size or fewer workers per GPU"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def run_trial(job: _Job, trial: optuna.Trial) -> str:
+    """Train one sampled configuration; tell the study the outcome.
+
+    Returns:
+        The trial's final state name: ``COMPLETE``, ``PRUNED`` or ``FAIL``.
+    """
+    from optuna.trial import TrialState
+
+    from eegtune.models import build_model, count_parameters
+    from eegtune.training import fit, set_seed
+
+    study, settings = job.study, job.settings
+    config = job.space.sample(trial)
+    seed = settings.seed + trial.number
+    trial.set_user_attr("seed", seed)
+    trial.set_user_attr("device", str(job.device))
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    started = time.perf_counter()
+
+    def on_epoch(record: Any) -> bool:
+        trial.report(record.val_acc, record.epoch)
+        return trial.should_prune()
+
+    try:
+        with Heartbeat(study._storage, trial._trial_id, heartbeat_interval()):
+            set_seed(seed)
+            model = build_model(
+                settings.model,
+                config["activation"],
+                config["dropout"],
+                n_chans=job.n_chans,
+                n_times=job.n_times,
+                n_outputs=job.n_outputs,
+            )
+            trial.set_user_attr("n_params", count_parameters(model))
+            result = fit(
+                model,
+                *job.data,
+                epochs=settings.epochs,
+                lr=config["lr"],
+                batch_size=config["batch_size"],
+                weight_decay=config["weight_decay"],
+                seed=seed,
+                device=job.device,
+                callback=on_epoch,
+            )
+    except KeyboardInterrupt:
+        trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    except Exception as exc:
+        reason = _failure_reason(exc)
+        logger.warning("trial %d failed: %s", trial.number, reason)
+        trial.set_user_attr("fail_reason", reason)
+        study.tell(trial, state=TrialState.FAIL)
+        return "FAIL"
+
+    history = {
+        key: [round(float(getattr(r, key)), 5) for r in result.history]
+        for key in ("train_acc", "val_acc", "train_loss", "val_loss")
+    }
+    trial.set_user_attr("history", history)
+    trial.set_user_attr("epochs_trained", len(result.history))
+    trial.set_user_attr("best_epoch", result.best_epoch)
+    trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+    trial.set_user_attr("status", result.status)
+    if result.status == "diverged":
+        trial.set_user_attr("fail_reason", result.message)
+        study.tell(trial, state=TrialState.PRUNED)
+        return "PRUNED"
+    if result.status == "stopped":
+        study.tell(trial, state=TrialState.PRUNED)
+        return "PRUNED"
+    study.tell(trial, result.best_val_acc)
+    return "COMPLETE"
+
+
+def run_worker(
+    settings: SearchSettings,
+    worker_index: int = 0,
+    *,
+    deadline: float | None = None,
+    job: _Job | None = None,
+) -> None:
+    """Run trials until the study's target is reached, the deadline passes, or failures pile up.
+
+    Raises:
+        SearchError: after ``max_consecutive_failures`` failed trials in a row.
+    """
+    from optuna.trial import TrialState
+
+    job = job or _attach(settings, worker_index)
+    study = job.study
+    grace = 3 * heartbeat_interval()
+    failures_in_a_row = 0
+    while deadline is None or time.time() < deadline:
+        fail_stale_trials(study, grace)
+        states = Counter(t.state for t in study.get_trials(deepcopy=False))
+        busy = states[TrialState.COMPLETE] + states[TrialState.PRUNED] + states[TrialState.RUNNING]
+        if busy >= settings.trials:
+            return
+        trial = study.ask()
+        if _is_surplus(study, trial, settings.trials):
+            trial.set_user_attr("fail_reason", "surplus: other workers already filled the target")
+            study.tell(trial, state=TrialState.FAIL)
+            return
+        outcome = run_trial(job, trial)
+        failures_in_a_row = failures_in_a_row + 1 if outcome == "FAIL" else 0
+        if failures_in_a_row >= settings.max_consecutive_failures:
+            last = study.get_trials(deepcopy=False)[-1].user_attrs.get("fail_reason", "")
+            raise SearchError(
+                f"{failures_in_a_row} trials failed in a row (last: {last}); stopping the search"
+            )
+
+
+def _worker_process(
+    settings: SearchSettings, worker_index: int, threads: int, deadline: float | None, errors: Any
+) -> None:
+    """Entry point of a worker process (spawned)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        run_worker(settings, worker_index, deadline=deadline)
+    except KeyboardInterrupt:
+        os._exit(130)
+    except EegtuneError as exc:
+        errors.put(str(exc))
+        os._exit(exc.exit_code)
+
+
+# --------------------------------------------------------------------------- the whole search
+
+
+def run_search(
+    settings: SearchSettings,
+    *,
+    on_status: Callable[[SearchStatus], None] | None = None,
+    poll_interval: float = 1.0,
+    data_set: Any = None,
+) -> SearchStatus:
+    """Run a search to the study's target with ``settings.workers`` workers.
+
+    Everything that can be wrong with the input (space file, device, data, storage) is checked
+    before a study is created, so a bad command leaves nothing behind.
+
+    Args:
+        settings: What to search.
+        on_status: Called with a fresh :class:`SearchStatus` every ``poll_interval`` seconds
+            and once at the end.
+        data_set: An already loaded dataset (saves loading it again).
+
+    Returns:
+        The final status. ``KeyboardInterrupt`` propagates after workers stopped cleanly.
+    """
+    from eegtune.study import open_storage, quiet_optuna
+
+    quiet_optuna()
+    if settings.trials < 1:
+        raise SearchError(f"--trials must be at least 1, got {settings.trials}")
+    if settings.workers < 1:
+        raise SearchError(f"--workers must be at least 1, got {settings.workers}")
+    started = time.time()
+    deadline = None if settings.timeout is None else started + settings.timeout
+
+    # Validate space, device and data before touching the storage.
+    from eegtune.data import load_dataset
+    from eegtune.space import load_space
+    from eegtune.training import resolve_device
+
+    load_space(settings.model, settings.space)
+    resolve_device(settings.device)
+    if data_set is None:
+        data_set = load_dataset(
+            settings.dataset, settings.data_dir, offline=settings.offline, seed=settings.split_seed
+        )
+    storage = open_storage(settings.storage)
+    study = prepare_study(settings, storage)
+    finished_at_start = snapshot(study, settings.trials, started, 0).finished
+
+    def status() -> SearchStatus:
+        return snapshot(study, settings.trials, started, finished_at_start)
+
+    stop_polling = threading.Event()
+
+    def poll() -> None:
+        while not stop_polling.wait(poll_interval):
+            try:
+                on_status(status())  # type: ignore[misc]
+            except Exception as exc:  # a display must never stop the search
+                logger.debug("progress update failed: %s", exc)
+
+    poller = threading.Thread(target=poll, daemon=True, name="eegtune-progress")
+    if on_status is not None:
+        poller.start()
+    try:
+        if settings.workers == 1:
+            job = _attach(settings, 0, data_set=data_set, storage=storage)
+            run_worker(settings, 0, deadline=deadline, job=job)
+        else:
+            _run_processes(settings, deadline)
+    finally:
+        stop_polling.set()
+        if poller.is_alive():
+            poller.join()
+    final = status()
+    if on_status is not None:
+        on_status(final)
+    return final
+
+
+def _run_processes(settings: SearchSettings, deadline: float | None) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    errors = ctx.Queue()
+    threads = max(1, (os.cpu_count() or 1) // settings.workers)
+    procs = [
+        ctx.Process(
+            target=_worker_process,
+            args=(settings, i, threads, deadline, errors),
+            name=f"eegtune-worker-{i}",
+        )
+        for i in range(settings.workers)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        for proc in procs:
+            proc.join()
+    except KeyboardInterrupt:
+        # The workers got the same SIGINT: they fail their running trial and exit.
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.terminate()
+        raise
+    messages = []
+    while not errors.empty():
+        messages.append(errors.get())
+    if messages:
+        raise SearchError(messages[0])
+    crashed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if crashed:
+        raise SearchError(
+            f"{len(crashed)} worker(s) exited abnormally (exit codes {crashed}); "
+            "run the same command again to finish the remaining trials"
+        )

@@ -1,0 +1,210 @@
+"""Storages, samplers, pruners, and creating or loading eegtune's Optuna studies.
+
+Storage strings:
+
+- none: the journal file ``studies/eegtune.journal`` (or ``$EEGTUNE_STORAGE``);
+- ``sqlite:///path.db``, ``postgresql://...``, ``mysql://...``: Optuna's RDB storage
+  (``mysql://`` uses PyMySQL unless a driver is named);
+- ``redis://host:port/db``: a journal kept in Redis;
+- anything else: a journal file path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eegtune.errors import EegtuneError
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "PRUNERS",
+    "SAMPLERS",
+    "StudyError",
+    "make_pruner",
+    "make_sampler",
+    "open_storage",
+    "storage_url",
+]
+
+DEFAULT_STORAGE = "studies/eegtune.journal"
+PRUNERS = ("hyperband", "median", "patient", "none")
+SAMPLERS = ("tpe", "random", "cmaes", "gp")
+RDB_PREFIXES = ("sqlite:", "postgresql", "postgres:", "mysql", "mariadb")
+
+
+class StudyError(EegtuneError):
+    """A storage cannot be reached, or a study is missing or incompatible."""
+
+
+def storage_url(spec: str | None) -> str:
+    """Normalise a ``--storage`` value (None: ``$EEGTUNE_STORAGE`` or the default journal)."""
+    spec = (spec or os.environ.get("EEGTUNE_STORAGE") or DEFAULT_STORAGE).strip()
+    if spec.startswith("postgres://"):
+        spec = "postgresql://" + spec[len("postgres://") :]
+    if spec.startswith(("mysql://", "mariadb://")):
+        spec = "mysql+pymysql://" + spec.split("://", 1)[1]
+    return spec
+
+
+def _describe(url: str) -> str:
+    """The URL without a password, for messages."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url
+
+
+def open_storage(spec: str | None, *, create: bool = True) -> optuna.storages.BaseStorage:
+    """Open an Optuna storage for a ``--storage`` value, checking that it answers.
+
+    Args:
+        spec: The storage string (see the module docstring).
+        create: Whether a journal file may be created. With False a missing file is an error
+            (commands that only read never create a storage).
+
+    Raises:
+        StudyError: with one line saying what could not be reached and what to do.
+    """
+    import optuna
+
+    url = storage_url(spec)
+    shown = _describe(url)
+    if url.startswith(RDB_PREFIXES):
+        if url.startswith("sqlite:///"):
+            db = Path(url[len("sqlite:///") :])
+            if not create and not db.exists():
+                raise StudyError(f"storage {shown}: database file not found")
+            if not db.parent.is_dir():
+                raise StudyError(f"storage {shown}: folder {db.parent} does not exist")
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=_engine_kwargs(url), skip_compatibility_check=False
+            )
+        except ImportError as exc:
+            raise StudyError(
+                f"storage {shown}: database driver missing ({exc.name or exc}); install it, "
+                "e.g. pip install 'eegtune[postgres]' or 'eegtune[mysql]'"
+            ) from None
+        except Exception as exc:  # sqlalchemy raises many types; all mean "cannot use it"
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise StudyError(
+                f"cannot reach storage {shown}: {reason}; check that the database server "
+                "runs and the URL is right"
+            ) from None
+    if url.startswith("redis://") or url.startswith("rediss://"):
+        from optuna.storages.journal import JournalRedisBackend
+
+        try:
+            import redis
+
+            redis.Redis.from_url(url, socket_connect_timeout=5).ping()
+            return optuna.storages.JournalStorage(JournalRedisBackend(url))
+        except ImportError:
+            raise StudyError(
+                f"storage {shown}: the redis package is missing; pip install 'eegtune[redis]'"
+            ) from None
+        except Exception as exc:
+            raise StudyError(
+                f"cannot reach storage {shown}: {exc}; check that Redis runs and the URL is right"
+            ) from None
+    if "://" in url:
+        raise StudyError(
+            f"storage {shown}: unknown scheme; use sqlite:///, postgresql://, mysql://, "
+            "redis:// or a journal file path"
+        )
+    path = Path(url)
+    if path.is_dir():
+        raise StudyError(f"storage {shown}: is a folder; give a journal file path")
+    if not path.exists():
+        if not create:
+            raise StudyError(f"storage {shown}: journal file not found; run `eegtune search` first")
+        if url == DEFAULT_STORAGE:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.parent.is_dir():
+            raise StudyError(f"storage {shown}: folder {path.parent} does not exist")
+    from optuna.storages.journal import JournalFileBackend
+
+    try:
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    except OSError as exc:
+        raise StudyError(f"storage {shown}: cannot open journal file ({exc.strerror})") from None
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 60}}
+    connect_timeout = {"connect_timeout": 10}
+    return {"pool_pre_ping": True, "connect_args": connect_timeout}
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    """A sampler by name; ``seed`` makes it reproducible on one worker."""
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        # CMA-ES handles the float parameters; the categorical ones go to a seeded TPE.
+        return optuna.samplers.CmaEsSampler(
+            seed=seed,
+            independent_sampler=optuna.samplers.TPESampler(seed=seed),
+            warn_independent_sampling=False,
+        )
+    if name == "gp":
+        try:
+            import scipy  # noqa: F401
+        except ImportError:
+            raise StudyError("the gp sampler needs scipy: pip install 'eegtune[gp]'") from None
+        return optuna.samplers.GPSampler(seed=seed)
+    raise StudyError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
+
+
+def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+    """A pruner by name, sized for trials of at most ``max_epochs`` epochs."""
+    import optuna
+
+    warmup = max(1, max_epochs // 10)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=max(1, max_epochs // 27), max_resource=max_epochs, reduction_factor=3
+        )
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup)
+    if name == "patient":
+        return optuna.pruners.PatientPruner(
+            optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup),
+            patience=max(2, max_epochs // 20),
+        )
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise StudyError(f"unknown pruner {name!r}; choose one of: {', '.join(PRUNERS)}")
+
+
+def quiet_optuna() -> None:
+    """Keep Optuna's per-trial log lines out of eegtune's own progress display."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+
+
+def load_study(storage: optuna.storages.BaseStorage, name: str, **kwargs: Any) -> optuna.Study:
+    """Load an existing study, or raise :class:`StudyError` listing the ones that exist."""
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=name, storage=storage, **kwargs)
+    except KeyError:
+        names = optuna.study.get_all_study_names(storage)
+        listing = ", ".join(names) if names else "none"
+        raise StudyError(f"no study named {name!r} in this storage (studies: {listing})") from None
