@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +107,9 @@ def open_storage(spec: str | None, *, create: bool = True) -> optuna.storages.Ba
             import redis
 
             redis.Redis.from_url(url, socket_connect_timeout=5).ping()
-            return optuna.storages.JournalStorage(JournalRedisBackend(url))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.JournalStorage(JournalRedisBackend(url))
         except ImportError:
             raise StudyError(
                 f"storage {shown}: the redis package is missing; pip install 'eegtune[redis]'"

@@ -1,0 +1,316 @@
+"""eegtune search end to end: CLI, Optuna's own CLI, resume, workers, storages, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from eegtune.cli import app
+from eegtune.data import make_synthetic
+from eegtune.search import SearchError, SearchSettings, run_search
+from eegtune.study import StudyError, open_storage
+from tests.conftest import listing
+
+runner = CliRunner()
+PARAMS = {"activation", "dropout", "lr", "batch_size", "weight_decay"}
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+MYSQL = "mysql://root@127.0.0.1:3306/test"
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return make_synthetic(n_train=160, n_test=20, seed=0)
+
+
+def settings(storage: str, **kwargs) -> SearchSettings:
+    base = dict(model="eegnet", trials=3, epochs=2, storage=storage, dataset="synthetic",
+                device="cpu", pruner="none")
+    base.update(kwargs)
+    return SearchSettings(**base)
+
+
+def trials_of(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=open_storage(storage)).get_trials()
+
+
+def count(trials, *states) -> int:
+    return sum(1 for t in trials if t.state in states)
+
+
+def finished(trials) -> int:
+    return count(trials, TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def require_service(url: str) -> None:
+    """Skip (outside CI) or fail (in CI) when a database service does not answer."""
+    try:
+        open_storage(url)
+    except StudyError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"service needed in CI is not reachable: {exc}")
+        pytest.skip(f"no server answers at {url}: {exc}")
+
+
+def search_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "eegtune", "search", "--model", "eegnet", "--dataset",
+            "synthetic", "--device", "cpu", *args]
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_cli_search_then_optuna_cli_reads_the_study(tmp_path: Path) -> None:
+    journal = tmp_path / "j.journal"
+    result = runner.invoke(app, ["search", "--model", "eegnet", "--dataset", "synthetic",
+                                 "--trials", "3", "--epochs", "2", "--storage", str(journal),
+                                 "--device", "cpu", "--study", "e2e"])
+    assert result.exit_code == 0, result.output
+    assert "best trials of study 'e2e'" in result.output and "3/3 finished" in result.output
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("optuna")), "trials", "--storage", str(journal), "--storage-class",
+         "JournalFileBackend", "--study-name", "e2e", "-f", "json"],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert len(rows) == 3 and all(set(r["params"]) == PARAMS for r in rows)
+    complete = [r for r in rows if r["state"] == "COMPLETE"]
+    assert complete and all(0 <= r["value"] <= 1 for r in complete)
+    attrs = complete[0]["user_attrs"]
+    assert {"best_epoch", "history", "seconds", "device", "n_params"} <= set(attrs)
+    assert len(attrs["history"]["val_acc"]) == attrs["epochs_trained"]
+
+
+def test_trial_records_learning_curves_and_study_split(tmp_path, tiny_data) -> None:
+    storage = str(tmp_path / "s.journal")
+    run_search(settings(storage, trials=2, split_seed=7), data_set=tiny_data)
+    study = optuna.load_study(study_name="eegnet", storage=open_storage(storage))
+    assert study.user_attrs["split_seed"] == 7 and study.user_attrs["model"] == "eegnet"
+    for t in study.trials:
+        assert t.user_attrs["n_params"] == 17874 and t.user_attrs["device"] == "cpu"
+        assert list(t.intermediate_values.values()) == t.user_attrs["history"]["val_acc"]
+        assert t.value == max(t.user_attrs["history"]["val_acc"]) or t.value == pytest.approx(
+            max(t.user_attrs["history"]["val_acc"]), abs=1e-5)
+
+
+def test_same_seed_same_trials(tmp_path, tiny_data) -> None:
+    runs = []
+    for name in ("a", "b"):
+        storage = str(tmp_path / f"{name}.journal")
+        run_search(settings(storage, trials=4, seed=3, sampler="tpe", pruner="median"),
+                   data_set=tiny_data)
+        runs.append([(t.params, t.value, t.state) for t in trials_of(storage, "eegnet")])
+    assert runs[0] == runs[1]
+
+
+def test_target_is_for_the_study_not_the_run(tmp_path, tiny_data) -> None:
+    storage = str(tmp_path / "r.journal")
+    run_search(settings(storage, trials=2), data_set=tiny_data)
+    status = run_search(settings(storage, trials=2), data_set=tiny_data)
+    assert status.finished == 2 and len(trials_of(storage, "eegnet")) == 2
+    status = run_search(settings(storage, trials=3), data_set=tiny_data)
+    assert status.finished == 3 and len(trials_of(storage, "eegnet")) == 3
+
+
+def test_ctrl_c_fails_running_trial_exit_130_and_rerun_finishes(tmp_path: Path) -> None:
+    journal = str(tmp_path / "int.journal")
+    proc = subprocess.Popen(search_cmd("--trials", "3", "--epochs", "300", "--storage", journal,
+                                       "--pruner", "none"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if Path(journal).exists():
+            running = [t for t in trials_of(journal, "eegnet") if t.state == TrialState.RUNNING]
+            if running and running[0].intermediate_values:
+                break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in out + err and "Traceback" not in err
+    trials = trials_of(journal, "eegnet")
+    assert count(trials, TrialState.RUNNING) == 0
+    assert trials[-1].state == TrialState.FAIL
+    assert "interrupted" in trials[-1].user_attrs["fail_reason"]
+    rerun = subprocess.run(search_cmd("--trials", "3", "--epochs", "1", "--storage", journal),
+                           capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert finished(trials_of(journal, "eegnet")) == 3
+
+
+def test_sigkilled_worker_trial_fails_by_heartbeat_and_is_retried(tmp_path: Path) -> None:
+    journal = str(tmp_path / "kill.journal")
+    env = {**os.environ, "EEGTUNE_HEARTBEAT_INTERVAL": "0.5"}
+    proc = subprocess.Popen(search_cmd("--trials", "2", "--epochs", "300", "--storage", journal),
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    victim = None
+    while time.time() < deadline and victim is None:
+        time.sleep(0.5)
+        if Path(journal).exists():
+            running = [t for t in trials_of(journal, "eegnet") if t.state == TrialState.RUNNING]
+            if running and running[0].intermediate_values:
+                victim = running[0]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert victim is not None
+    assert trials_of(journal, "eegnet")[victim.number].state == TrialState.RUNNING
+    time.sleep(2)  # longer than the grace of 3 heartbeats
+    rerun = subprocess.run(search_cmd("--trials", "2", "--epochs", "1", "--storage", journal),
+                           env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    trials = trials_of(journal, "eegnet")
+    dead = trials[victim.number]
+    assert dead.state == TrialState.FAIL and "no heartbeat" in dead.user_attrs["fail_reason"]
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
+    assert len(retries) == 1 and retries[0].params == victim.params
+    assert retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert finished(trials) == 2 and count(trials, TrialState.RUNNING) == 0
+
+
+def test_three_workers_on_a_journal_file(tmp_path: Path) -> None:
+    journal = str(tmp_path / "par.journal")
+    out = subprocess.run(search_cmd("--trials", "6", "--epochs", "1", "--workers", "3",
+                                    "--storage", journal),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    trials = trials_of(journal, "eegnet")
+    assert finished(trials) == 6 and count(trials, TrialState.RUNNING) == 0
+    assert len({t.user_attrs["worker"] for t in trials}) >= 2
+    assert "error" not in out.stderr.lower()
+
+
+@pytest.mark.postgres
+def test_three_workers_on_postgresql() -> None:
+    require_service(POSTGRES)
+    name = f"eegtune-test-{uuid.uuid4().hex[:8]}"
+    out = subprocess.run(search_cmd("--trials", "6", "--epochs", "1", "--workers", "3",
+                                    "--storage", POSTGRES, "--study", name),
+                         capture_output=True, text=True, timeout=300)
+    try:
+        assert out.returncode == 0, out.stderr
+        trials = trials_of(POSTGRES, name)
+        assert finished(trials) == 6 and count(trials, TrialState.RUNNING) == 0
+        assert "error" not in out.stderr.lower()
+    finally:
+        optuna.delete_study(study_name=name, storage=open_storage(POSTGRES))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "mysql", "redis"])
+def test_other_storages(tmp_path, tiny_data, kind: str) -> None:
+    url = {"sqlite": f"sqlite:///{tmp_path}/s.db", "mysql": MYSQL, "redis": REDIS}[kind]
+    if kind != "sqlite":
+        require_service(url)
+    name = f"eegtune-test-{uuid.uuid4().hex[:8]}"
+    try:
+        status = run_search(settings(url, trials=2, epochs=1, study_name=name), data_set=tiny_data)
+        assert status.finished == 2 and finished(trials_of(url, name)) == 2
+    finally:
+        optuna.delete_study(study_name=name, storage=open_storage(url))
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_trial_exceptions_fail_the_trial_and_many_stop_the_search(tmp_path, tiny_data,
+                                                                  monkeypatch) -> None:
+    def broken_fit(*args, **kwargs):
+        raise RuntimeError("simulated CUDA driver hiccup")
+
+    monkeypatch.setattr("eegtune.training.fit", broken_fit)
+    storage = str(tmp_path / "f.journal")
+    with pytest.raises(SearchError, match="5 trials failed in a row .*simulated CUDA"):
+        run_search(settings(storage, trials=20), data_set=tiny_data)
+    trials = trials_of(storage, "eegnet")
+    assert len(trials) == 5 and count(trials, TrialState.FAIL) == 5
+    assert trials[0].user_attrs["fail_reason"] == "RuntimeError: simulated CUDA driver hiccup"
+
+
+def test_one_failure_does_not_stop_the_search(tmp_path, tiny_data, monkeypatch) -> None:
+    from eegtune import training
+
+    real_fit, calls = training.fit, []
+
+    def flaky_fit(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError("simulated out of memory")
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr("eegtune.training.fit", flaky_fit)
+    storage = str(tmp_path / "g.journal")
+    status = run_search(settings(storage, trials=2), data_set=tiny_data)
+    assert status.finished == 2 and status.failed == 1
+
+
+def test_diverged_trial_is_pruned_with_its_reason(tmp_path, monkeypatch) -> None:
+    data = make_synthetic(n_train=160, n_test=20, seed=0)
+    data.x_train[0, 0, 0, 0] = float("inf")
+    storage = str(tmp_path / "d.journal")
+    status = run_search(settings(storage, trials=1), data_set=data)
+    trial = trials_of(storage, "eegnet")[0]
+    assert status.pruned == 1 and trial.state == TrialState.PRUNED
+    assert "non-finite" in trial.user_attrs["fail_reason"]
+
+
+def test_study_made_for_another_model_is_refused(tmp_path, tiny_data) -> None:
+    storage = str(tmp_path / "m.journal")
+    run_search(settings(storage, trials=1, study_name="shared"), data_set=tiny_data)
+    with pytest.raises(StudyError, match="was made for model eegnet"):
+        run_search(settings(storage, model="deepconvnet", trials=1, study_name="shared"),
+                   data_set=tiny_data)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _bad_space(tmp_path: Path) -> str:
+    path = tmp_path / "bad.toml"
+    path.write_text("[dropout]\nlow = 0.9\nhigh = 0.1\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--space", "{bad}"], "range is inverted"),
+        (["--space", "{tmp}/missing.toml"], "search-space file not found"),
+        (["--storage", "postgresql://postgres@127.0.0.1:1/test"], "cannot reach storage"),
+        (["--storage", "redis://127.0.0.1:1/0"], "cannot reach storage"),
+        (["--storage", "{tmp}/no/such/dir/x.journal"], "does not exist"),
+        (["--storage", "ftp://example/x"], "unknown scheme"),
+        (["--sampler", "gp", "--device", "cuda:9"], "device 'cuda:9'"),
+    ],
+)
+def test_bad_search_input_is_one_line_and_creates_nothing(tmp_path, args, fragment) -> None:
+    args = [a.format(bad=_bad_space(tmp_path), tmp=tmp_path) for a in args]
+    before = listing(tmp_path)
+    result = runner.invoke(app, ["search", "--model", "eegnet", "--dataset", "synthetic",
+                                 "--trials", "2", "--epochs", "1", *args],
+                           env={"EEGTUNE_STORAGE": str(tmp_path / "default.journal")})
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and fragment in errors[0], result.output
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize(("args", "fragment"), [(["--model", "resnet"], "resnet"),
+                                                (["--model", "eegnet", "--trials", "0"],
+                                                 "greater than or equal to 1")])
+def test_bad_model_or_trials_exit_2(tmp_path, args, fragment) -> None:
+    result = runner.invoke(app, ["search", "--dataset", "synthetic", *args],
+                           env={"EEGTUNE_STORAGE": str(tmp_path / "x.journal")})
+    assert result.exit_code == 2 and fragment in result.output
+    assert listing(tmp_path) == []

@@ -1,0 +1,66 @@
+"""Search-space presets and TOML validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from eegtune.space import PARAMS, Choice, Range, SpaceError, load_space
+
+
+@pytest.mark.parametrize("model", ["eegnet", "deepconvnet"])
+def test_presets_hold_the_documented_space(model: str) -> None:
+    space = load_space(model)
+    assert set(space.params) == set(PARAMS)
+    assert space.params["activation"] == Choice(("relu", "leaky_relu", "elu"))
+    assert space.params["dropout"] == Range(0.1, 0.75)
+    assert space.params["lr"] == Range(1e-4, 5e-2, log=True)
+    assert space.params["batch_size"] == Choice((32, 64, 128, 256, 512))
+    assert space.params["weight_decay"] == Range(1e-6, 1e-1, log=True)
+
+
+def test_sampling_names_exactly_five_parameters() -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    config = load_space("eegnet").sample(trial)
+    assert set(config) == set(PARAMS) == set(trial.params)
+    assert 0.1 <= config["dropout"] <= 0.75 and config["batch_size"] in (32, 64, 128, 256, 512)
+
+
+def test_a_space_file_overrides_only_what_it_names(tmp_path: Path) -> None:
+    path = tmp_path / "narrow.toml"
+    path.write_text('[activation]\nchoices = ["elu"]\n[lr]\nlow = 1e-3\nhigh = 1e-2\nlog = true\n')
+    space = load_space("deepconvnet", path)
+    assert space.params["activation"] == Choice(("elu",))
+    assert space.params["lr"] == Range(1e-3, 1e-2, log=True)
+    assert space.params["dropout"] == Range(0.1, 0.75)
+
+
+BAD_SPACES = {
+    "unknown-param": ("[momentum]\nlow = 0.1\nhigh = 0.9\n", "unknown parameter(s) momentum"),
+    "unknown-key": ("[lr]\nlow = 1e-4\nhigh = 1e-2\nstep = 2\n", "unknown key(s) step in [lr]"),
+    "empty-choices": ("[activation]\nchoices = []\n", "choices must be a non-empty list"),
+    "inverted": ("[dropout]\nlow = 0.6\nhigh = 0.2\n", "range is inverted"),
+    "bad-activation": ('[activation]\nchoices = ["gelu"]\n', "unknown activation 'gelu'"),
+    "log-zero": ("[weight_decay]\nlow = 0\nhigh = 0.1\nlog = true\n", "log range needs low > 0"),
+    "batch-float": ("[batch_size]\nchoices = [32.5]\n", "positive integers"),
+    "not-toml": ("[lr\nlow = ", "not valid TOML"),
+    "dropout-one": ("[dropout]\nlow = 0.1\nhigh = 1.0\n", "within [0, 1)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SPACES))
+def test_bad_space_files_raise_one_clear_error(tmp_path: Path, case: str) -> None:
+    text, fragment = BAD_SPACES[case]
+    path = tmp_path / f"{case}.toml"
+    path.write_text(text)
+    with pytest.raises(SpaceError) as info:
+        load_space("eegnet", path)
+    assert fragment in str(info.value) and str(path) in str(info.value)
+
+
+def test_missing_space_file(tmp_path: Path) -> None:
+    with pytest.raises(SpaceError, match="not found"):
+        load_space("eegnet", tmp_path / "nope.toml")
