@@ -6,7 +6,7 @@ Both sides train the same network on the same synthetic split (864 train / 216 v
 batch 64, Adam; each is timed over several epochs after one warm-up epoch, side by side, in
 alternating rounds; the faster round of each side is kept.
 
-    python benchmarks/epoch_speed.py [--epochs 3] [--models eegnet deepconvnet] [--device cpu] [--rounds 2]
+    python benchmarks/epoch_speed.py [--epochs 3] [--models eegnet deepconvnet] [--rounds 2]
 """
 
 from __future__ import annotations

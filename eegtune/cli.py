@@ -83,7 +83,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped or captured output gets a wide table instead of rich's 80-column default.
+    width = None if stream.isatty() or "COLUMNS" in os.environ else 160
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -530,6 +533,202 @@ def _print_summary(settings: Any, final: Any = None, interrupted: bool = False) 
         f"{final.pruned} pruned), {final.failed} failed"
         + ("; run the same command again to finish the remaining trials" if interrupted else "")
     )
+
+
+@app.command()
+@handles_errors
+def report(
+    study: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--study",
+            help="Study to report (repeatable; default: every study in the storage).",
+            show_default=False,
+        ),
+    ] = None,
+    storage: StorageOpt = None,
+    top: Annotated[
+        int, typer.Option(min=1, help="Best trials listed and exported per study.")
+    ] = 10,
+    out: Annotated[Path, typer.Option(help="Folder for CSV, JSON, charts and index.html.")] = Path(
+        "studies/report"
+    ),
+) -> None:
+    """Print the best settings and export best trials (CSV/JSON) and Plotly charts (HTML)."""
+    from rich.table import Table
+
+    from eegtune.report import collect, headline, write_report
+    from eegtune.study import open_storage, quiet_optuna
+
+    quiet_optuna()
+    reports = collect(open_storage(storage, create=False), study)
+    console = _console()
+    for r in reports:
+        states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(r.states.items()))
+        table = Table(title=f"study {r.name!r} ({r.model}): {states}")
+        for column in (
+            "trial",
+            "val acc",
+            "activation",
+            "dropout",
+            "lr",
+            "batch",
+            "weight decay",
+            "best epoch",
+            "time",
+        ):
+            table.add_column(column, justify="right", no_wrap=True)
+        for row in r.rows(top):
+            table.add_row(
+                str(row["trial"]),
+                f"{100 * row['value']:.2f}%",
+                str(row["activation"]),
+                _fmt(row["dropout"]),
+                _fmt(row["lr"]),
+                str(row["batch_size"]),
+                _fmt(row["weight_decay"]),
+                str(row["best_epoch"]),
+                _duration(row["duration_s"]) if row["duration_s"] is not None else "-",
+            )
+        console.print(table)
+    lab = Table(title="best accuracy per network and activation")
+    for column in (
+        "network",
+        "activation",
+        "best val acc",
+        "trial",
+        "test acc (mean ± std)",
+        "seeds",
+    ):
+        lab.add_column(column, justify="right")
+    for row in headline(reports):
+        test = "-"
+        if row["test_mean"] is not None:
+            test = f"{100 * row['test_mean']:.2f}% ± {100 * row['test_std']:.2f}"
+        lab.add_row(
+            f"{row['model']} ({row['study']})",
+            row["activation"],
+            "-" if row["val_acc"] is None else f"{100 * row['val_acc']:.2f}%",
+            "-" if row["trial"] is None else str(row["trial"]),
+            test,
+            str(row["test_seeds"]),
+        )
+    console.print(lab)
+    written = write_report(reports, out, top=top)
+    console.print(f"wrote {len(written)} files to {out} (open {out / 'index.html'})")
+
+
+@app.command()
+@handles_errors
+def evaluate(
+    study: Annotated[
+        str | None,
+        typer.Option(
+            "--study",
+            help="Study to evaluate (default: the only study in the storage).",
+            show_default=False,
+        ),
+    ] = None,
+    storage: StorageOpt = None,
+    seeds: Annotated[int, typer.Option(min=1, help="Retraining seeds (0..N-1).")] = 5,
+    per_activation: Annotated[
+        bool,
+        typer.Option("--per-activation", help="Evaluate the best trial of each activation."),
+    ] = False,
+    models_dir: Annotated[
+        Path, typer.Option(help="Where trained weights and their config JSON are saved.")
+    ] = Path("studies/models"),
+    data_dir: DataDirOpt = Path("data"),
+    offline: OfflineOpt = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Retrain the best configuration with several seeds and measure test accuracy once each."""
+    import optuna
+    from rich.table import Table
+
+    from eegtune.evaluate import LAB_BASELINE, EvaluateError, choose_configs, evaluate_study
+    from eegtune.study import load_study, open_storage, quiet_optuna
+    from eegtune.training import resolve_device
+
+    quiet_optuna()
+    torch_device = resolve_device(device)
+    opened = open_storage(storage, create=False)
+    if study is None:
+        names = optuna.study.get_all_study_names(opened)
+        if len(names) != 1:
+            listing = ", ".join(names) or "none"
+            raise EvaluateError(f"choose a study with --study (studies in this storage: {listing})")
+        study = names[0]
+    loaded = load_study(opened, study)
+    choose_configs(loaded, per_activation)  # fails early when nothing completed
+    dataset = DatasetName(loaded.user_attrs.get("dataset", "bci-iiib"))
+    data = load_data(dataset, data_dir, offline)
+
+    def on_seed(label: str, seed: int, acc: float) -> None:
+        typer.echo(f"{label}: seed {seed} test accuracy {100 * acc:.2f}%", err=True)
+
+    results = evaluate_study(
+        loaded,
+        data,
+        seeds=seeds,
+        per_activation=per_activation,
+        device=torch_device,
+        models_dir=models_dir,
+        on_seed=on_seed,
+    )
+    model_name = loaded.user_attrs.get("model")
+    table = Table(title=f"test accuracy of study {study!r} ({model_name}, {dataset.value})")
+    for column in ("config", "trial", "epochs", "mean ± std", "min", "max", "seeds"):
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row(
+            f"{r.label} ({r.params['activation']})",
+            str(r.trial),
+            str(r.epochs),
+            f"{100 * r.mean:.2f}% ± {100 * r.std:.2f}",
+            f"{100 * min(r.test_acc):.2f}%",
+            f"{100 * max(r.test_acc):.2f}%",
+            str(len(r.seeds)),
+        )
+    console = _console()
+    console.print(table)
+    if model_name in LAB_BASELINE and dataset == DatasetName.bci_iiib:
+        console.print(
+            f"lab report baseline for {model_name}: {LAB_BASELINE[model_name]:.2f}% "
+            "(best test epoch, optimistic)"
+        )
+    console.print(f"weights and configs saved under {models_dir / study}")
+
+
+@app.command()
+@handles_errors
+def dashboard(
+    storage: StorageOpt = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
+) -> None:
+    """Start optuna-dashboard on the study storage; Ctrl-C stops it."""
+    import socket
+
+    from eegtune.study import StudyError, open_storage, quiet_optuna
+
+    quiet_optuna()
+    opened = open_storage(storage, create=False)
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise StudyError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port"
+            ) from None
+    from optuna_dashboard import run_server
+
+    typer.echo(f"optuna-dashboard at http://{host}:{port}/ (Ctrl-C to stop)")
+    try:
+        run_server(opened, host=host, port=port)  # bottle returns on Ctrl-C itself
+    except KeyboardInterrupt:
+        pass
+    typer.echo("dashboard stopped")
 
 
 def main() -> None:

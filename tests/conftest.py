@@ -104,3 +104,44 @@ def listing(folder: Path) -> list[str]:
     if not folder.exists():
         return []
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def chromium_dom(url: str, budget_ms: int = 15000) -> tuple[str, str]:
+    """Render ``url`` in headless Chromium after its scripts ran; return (DOM, browser log).
+
+    Skips outside CI when Chromium is not installed (``.ci/run`` installs it).
+    """
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run should have installed it")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as profile:
+        out = subprocess.run(
+            [
+                exe,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--enable-logging=stderr",
+                "--v=0",
+                f"--virtual-time-budget={budget_ms}",
+                "--dump-dom",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    return out.stdout, out.stderr

@@ -35,8 +35,15 @@ def tiny_data():
 
 
 def settings(storage: str, **kwargs) -> SearchSettings:
-    base = dict(model="eegnet", trials=3, epochs=2, storage=storage, dataset="synthetic",
-                device="cpu", pruner="none")
+    base = dict(
+        model="eegnet",
+        trials=3,
+        epochs=2,
+        storage=storage,
+        dataset="synthetic",
+        device="cpu",
+        pruner="none",
+    )
     base.update(kwargs)
     return SearchSettings(**base)
 
@@ -64,8 +71,19 @@ def require_service(url: str) -> None:
 
 
 def search_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "eegtune", "search", "--model", "eegnet", "--dataset",
-            "synthetic", "--device", "cpu", *args]
+    return [
+        sys.executable,
+        "-m",
+        "eegtune",
+        "search",
+        "--model",
+        "eegnet",
+        "--dataset",
+        "synthetic",
+        "--device",
+        "cpu",
+        *args,
+    ]
 
 
 # --------------------------------------------------------------------------- end to end
@@ -73,15 +91,43 @@ def search_cmd(*args: str) -> list[str]:
 
 def test_cli_search_then_optuna_cli_reads_the_study(tmp_path: Path) -> None:
     journal = tmp_path / "j.journal"
-    result = runner.invoke(app, ["search", "--model", "eegnet", "--dataset", "synthetic",
-                                 "--trials", "3", "--epochs", "2", "--storage", str(journal),
-                                 "--device", "cpu", "--study", "e2e"])
+    result = runner.invoke(
+        app,
+        [
+            "search",
+            "--model",
+            "eegnet",
+            "--dataset",
+            "synthetic",
+            "--trials",
+            "3",
+            "--epochs",
+            "2",
+            "--storage",
+            str(journal),
+            "--device",
+            "cpu",
+            "--study",
+            "e2e",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "best trials of study 'e2e'" in result.output and "3/3 finished" in result.output
     out = subprocess.run(
-        [str(Path(sys.executable).with_name("optuna")), "trials", "--storage", str(journal), "--storage-class",
-         "JournalFileBackend", "--study-name", "e2e", "-f", "json"],
-        capture_output=True, text=True,
+        [
+            str(Path(sys.executable).with_name("optuna")),
+            "trials",
+            "--storage",
+            str(journal),
+            "--storage-class",
+            "JournalFileBackend",
+            "--study-name",
+            "e2e",
+            "-f",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
@@ -102,15 +148,17 @@ def test_trial_records_learning_curves_and_study_split(tmp_path, tiny_data) -> N
         assert t.user_attrs["n_params"] == 17874 and t.user_attrs["device"] == "cpu"
         assert list(t.intermediate_values.values()) == t.user_attrs["history"]["val_acc"]
         assert t.value == max(t.user_attrs["history"]["val_acc"]) or t.value == pytest.approx(
-            max(t.user_attrs["history"]["val_acc"]), abs=1e-5)
+            max(t.user_attrs["history"]["val_acc"]), abs=1e-5
+        )
 
 
 def test_same_seed_same_trials(tmp_path, tiny_data) -> None:
     runs = []
     for name in ("a", "b"):
         storage = str(tmp_path / f"{name}.journal")
-        run_search(settings(storage, trials=4, seed=3, sampler="tpe", pruner="median"),
-                   data_set=tiny_data)
+        run_search(
+            settings(storage, trials=4, seed=3, sampler="tpe", pruner="median"), data_set=tiny_data
+        )
         runs.append([(t.params, t.value, t.state) for t in trials_of(storage, "eegnet")])
     assert runs[0] == runs[1]
 
@@ -126,9 +174,12 @@ def test_target_is_for_the_study_not_the_run(tmp_path, tiny_data) -> None:
 
 def test_ctrl_c_fails_running_trial_exit_130_and_rerun_finishes(tmp_path: Path) -> None:
     journal = str(tmp_path / "int.journal")
-    proc = subprocess.Popen(search_cmd("--trials", "3", "--epochs", "300", "--storage", journal,
-                                       "--pruner", "none"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        search_cmd("--trials", "3", "--epochs", "300", "--storage", journal, "--pruner", "none"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         time.sleep(0.5)
@@ -144,8 +195,11 @@ def test_ctrl_c_fails_running_trial_exit_130_and_rerun_finishes(tmp_path: Path) 
     assert count(trials, TrialState.RUNNING) == 0
     assert trials[-1].state == TrialState.FAIL
     assert "interrupted" in trials[-1].user_attrs["fail_reason"]
-    rerun = subprocess.run(search_cmd("--trials", "3", "--epochs", "1", "--storage", journal),
-                           capture_output=True, text=True)
+    rerun = subprocess.run(
+        search_cmd("--trials", "3", "--epochs", "1", "--storage", journal),
+        capture_output=True,
+        text=True,
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert finished(trials_of(journal, "eegnet")) == 3
 
@@ -153,8 +207,12 @@ def test_ctrl_c_fails_running_trial_exit_130_and_rerun_finishes(tmp_path: Path) 
 def test_sigkilled_worker_trial_fails_by_heartbeat_and_is_retried(tmp_path: Path) -> None:
     journal = str(tmp_path / "kill.journal")
     env = {**os.environ, "EEGTUNE_HEARTBEAT_INTERVAL": "0.5"}
-    proc = subprocess.Popen(search_cmd("--trials", "2", "--epochs", "300", "--storage", journal),
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        search_cmd("--trials", "2", "--epochs", "300", "--storage", journal),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     victim = None
     while time.time() < deadline and victim is None:
@@ -168,8 +226,12 @@ def test_sigkilled_worker_trial_fails_by_heartbeat_and_is_retried(tmp_path: Path
     assert victim is not None
     assert trials_of(journal, "eegnet")[victim.number].state == TrialState.RUNNING
     time.sleep(2)  # longer than the grace of 3 heartbeats
-    rerun = subprocess.run(search_cmd("--trials", "2", "--epochs", "1", "--storage", journal),
-                           env=env, capture_output=True, text=True)
+    rerun = subprocess.run(
+        search_cmd("--trials", "2", "--epochs", "1", "--storage", journal),
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert rerun.returncode == 0, rerun.stderr
     trials = trials_of(journal, "eegnet")
     dead = trials[victim.number]
@@ -182,9 +244,12 @@ def test_sigkilled_worker_trial_fails_by_heartbeat_and_is_retried(tmp_path: Path
 
 def test_three_workers_on_a_journal_file(tmp_path: Path) -> None:
     journal = str(tmp_path / "par.journal")
-    out = subprocess.run(search_cmd("--trials", "6", "--epochs", "1", "--workers", "3",
-                                    "--storage", journal),
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        search_cmd("--trials", "6", "--epochs", "1", "--workers", "3", "--storage", journal),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     trials = trials_of(journal, "eegnet")
     assert finished(trials) == 6 and count(trials, TrialState.RUNNING) == 0
@@ -196,9 +261,23 @@ def test_three_workers_on_a_journal_file(tmp_path: Path) -> None:
 def test_three_workers_on_postgresql() -> None:
     require_service(POSTGRES)
     name = f"eegtune-test-{uuid.uuid4().hex[:8]}"
-    out = subprocess.run(search_cmd("--trials", "6", "--epochs", "1", "--workers", "3",
-                                    "--storage", POSTGRES, "--study", name),
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        search_cmd(
+            "--trials",
+            "6",
+            "--epochs",
+            "1",
+            "--workers",
+            "3",
+            "--storage",
+            POSTGRES,
+            "--study",
+            name,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     try:
         assert out.returncode == 0, out.stderr
         trials = trials_of(POSTGRES, name)
@@ -224,8 +303,9 @@ def test_other_storages(tmp_path, tiny_data, kind: str) -> None:
 # --------------------------------------------------------------------------- failures
 
 
-def test_trial_exceptions_fail_the_trial_and_many_stop_the_search(tmp_path, tiny_data,
-                                                                  monkeypatch) -> None:
+def test_trial_exceptions_fail_the_trial_and_many_stop_the_search(
+    tmp_path, tiny_data, monkeypatch
+) -> None:
     def broken_fit(*args, **kwargs):
         raise RuntimeError("simulated CUDA driver hiccup")
 
@@ -269,8 +349,10 @@ def test_study_made_for_another_model_is_refused(tmp_path, tiny_data) -> None:
     storage = str(tmp_path / "m.journal")
     run_search(settings(storage, trials=1, study_name="shared"), data_set=tiny_data)
     with pytest.raises(StudyError, match="was made for model eegnet"):
-        run_search(settings(storage, model="deepconvnet", trials=1, study_name="shared"),
-                   data_set=tiny_data)
+        run_search(
+            settings(storage, model="deepconvnet", trials=1, study_name="shared"),
+            data_set=tiny_data,
+        )
 
 
 # --------------------------------------------------------------------------- bad input
@@ -297,20 +379,40 @@ def _bad_space(tmp_path: Path) -> str:
 def test_bad_search_input_is_one_line_and_creates_nothing(tmp_path, args, fragment) -> None:
     args = [a.format(bad=_bad_space(tmp_path), tmp=tmp_path) for a in args]
     before = listing(tmp_path)
-    result = runner.invoke(app, ["search", "--model", "eegnet", "--dataset", "synthetic",
-                                 "--trials", "2", "--epochs", "1", *args],
-                           env={"EEGTUNE_STORAGE": str(tmp_path / "default.journal")})
+    result = runner.invoke(
+        app,
+        [
+            "search",
+            "--model",
+            "eegnet",
+            "--dataset",
+            "synthetic",
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            *args,
+        ],
+        env={"EEGTUNE_STORAGE": str(tmp_path / "default.journal")},
+    )
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and fragment in errors[0], result.output
     assert listing(tmp_path) == before
 
 
-@pytest.mark.parametrize(("args", "fragment"), [(["--model", "resnet"], "resnet"),
-                                                (["--model", "eegnet", "--trials", "0"],
-                                                 "greater than or equal to 1")])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--model", "resnet"], "resnet"),
+        (["--model", "eegnet", "--trials", "0"], "greater than or equal to 1"),
+    ],
+)
 def test_bad_model_or_trials_exit_2(tmp_path, args, fragment) -> None:
-    result = runner.invoke(app, ["search", "--dataset", "synthetic", *args],
-                           env={"EEGTUNE_STORAGE": str(tmp_path / "x.journal")})
+    result = runner.invoke(
+        app,
+        ["search", "--dataset", "synthetic", *args],
+        env={"EEGTUNE_STORAGE": str(tmp_path / "x.journal")},
+    )
     assert result.exit_code == 2 and fragment in result.output
     assert listing(tmp_path) == []

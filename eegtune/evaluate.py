@@ -1,0 +1,179 @@
+"""Honest test accuracy: retrain the chosen configuration with several seeds, test once each.
+
+The configuration (and its epoch count, the best validation epoch of its trial) is fixed by the
+search before the test set is touched. Each seed retrains on the full training set and is
+measured on the test set exactly once. Results are stored in the study's user attributes under
+``evaluation`` so that ``eegtune report`` can show them, and the weights are saved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eegtune.errors import EegtuneError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from eegtune.data import Dataset
+
+__all__ = ["EVALUATION_KEY", "EvaluateError", "Evaluation", "choose_configs", "evaluate_study"]
+
+EVALUATION_KEY = "evaluation"
+LAB_BASELINE = {"eegnet": 79.63, "deepconvnet": 83.52}
+"""Test accuracy (%) of the seed lab report this project started from (best test epoch)."""
+
+
+class EvaluateError(EegtuneError):
+    """Nothing to evaluate: no study, or no completed trial."""
+
+
+@dataclass
+class Evaluation:
+    """Per-seed test accuracies of one fixed configuration."""
+
+    label: str
+    trial: int
+    params: dict[str, Any]
+    epochs: int
+    seeds: list[int]
+    test_acc: list[float]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.test_acc)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.test_acc) if len(self.test_acc) > 1 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(mean=self.mean, std=self.std, min=min(self.test_acc), max=max(self.test_acc))
+        return out
+
+
+def choose_configs(
+    study: optuna.Study, per_activation: bool
+) -> dict[str, optuna.trial.FrozenTrial]:
+    """The best completed trial (label ``best``), or the best of each activation."""
+    from optuna.trial import TrialState
+
+    complete = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None
+    ]
+    if not complete:
+        raise EvaluateError(
+            f"study {study.study_name!r} has no completed trial to evaluate; "
+            "run `eegtune search` until at least one trial completes"
+        )
+    ranked = sorted(complete, key=lambda t: (-t.value, t.number))
+    if not per_activation:
+        return {"best": ranked[0]}
+    chosen: dict[str, optuna.trial.FrozenTrial] = {}
+    for trial in ranked:
+        chosen.setdefault(str(trial.params["activation"]), trial)
+    return chosen
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def evaluate_study(
+    study: optuna.Study,
+    data: Dataset,
+    *,
+    seeds: int = 5,
+    per_activation: bool = False,
+    device: str = "cpu",
+    models_dir: Path | str = "studies/models",
+    on_seed: Callable[[str, int, float], None] | None = None,
+) -> list[Evaluation]:
+    """Retrain the chosen configuration(s) with ``seeds`` seeds and measure test accuracy.
+
+    Args:
+        study: A study made by ``eegtune search``.
+        data: The dataset (training and test sets).
+        seeds: Seeds 0..seeds-1.
+        per_activation: Evaluate the best trial of each activation instead of the overall best.
+        device: Training device.
+        models_dir: Weights go to ``models_dir/<study>/<label>/seed<N>.pt`` with a
+            ``config.json`` beside them.
+        on_seed: Called as ``on_seed(label, seed, test_acc)`` after each seed.
+
+    Returns:
+        One :class:`Evaluation` per configuration, also stored in the study.
+    """
+    import torch
+
+    from eegtune.models import build_model
+    from eegtune.training import evaluate_accuracy, fit, set_seed
+
+    if seeds < 1:
+        raise EvaluateError(f"--seeds must be at least 1, got {seeds}")
+    model_name = study.user_attrs.get("model")
+    if model_name is None:
+        raise EvaluateError(f"study {study.study_name!r} was not made by eegtune search")
+    channels, samples = data.input_shape
+    results = []
+    stored = dict(study.user_attrs.get(EVALUATION_KEY) or {})
+    for label, trial in choose_configs(study, per_activation).items():
+        params = dict(trial.params)
+        epochs = int(trial.user_attrs.get("best_epoch") or trial.user_attrs.get("epochs_trained"))
+        folder = Path(models_dir) / study.study_name / label
+        evaluation = Evaluation(label, trial.number, params, epochs, [], [])
+        for seed in range(seeds):
+            set_seed(seed)
+            model = build_model(
+                model_name,
+                params["activation"],
+                params["dropout"],
+                n_chans=channels,
+                n_times=samples,
+                n_outputs=data.n_classes,
+            )
+            result = fit(
+                model,
+                data.x_train,
+                data.y_train,
+                epochs=epochs,
+                lr=params["lr"],
+                batch_size=params["batch_size"],
+                weight_decay=params["weight_decay"],
+                seed=seed,
+                device=device,
+            )
+            if result.status == "diverged":
+                raise EvaluateError(f"{label}, seed {seed}: {result.message}")
+            _, acc = evaluate_accuracy(model, data.x_test, data.y_test, device)
+            state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            _atomic_write(folder / f"seed{seed}.pt", lambda p, s=state: torch.save(s, p))
+            evaluation.seeds.append(seed)
+            evaluation.test_acc.append(acc)
+            if on_seed is not None:
+                on_seed(label, seed, acc)
+        config = {"model": model_name, "study": study.study_name, **evaluation.to_dict()}
+        _atomic_write(
+            folder / "config.json", lambda p, c=config: p.write_text(json.dumps(c, indent=2))
+        )
+        stored[label] = evaluation.to_dict()
+        results.append(evaluation)
+    study.set_user_attr(EVALUATION_KEY, stored)
+    return results

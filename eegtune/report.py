@@ -1,0 +1,411 @@
+"""Reports: tables of the best trials, CSV/JSON export, Plotly figures and an HTML index.
+
+Reads studies; never trains. Every file is written to a temporary name and moved into place,
+so an interrupted report leaves no half-written file. Charts work offline: ``plotly.min.js``
+is written once beside them and referenced, never fetched from a CDN.
+
+Export schema (``best_trials.csv`` columns; the JSON holds the same rows per study)::
+
+    study, model, trial, value, activation, dropout, lr, batch_size, weight_decay,
+    best_epoch, epochs_trained, duration_s, device, n_params
+
+``value`` is the best validation accuracy (fraction) of a completed trial; rows are the top
+``--top`` completed trials of each study, best first.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eegtune.errors import EegtuneError
+
+if TYPE_CHECKING:
+    import optuna
+    import plotly.graph_objects as go
+
+__all__ = [
+    "COLUMNS",
+    "SCHEMA_VERSION",
+    "ReportError",
+    "StudyReport",
+    "build_figures",
+    "collect",
+    "headline",
+    "write_report",
+]
+
+SCHEMA_VERSION = 1
+COLUMNS = (
+    "study",
+    "model",
+    "trial",
+    "value",
+    "activation",
+    "dropout",
+    "lr",
+    "batch_size",
+    "weight_decay",
+    "best_epoch",
+    "epochs_trained",
+    "duration_s",
+    "device",
+    "n_params",
+)
+ACTIVATIONS = ("relu", "leaky_relu", "elu")
+MODEL_TITLES = {"eegnet": "EEGNet", "deepconvnet": "DeepConvNet"}
+
+
+class ReportError(EegtuneError):
+    """Nothing to report: no study, an empty study, or only failed trials."""
+
+
+@dataclass
+class StudyReport:
+    """What the report needs from one study."""
+
+    study: optuna.Study
+    name: str
+    model: str
+    states: dict[str, int]
+    complete: list[optuna.trial.FrozenTrial]
+    evaluation: dict[str, Any] = field(default_factory=dict)
+
+    def rows(self, top: int) -> list[dict[str, Any]]:
+        return [_row(self, t) for t in self.complete[:top]]
+
+    def best_by_activation(self) -> dict[str, optuna.trial.FrozenTrial]:
+        best: dict[str, optuna.trial.FrozenTrial] = {}
+        for trial in self.complete:
+            best.setdefault(str(trial.params.get("activation")), trial)
+        return best
+
+
+def _row(report: StudyReport, t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    return {
+        "study": report.name,
+        "model": report.model,
+        "trial": t.number,
+        "value": t.value,
+        **{k: t.params.get(k) for k in ("activation", "dropout", "lr", "batch_size")},
+        "weight_decay": t.params.get("weight_decay"),
+        "best_epoch": t.user_attrs.get("best_epoch"),
+        "epochs_trained": t.user_attrs.get("epochs_trained"),
+        "duration_s": round(t.duration.total_seconds(), 3) if t.duration else None,
+        "device": t.user_attrs.get("device"),
+        "n_params": t.user_attrs.get("n_params"),
+    }
+
+
+def collect(storage: Any, names: list[str] | None = None) -> list[StudyReport]:
+    """Read the named studies (all studies in the storage when ``names`` is empty).
+
+    Raises:
+        ReportError: when there is no study, or no named study has a completed trial.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    from eegtune.study import load_study
+
+    names = list(names or optuna.study.get_all_study_names(storage))
+    if not names:
+        raise ReportError("no studies in this storage; run `eegtune search` first")
+    reports = []
+    for name in names:
+        study = load_study(storage, name)
+        trials = study.get_trials(deepcopy=False)
+        complete = sorted(
+            (t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
+            key=lambda t: (-t.value, t.number),
+        )
+        reports.append(
+            StudyReport(
+                study=study,
+                name=name,
+                model=str(study.user_attrs.get("model", name)),
+                states=dict(Counter(t.state.name for t in trials)),
+                complete=complete,
+                evaluation=dict(study.user_attrs.get("evaluation") or {}),
+            )
+        )
+    if not any(r.complete for r in reports):
+        detail = "; ".join(
+            f"{r.name}: " + (", ".join(f"{n} {s.lower()}" for s, n in r.states.items()) or "empty")
+            for r in reports
+        )
+        raise ReportError(
+            f"no completed trials to report ({detail}); run `eegtune search` until trials complete"
+        )
+    return reports
+
+
+def headline(reports: list[StudyReport]) -> list[dict[str, Any]]:
+    """The lab's table: per network x activation, best val accuracy and test mean +- std."""
+    rows = []
+    for report in reports:
+        best = report.best_by_activation()
+        for activation in ACTIVATIONS:
+            trial = best.get(activation)
+            evaluation = report.evaluation.get(activation)
+            overall = report.evaluation.get("best")
+            if evaluation is None and overall and overall["params"]["activation"] == activation:
+                evaluation = overall
+            rows.append(
+                {
+                    "study": report.name,
+                    "model": report.model,
+                    "activation": activation,
+                    "val_acc": trial.value if trial else None,
+                    "trial": trial.number if trial else None,
+                    "test_mean": evaluation["mean"] if evaluation else None,
+                    "test_std": evaluation["std"] if evaluation else None,
+                    "test_seeds": len(evaluation["test_acc"]) if evaluation else 0,
+                }
+            )
+    return rows
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _history(trial: optuna.trial.FrozenTrial) -> dict[str, list[float]]:
+    return trial.user_attrs.get("history") or {}
+
+
+def comparison_figure(report: StudyReport) -> go.Figure:
+    """The lab's figure: train and val accuracy per epoch of the best trial of each activation."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for activation, trial in sorted(report.best_by_activation().items()):
+        history = _history(trial)
+        for key, dash in (("train_acc", "dot"), ("val_acc", "solid")):
+            values = history.get(key) or []
+            fig.add_trace(
+                go.Scatter(
+                    x=list(range(1, len(values) + 1)),
+                    y=[100 * v for v in values],
+                    mode="lines",
+                    name=f"{activation} {key.split('_')[0]}",
+                    line={"dash": dash},
+                )
+            )
+    title = MODEL_TITLES.get(report.model, report.model)
+    fig.update_layout(
+        title=f"{title} ({report.name}): accuracy per epoch, best trial of each activation",
+        xaxis_title="epoch",
+        yaxis_title="accuracy (%)",
+    )
+    return fig
+
+
+def activation_box_figure(reports: list[StudyReport]) -> go.Figure:
+    """Validation accuracy of every completed trial by activation, one box per network."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for report in reports:
+        fig.add_trace(
+            go.Box(
+                x=[t.params.get("activation") for t in report.complete],
+                y=[100 * t.value for t in report.complete],
+                name=f"{MODEL_TITLES.get(report.model, report.model)} ({report.name})",
+                boxpoints="all",
+            )
+        )
+    fig.update_layout(
+        title="Validation accuracy by activation and network (completed trials)",
+        boxmode="group",
+        xaxis_title="activation",
+        yaxis_title="validation accuracy (%)",
+    )
+    return fig
+
+
+def networks_side_by_side(reports: list[StudyReport]) -> go.Figure:
+    """EEGNet vs DeepConvNet: validation curves of each activation's best trial, side by side."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    titles = [f"{MODEL_TITLES.get(r.model, r.model)} ({r.name})" for r in reports]
+    fig = make_subplots(rows=1, cols=len(reports), subplot_titles=titles, shared_yaxes=True)
+    for col, report in enumerate(reports, start=1):
+        for activation, trial in sorted(report.best_by_activation().items()):
+            values = _history(trial).get("val_acc") or []
+            fig.add_trace(
+                go.Scatter(
+                    x=list(range(1, len(values) + 1)),
+                    y=[100 * v for v in values],
+                    mode="lines",
+                    name=f"{report.model} {activation}",
+                    legendgroup=activation,
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_layout(title="EEGNet vs DeepConvNet: validation accuracy per epoch")
+    fig.update_yaxes(title_text="validation accuracy (%)", row=1, col=1)
+    return fig
+
+
+def build_figures(reports: list[StudyReport]) -> dict[str, go.Figure]:
+    """All charts, keyed by file stem."""
+    import warnings
+
+    import optuna.visualization as vis
+
+    figures: dict[str, go.Figure] = {}
+    for report in reports:
+        if not report.complete:
+            continue
+        study, stem = report.study, report.name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            figures[f"{stem}_history"] = vis.plot_optimization_history(study)
+            if len(report.complete) >= 2:
+                figures[f"{stem}_importances"] = vis.plot_param_importances(study)
+            figures[f"{stem}_parallel"] = vis.plot_parallel_coordinate(study)
+            figures[f"{stem}_slice"] = vis.plot_slice(study)
+            figures[f"{stem}_intermediate"] = _intermediate_figure(report)
+        figures[f"{stem}_activations"] = comparison_figure(report)
+    usable = [r for r in reports if r.complete]
+    figures["activation_box"] = activation_box_figure(usable)
+    models = {r.model for r in usable}
+    if {"eegnet", "deepconvnet"} <= models:
+        order = sorted(usable, key=lambda r: (r.model != "eegnet", r.name))
+        figures["networks_side_by_side"] = networks_side_by_side(order)
+    return figures
+
+
+def _intermediate_figure(report: StudyReport) -> go.Figure:
+    """Validation accuracy per epoch of every trial, pruned ones dashed and grey."""
+    import plotly.graph_objects as go
+    from optuna.trial import TrialState
+
+    fig = go.Figure()
+    for t in report.study.get_trials(deepcopy=False):
+        if not t.intermediate_values or t.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+            continue
+        steps = sorted(t.intermediate_values)
+        pruned = t.state == TrialState.PRUNED
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=[100 * t.intermediate_values[s] for s in steps],
+                mode="lines",
+                name=f"trial {t.number} ({'pruned' if pruned else 'complete'})",
+                line={"dash": "dot", "color": "lightgrey"} if pruned else {},
+                legendgroup=t.state.name,
+            )
+        )
+    fig.update_layout(
+        title=f"{report.name}: validation accuracy per epoch (pruned trials dotted)",
+        xaxis_title="epoch",
+        yaxis_title="validation accuracy (%)",
+    )
+    return fig
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _index_html(figures: dict[str, go.Figure], table_rows: list[dict[str, Any]]) -> str:
+    import html
+
+    cells = []
+    for r in table_rows:
+        val = "-" if r["val_acc"] is None else f"{100 * r['val_acc']:.2f}%"
+        test = "-"
+        if r["test_mean"] is not None:
+            test = f"{100 * r['test_mean']:.2f}% &plusmn; {100 * r['test_std']:.2f}"
+        cells.append(
+            f"<tr><td>{html.escape(r['model'])}</td><td>{r['activation']}</td>"
+            f"<td>{val}</td><td>{test}</td></tr>"
+        )
+    head = "\n".join(cells)
+    divs = "\n".join(
+        f'<section id="{html.escape(stem)}"><h2>{html.escape(stem)}</h2>'
+        f"{fig.to_html(full_html=False, include_plotlyjs=False, div_id=f'fig-{stem}')}</section>"
+        for stem, fig in figures.items()
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>eegtune report</title>
+<script src="plotly.min.js"></script>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px}}</style></head>
+<body><h1>eegtune report</h1>
+<table><tr><th>network</th><th>activation</th><th>best val acc</th>
+<th>test acc (mean &plusmn; std)</th></tr>
+{head}</table>
+{divs}
+</body></html>
+"""
+
+
+def write_report(reports: list[StudyReport], out: Path | str, top: int = 10) -> list[Path]:
+    """Write CSV, JSON, one HTML file per figure, ``plotly.min.js`` and ``index.html``.
+
+    Returns:
+        The paths written.
+    """
+    from plotly.offline import get_plotlyjs
+
+    out = Path(out)
+    written: list[Path] = []
+
+    def put(name: str, text: str) -> None:
+        atomic_write_text(out / name, text)
+        written.append(out / name)
+
+    rows = [row for r in reports for row in r.rows(top)]
+    put("best_trials.csv", _csv_text(rows))
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "columns": list(COLUMNS),
+        "studies": [
+            {
+                "study": r.name,
+                "model": r.model,
+                "states": r.states,
+                "evaluation": r.evaluation,
+                "best_trials": r.rows(top),
+            }
+            for r in reports
+        ],
+        "headline": headline(reports),
+    }
+    put("best_trials.json", json.dumps(document, indent=2))
+    put("plotly.min.js", get_plotlyjs())
+    figures = build_figures(reports)
+    for stem, fig in figures.items():
+        put(f"{stem}.html", fig.to_html(include_plotlyjs="plotly.min.js", full_html=True))
+    put("index.html", _index_html(figures, headline(reports)))
+    return written

@@ -1,0 +1,92 @@
+"""eegtune dashboard: optuna-dashboard on the same storage, over HTTP and in Chromium."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from eegtune.cli import app
+from eegtune.study import open_storage
+from tests.conftest import chromium_dom
+
+runner = CliRunner()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get_json(url: str, timeout: float = 60.0):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return json.loads(response.read())
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> str:
+    path = str(tmp_path / "dash.journal")
+    study = optuna.create_study(
+        study_name="dash-study", storage=open_storage(path), direction="maximize"
+    )
+    study.set_user_attr("model", "eegnet")
+    trial = study.ask()
+    trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+    trial.report(0.6, 1)
+    study.tell(trial, 0.7)
+    return path
+
+
+def test_dashboard_serves_the_study_and_stops_on_ctrl_c(journal: str) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eegtune", "dashboard", "--storage", journal, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        studies = get_json(f"http://127.0.0.1:{port}/api/studies")
+        names = [s["study_name"] for s in studies["study_summaries"]]
+        assert names == ["dash-study"]
+        dom, log = chromium_dom(f"http://127.0.0.1:{port}/dashboard/")
+        assert "dash-study" in dom, log[-2000:]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert f"http://127.0.0.1:{port}/" in out
+    assert proc.returncode == 0, err
+    assert "dashboard stopped" in out and "Traceback" not in err
+
+
+def test_dashboard_port_in_use_is_one_line(journal: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = runner.invoke(app, ["dashboard", "--storage", journal, "--port", str(port)])
+    assert result.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output and "--port" in result.output
+
+
+def test_dashboard_without_storage(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["dashboard", "--storage", str(tmp_path / "none.journal")])
+    assert result.exit_code == 2 and "journal file not found" in result.output
+    assert not (tmp_path / "none.journal").exists()

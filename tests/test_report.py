@@ -1,0 +1,215 @@
+"""report and evaluate: tables, CSV/JSON export, figures, offline HTML in Chromium."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from eegtune.cli import app
+from eegtune.data import make_synthetic
+from eegtune.evaluate import evaluate_study
+from eegtune.models import build_model
+from eegtune.report import COLUMNS, SCHEMA_VERSION, build_figures, collect
+from eegtune.search import SearchSettings, run_search
+from eegtune.study import open_storage
+from tests.conftest import chromium_dom, listing
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def two_studies(tmp_path_factory) -> str:
+    """A journal with an eegnet and a deepconvnet study (random sampler: mixed activations)."""
+    storage = str(tmp_path_factory.mktemp("rep") / "studies.journal")
+    data = make_synthetic(n_train=160, n_test=40, seed=0)
+    for model, trials in (("eegnet", 6), ("deepconvnet", 4)):
+        run_search(
+            SearchSettings(
+                model=model,
+                trials=trials,
+                epochs=3,
+                storage=storage,
+                dataset="synthetic",
+                device="cpu",
+                pruner="median",
+                sampler="random",
+                seed=1,
+            ),
+            data_set=data,
+        )
+    return storage
+
+
+def complete_trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name=name, storage=open_storage(storage))
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    return sorted(done, key=lambda t: (-t.value, t.number))
+
+
+def test_report_exports_csv_and_json(two_studies, tmp_path) -> None:
+    out = tmp_path / "report"
+    result = runner.invoke(
+        app, ["report", "--storage", two_studies, "--out", str(out), "--top", "50"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "best accuracy per network and activation" in result.output
+    with (out / "best_trials.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0]) == COLUMNS
+    for name in ("eegnet", "deepconvnet"):
+        expected = complete_trials(two_studies, name)
+        got = [r for r in rows if r["study"] == name]
+        assert [int(r["trial"]) for r in got] == [t.number for t in expected]
+        assert [float(r["value"]) for r in got] == pytest.approx([t.value for t in expected])
+        assert [r["activation"] for r in got] == [t.params["activation"] for t in expected]
+    document = json.loads((out / "best_trials.json").read_text())
+    assert document["schema_version"] == SCHEMA_VERSION and document["columns"] == list(COLUMNS)
+    assert {s["study"] for s in document["studies"]} == {"eegnet", "deepconvnet"}
+    for study in document["studies"]:
+        assert all(set(row) == set(COLUMNS) for row in study["best_trials"])
+        assert sum(study["states"].values()) >= 4
+    assert len(document["headline"]) == 6
+
+
+def test_report_top_limits_rows(two_studies, tmp_path) -> None:
+    out = tmp_path / "r"
+    assert (
+        runner.invoke(
+            app,
+            [
+                "report",
+                "--storage",
+                two_studies,
+                "--out",
+                str(out),
+                "--top",
+                "1",
+                "--study",
+                "eegnet",
+            ],
+        ).exit_code
+        == 0
+    )
+    rows = list(csv.DictReader((out / "best_trials.csv").open()))
+    assert (
+        len(rows) == 1 and int(rows[0]["trial"]) == complete_trials(two_studies, "eegnet")[0].number
+    )
+
+
+def test_figures_have_the_traces_they_should(two_studies) -> None:
+    reports = collect(open_storage(two_studies, create=False))
+    figures = build_figures(reports)
+    for name in ("eegnet", "deepconvnet"):
+        for kind in ("history", "parallel", "slice", "intermediate", "activations"):
+            assert f"{name}_{kind}" in figures
+        report = next(r for r in reports if r.name == name)
+        activations = {t.params["activation"] for t in report.complete}
+        comparison = figures[f"{name}_activations"]
+        assert sorted(t.name for t in comparison.data) == sorted(
+            f"{a} {part}" for a in activations for part in ("train", "val")
+        )
+        assert all(len(t.y) == len(t.x) > 0 for t in comparison.data)
+        finished = [
+            t for t in report.study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        ]
+        assert len(figures[f"{name}_intermediate"].data) == len(finished)
+        if len(report.complete) >= 2:
+            assert len(figures[f"{name}_importances"].data) >= 1
+    box = figures["activation_box"]
+    assert len(box.data) == 2 and all(t.type == "box" for t in box.data)
+    side = figures["networks_side_by_side"]
+    assert {t.xaxis for t in side.data} == {"x", "x2"}
+
+
+def test_html_is_offline_and_index_renders_in_chromium(two_studies, tmp_path) -> None:
+    out = tmp_path / "html"
+    assert (
+        runner.invoke(app, ["report", "--storage", two_studies, "--out", str(out)]).exit_code == 0
+    )
+    pages = sorted(out.glob("*.html"))
+    assert (out / "plotly.min.js").stat().st_size > 1_000_000
+    for page in pages:
+        text = page.read_text()
+        assert "cdn.plot.ly" not in text and 'src="plotly.min.js"' in text
+    dom, log = chromium_dom((out / "index.html").as_uri())
+    n_figures = len(pages) - 1
+    assert dom.count('class="main-svg"') >= n_figures, log[-2000:]
+    assert "Uncaught" not in log
+
+
+def test_report_with_nothing_to_show(tmp_path) -> None:
+    empty = tmp_path / "empty.journal"
+    open_storage(str(empty))
+    result = runner.invoke(app, ["report", "--storage", str(empty), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "no studies" in result.output
+    study = optuna.create_study(study_name="failing", storage=open_storage(str(empty)))
+    study.tell(study.ask(), state=TrialState.FAIL)
+    result = runner.invoke(app, ["report", "--storage", str(empty), "--out", str(tmp_path / "o")])
+    assert (
+        result.exit_code == 2
+        and "no completed trials" in result.output
+        and "1 fail" in result.output
+    )
+    missing = runner.invoke(app, ["report", "--storage", str(tmp_path / "nope.journal")])
+    assert missing.exit_code == 2 and "journal file not found" in missing.output
+    assert not (tmp_path / "o").exists() and not (tmp_path / "nope.journal").exists()
+
+
+def test_evaluate_stores_per_seed_test_accuracy_that_report_shows(two_studies, tmp_path) -> None:
+    models_dir = tmp_path / "models"
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--storage",
+            two_studies,
+            "--study",
+            "eegnet",
+            "--seeds",
+            "2",
+            "--models-dir",
+            str(models_dir),
+            "--device",
+            "cpu",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "mean ± std" in result.output
+    study = optuna.load_study(study_name="eegnet", storage=open_storage(two_studies))
+    best = study.user_attrs["evaluation"]["best"]
+    assert best["seeds"] == [0, 1] and len(best["test_acc"]) == 2
+    assert best["trial"] == complete_trials(two_studies, "eegnet")[0].number
+    config = json.loads((models_dir / "eegnet" / "best" / "config.json").read_text())
+    assert config["params"] == best["params"]
+    model = build_model("eegnet", best["params"]["activation"], best["params"]["dropout"])
+    model.load_state_dict(torch.load(models_dir / "eegnet" / "best" / "seed1.pt"))
+    report = runner.invoke(
+        app,
+        ["report", "--storage", two_studies, "--study", "eegnet", "--out", str(tmp_path / "rep")],
+    )
+    shown = f"{100 * best['mean']:.2f}% ± {100 * best['std']:.2f}"
+    assert report.exit_code == 0 and shown in report.output
+
+
+def test_evaluate_per_activation(two_studies, tmp_path) -> None:
+    data = make_synthetic(n_train=100, n_test=20, seed=0)
+    study = optuna.load_study(study_name="deepconvnet", storage=open_storage(two_studies))
+    results = evaluate_study(study, data, seeds=1, per_activation=True, models_dir=tmp_path / "m")
+    activations = {t.params["activation"] for t in complete_trials(two_studies, "deepconvnet")}
+    assert {r.label for r in results} == activations
+    assert all(len(r.test_acc) == 1 and 0 <= r.test_acc[0] <= 1 for r in results)
+
+
+def test_evaluate_without_completed_trials(tmp_path) -> None:
+    storage = str(tmp_path / "e.journal")
+    study = optuna.create_study(study_name="x", storage=open_storage(storage))
+    study.set_user_attr("model", "eegnet")
+    result = runner.invoke(app, ["evaluate", "--storage", storage, "--study", "x", "--seeds", "1"])
+    assert result.exit_code == 2 and "no completed trial" in result.output
+    assert listing(tmp_path) == ["e.journal"]
