@@ -144,14 +144,16 @@ def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
         yield hook
 
 
-def load_data(dataset: DatasetName, data_dir: Path, offline: bool, seed: int = 0) -> Any:
-    """Load a dataset for a command, fetching BCI IIIb with a progress bar when needed."""
+def load_data(dataset: DatasetName, data_dir: Path, offline: bool) -> Any:
+    """Load a dataset for a command, fetching BCI IIIb with a progress bar when needed.
+
+    The synthetic dataset is always generated with seed 0, so that every command and every
+    worker sees the same trials.
+    """
     from eegtune.data import load_dataset
 
     with download_progress() as hook:
-        data = load_dataset(
-            dataset.value, data_dir, offline=_offline(offline), seed=seed, progress=hook
-        )
+        data = load_dataset(dataset.value, data_dir, offline=_offline(offline), progress=hook)
     if data.nan_filled:
         typer.echo(
             f"filled {data.nan_filled} NaN values with the training set's channel means", err=True
@@ -427,7 +429,7 @@ def search(
         workers=workers,
         timeout=timeout,
     )
-    data = load_data(dataset, data_dir, offline, seed=split_seed)
+    data = load_data(dataset, data_dir, offline)
     typer.echo(
         f"study {settings.name!r}: {model.value} on {dataset.value}, target {trials} trials, "
         f"up to {epochs} epochs each, sampler {settings.sampler}, pruner {settings.pruner}, "

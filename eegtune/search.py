@@ -291,9 +291,7 @@ def _attach(
     space = load_space(settings.model, settings.space)
     device = resolve_device(_worker_device(settings.device, worker_index))
     if data_set is None:
-        data_set = load_dataset(
-            settings.dataset, settings.data_dir, offline=settings.offline, seed=settings.split_seed
-        )
+        data_set = load_dataset(settings.dataset, settings.data_dir, offline=settings.offline)
     tr, va = stratified_split(data_set.y_train, settings.val_fraction, settings.split_seed)
     storage = storage if storage is not None else open_storage(settings.storage)
     sampler_seed = settings.seed + worker_index if settings.seed is not None else None
@@ -523,9 +521,7 @@ def run_search(
     load_space(settings.model, settings.space)
     resolve_device(settings.device)
     if data_set is None:
-        data_set = load_dataset(
-            settings.dataset, settings.data_dir, offline=settings.offline, seed=settings.split_seed
-        )
+        data_set = load_dataset(settings.dataset, settings.data_dir, offline=settings.offline)
     storage = open_storage(settings.storage)
     study = prepare_study(settings, storage)
     finished_at_start = snapshot(study, settings.trials, started, 0).finished

@@ -179,15 +179,17 @@ def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
     warmup = max(1, max_epochs // 10)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(
-            min_resource=max(1, max_epochs // 27), max_resource=max_epochs, reduction_factor=3
+            min_resource=max(1, max_epochs // 27), max_resource=max_epochs, reduction_factor=4
         )
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup)
     if name == "patient":
-        return optuna.pruners.PatientPruner(
-            optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup),
-            patience=max(2, max_epochs // 20),
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.pruners.PatientPruner(
+                optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup),
+                patience=max(2, max_epochs // 20),
+            )
     if name == "none":
         return optuna.pruners.NopPruner()
     raise StudyError(f"unknown pruner {name!r}; choose one of: {', '.join(PRUNERS)}")

@@ -36,7 +36,7 @@ def test_help_lists_commands_without_heavy_imports() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    for command in ("train", "data"):
+    for command in ("train", "data", "search", "report", "evaluate", "dashboard"):
         assert command in out.stdout
 
 
