@@ -105,6 +105,7 @@ def evaluate_study(
     device: str = "cpu",
     models_dir: Path | str = "studies/models",
     on_seed: Callable[[str, int, float], None] | None = None,
+    amp: bool = False,
 ) -> list[Evaluation]:
     """Retrain the chosen configuration(s) with ``seeds`` seeds and measure test accuracy.
 
@@ -117,6 +118,7 @@ def evaluate_study(
         models_dir: Weights go to ``models_dir/<study>/<label>/seed<N>.pt`` with a
             ``config.json`` beside them.
         on_seed: Called as ``on_seed(label, seed, test_acc)`` after each seed.
+        amp: Train under bfloat16 autocast (see :func:`eegtune.training.fit`).
 
     Returns:
         One :class:`Evaluation` per configuration, also stored in the study.
@@ -159,6 +161,7 @@ def evaluate_study(
                 weight_decay=params["weight_decay"],
                 seed=seed,
                 device=device,
+                amp=amp,
             )
             if result.status == "diverged":
                 raise EvaluateError(f"{label}, seed {seed}: {result.message}")

@@ -70,6 +70,7 @@ class SearchSettings:
     workers: int = 1
     timeout: float | None = None
     max_consecutive_failures: int = 5
+    amp: bool = False
 
     @property
     def name(self) -> str:
@@ -363,7 +364,7 @@ def run_trial(job: _Job, trial: optuna.Trial) -> str:
     config = job.space.sample(trial)
     seed = settings.seed + trial.number
     trial.set_user_attr("seed", seed)
-    trial.set_user_attr("device", str(job.device))
+    trial.set_user_attr("device", str(job.device) + (" amp" if settings.amp else ""))
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     started = time.perf_counter()
 
@@ -393,6 +394,7 @@ def run_trial(job: _Job, trial: optuna.Trial) -> str:
                 seed=seed,
                 device=job.device,
                 callback=on_epoch,
+                amp=settings.amp,
             )
     except KeyboardInterrupt:
         trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")

@@ -8,12 +8,13 @@ batches under ``torch.inference_mode``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -138,6 +139,15 @@ def evaluate_accuracy(
     return _evaluate(model, xt, yt)
 
 
+def _autocast(device: torch.device, enabled: bool) -> Callable[[], Any]:
+    """A factory of bfloat16 autocast contexts for ``device`` (no-op contexts when disabled)."""
+    if not enabled:
+        return contextlib.nullcontext
+    if device.type == "cpu" and not torch.backends.mkldnn.is_available():
+        raise ConfigError("--amp on CPU needs a torch build with oneDNN; drop --amp")
+    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
 EpochCallback = Callable[[EpochRecord], object]
 """Called after every epoch; a truthy return value stops the run (status ``stopped``)."""
 
@@ -156,6 +166,7 @@ def fit(
     seed: int = 0,
     device: torch.device | str = "cpu",
     callback: EpochCallback | None = None,
+    amp: bool = False,
 ) -> FitResult:
     """Train ``model`` with Adam and cross-entropy, in place.
 
@@ -168,6 +179,8 @@ def fit(
         seed: Seeds shuffling and dropout; the same seed on CPU gives the same run.
         device: Training device.
         callback: Called after each epoch; returning a truthy value stops training.
+        amp: Run forward passes under bfloat16 autocast (CUDA, or a CPU with bf16 support such
+            as AVX-512 BF16/AMX); weights and optimiser state stay float32.
 
     Returns:
         A :class:`FitResult`; ``status`` is ``diverged`` when the loss became non-finite.
@@ -177,6 +190,9 @@ def fit(
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     device = torch.device(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # input shapes are fixed: autotune convolutions
+    autocast = _autocast(device, amp)
     torch.manual_seed(seed)
     shuffle_gen = torch.Generator(device="cpu").manual_seed(seed)
     model.to(device=device, memory_format=torch.channels_last)
@@ -195,8 +211,9 @@ def fit(
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             xb, yb = xt[idx], yt[idx]
-            logits = model(xb)
-            loss = nn.functional.cross_entropy(logits, yb)
+            with autocast():
+                logits = model(xb)
+                loss = nn.functional.cross_entropy(logits, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -207,7 +224,8 @@ def fit(
             result.status = "diverged"
             result.message = f"training loss became non-finite ({train_loss}) in epoch {epoch}"
             break
-        val_loss, val_acc = _evaluate(model, *val) if val is not None else (None, None)
+        with autocast():
+            val_loss, val_acc = _evaluate(model, *val) if val is not None else (None, None)
         record = EpochRecord(
             epoch=epoch,
             train_loss=train_loss,

@@ -416,3 +416,26 @@ def test_bad_model_or_trials_exit_2(tmp_path, args, fragment) -> None:
     )
     assert result.exit_code == 2 and fragment in result.output
     assert listing(tmp_path) == []
+
+
+def test_workers_share_gpus_round_robin(monkeypatch) -> None:
+    from eegtune.search import _worker_device
+
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
+    assert [_worker_device("auto", i) for i in range(5)] == [
+        "cuda:0",
+        "cuda:1",
+        "cuda:0",
+        "cuda:1",
+        "cuda:0",
+    ]
+    assert _worker_device("cuda:1", 3) == "cuda:1"
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 0)
+    assert _worker_device("auto", 3) == "cpu"
+
+
+def test_search_with_amp_records_it(tmp_path, tiny_data) -> None:
+    storage = str(tmp_path / "amp.journal")
+    status = run_search(settings(storage, trials=1, amp=True), data_set=tiny_data)
+    assert status.finished == 1
+    assert trials_of(storage, "eegnet")[0].user_attrs["device"] == "cpu amp"

@@ -104,3 +104,74 @@ def test_resolve_device() -> None:
 def test_fit_rejects_bad_settings(small_data, kwargs, fragment) -> None:
     with pytest.raises(ConfigError, match=fragment):
         fit(build_model("eegnet"), *small_data, **kwargs)
+
+
+def _reference_fit(model, x, y, xv, yv, *, epochs, lr, batch_size, seed):
+    """The plain path: NCHW layout, per-batch work as a lab script does it, same shuffling."""
+    from torch import nn
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    x, y, xv, yv = (torch.as_tensor(a) for a in (x, y, xv, yv))
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    curve = []
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=gen)
+        for start in range(0, len(x), batch_size):
+            idx = order[start : start + batch_size]
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            curve.append((model(xv).argmax(1) == yv).float().mean().item())
+    return curve
+
+
+@pytest.mark.parametrize("name", ["eegnet", "deepconvnet"])
+def test_fast_path_learns_what_the_plain_path_learns(small_data, name) -> None:
+    """channels-last layout, device-side metrics and batched evaluation change nothing."""
+    set_seed(0)
+    plain = build_model(name, "elu", dropout=0.0)
+    set_seed(0)
+    fast = build_model(name, "elu", dropout=0.0)
+    expected = _reference_fit(plain, *small_data, epochs=3, lr=1e-3, batch_size=32, seed=0)
+    result = fit(fast, *small_data, epochs=3, lr=1e-3, batch_size=32, seed=0)
+    assert [r.val_acc for r in result.history] == pytest.approx(expected, abs=0.02)
+
+
+def test_cpu_dropout_keeps_nn_dropout_semantics() -> None:
+    from torch import nn
+
+    from eegtune.models import Dropout
+
+    drop = Dropout(0.3)
+    assert isinstance(drop, nn.Dropout)
+    x = torch.ones(200_000, requires_grad=True)
+    out = drop(x)
+    kept = out != 0
+    assert kept.float().mean().item() == pytest.approx(0.7, abs=0.01)
+    assert torch.allclose(out[kept], torch.full_like(out[kept], 1 / 0.7))
+    out.sum().backward()
+    assert torch.equal(x.grad != 0, kept)
+    drop.eval()
+    assert torch.equal(drop(x), x)
+
+
+def test_amp_learns_what_float32_learns() -> None:
+    """bfloat16 autocast: the same validation curve within a few points."""
+    data = make_synthetic(n_train=480, n_test=8, seed=2)
+    tr, va = stratified_split(data.y_train, 0.25, seed=0)
+    split = (data.x_train[tr], data.y_train[tr], data.x_train[va], data.y_train[va])
+    curves = []
+    for amp in (False, True):
+        set_seed(0)
+        model = build_model("eegnet", "elu", 0.25)
+        result = fit(model, *split, epochs=8, lr=3e-3, batch_size=32, seed=0, amp=amp)
+        assert result.status == "completed"
+        curves.append([r.val_acc for r in result.history])
+    assert curves[0] != curves[1]  # it really ran in another precision
+    assert max(abs(a - b) for a, b in zip(*curves, strict=True)) < 0.08
+    assert abs(curves[0][-1] - curves[1][-1]) < 0.05
