@@ -4,7 +4,8 @@ The naive loop is what lab scripts do: a DataLoader over CPU tensors, a per-batc
 ``loss.item()`` every batch, and validation through the same DataLoader in batches of 64.
 Both sides train the same network on the same synthetic split (864 train / 216 val trials),
 batch 64, Adam; each is timed over several epochs after one warm-up epoch, side by side, in
-alternating rounds; the faster round of each side is kept.
+alternating rounds; the faster round of each side is kept. A third column times ``fit(amp=True)``
+(bfloat16 autocast).
 
     python benchmarks/epoch_speed.py [--epochs 3] [--models eegnet deepconvnet] [--rounds 2]
 """
@@ -68,11 +69,20 @@ def naive_epoch_seconds(model_name: str, data, device: torch.device, epochs: int
     return sum(times[1:]) / epochs
 
 
-def eegtune_epoch_seconds(model_name: str, data, device: torch.device, epochs: int) -> float:
+def eegtune_epoch_seconds(
+    model_name: str, data, device: torch.device, epochs: int, amp: bool = False
+) -> float:
     set_seed(0)
     model = build_model(model_name, "elu", 0.25)
     result = fit(
-        model, *data, epochs=epochs + 1, lr=1e-3, batch_size=64, weight_decay=1e-3, device=device
+        model,
+        *data,
+        epochs=epochs + 1,
+        lr=1e-3,
+        batch_size=64,
+        weight_decay=1e-3,
+        device=device,
+        amp=amp,
     )
     return sum(r.seconds for r in result.history[1:]) / epochs
 
@@ -92,13 +102,21 @@ def main() -> None:
         f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
         f"threads, torch {torch.__version__}, device {device}, {args.epochs} timed epochs"
     )
-    print(f"{'model':<12} {'naive s/epoch':>14} {'eegtune s/epoch':>16} {'speed-up':>9}")
+    print(
+        f"{'model':<12} {'naive s/epoch':>14} {'eegtune s/epoch':>16} {'speed-up':>9} "
+        f"{'--amp s/epoch':>14} {'speed-up':>9}"
+    )
     for name in args.models:
-        naive = ours = float("inf")
-        for _ in range(args.rounds):  # alternate so that machine noise hits both sides
+        naive = ours = amp = float("inf")
+        for _ in range(args.rounds):  # alternate so that machine noise hits every side
             naive = min(naive, naive_epoch_seconds(name, data, device, args.epochs))
             ours = min(ours, eegtune_epoch_seconds(name, data, device, args.epochs))
-        print(f"{name:<12} {naive:>14.3f} {ours:>16.3f} {naive / ours:>8.2f}x", flush=True)
+            amp = min(amp, eegtune_epoch_seconds(name, data, device, args.epochs, amp=True))
+        print(
+            f"{name:<12} {naive:>14.3f} {ours:>16.3f} {naive / ours:>8.2f}x "
+            f"{amp:>14.3f} {naive / amp:>8.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

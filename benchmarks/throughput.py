@@ -1,7 +1,8 @@
 """Search throughput and per-trial storage overhead.
 
 Part 1, trials per hour: EEGNet on the synthetic dataset, no pruning, a fixed number of epochs
-per trial, with ``--workers 1`` and ``--workers 2`` (each worker gets cores / workers threads).
+per trial, with ``--workers 1`` and ``--workers 2`` (each worker gets cores / workers threads;
+with ``--device auto`` on a GPU machine, workers share the GPUs round-robin).
 
 Part 2, overhead per trial: many very short trials (one epoch on 64 trials) against each
 storage; the overhead is the wall time per trial minus the time spent inside training
@@ -10,6 +11,7 @@ target checks, and is shown as a share of a typical pruned (10-epoch) and full (
 EEGNet trial on this machine.
 
     python benchmarks/throughput.py [--epochs 5] [--trials 8] [--short-trials 40]
+        [--workers 1 2] [--device cpu] [--amp]
         [--storages journal sqlite postgresql://postgres@127.0.0.1:5432/test]
 """
 
@@ -40,7 +42,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--short-trials", type=int, default=40)
+    parser.add_argument("--short-trials", type=int, default=40, help="0 skips part 2")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--device", default="cpu", help="cpu, or auto to spread over GPUs")
+    parser.add_argument("--amp", action="store_true")
     parser.add_argument(
         "--storages",
         nargs="+",
@@ -50,20 +55,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         print(
             f"# trials per hour: eegnet, synthetic, {args.trials} trials x {args.epochs} "
-            "epochs, no pruning"
+            f"epochs, no pruning, device {args.device}" + (", amp" if args.amp else "")
         )
         print(f"{'workers':>7} {'wall s':>8} {'trials/h':>9} {'epoch s':>8}")
         epoch_seconds = None
-        for workers in (1, 2):
+        for workers in args.workers:
             settings = SearchSettings(
                 model="eegnet",
                 trials=args.trials,
                 epochs=args.epochs,
                 storage=str(Path(tmp) / f"w{workers}.journal"),
                 dataset="synthetic",
-                device="cpu",
+                device=args.device,
                 pruner="none",
                 workers=workers,
+                amp=args.amp,
             )
             wall, trials = timed_search(settings)
             per_epoch = sum(t.user_attrs["seconds"] for t in trials) / (len(trials) * args.epochs)
@@ -73,6 +79,8 @@ def main() -> None:
                 flush=True,
             )
 
+        if args.short_trials < 1:
+            return
         print(f"\n# storage overhead: {args.short_trials} trials of 1 epoch on 64 trials")
         print(
             f"{'storage':<12} {'ms/trial':>9} {'% of 10-epoch trial':>20} "
