@@ -9,14 +9,22 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
+from eegtune.console import (
+    download_progress,
+    epoch_progress,
+    evaluation_table,
+    headline_table,
+    make_console,
+    render_status,
+    trials_table,
+)
 from eegtune.errors import EegtuneError
 
 app = typer.Typer(
@@ -88,15 +96,6 @@ SplitSeedOpt = Annotated[
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    stream = sys.stderr if stderr else sys.stdout
-    # Piped or captured output gets a wide table instead of rich's 80-column default.
-    width = None if stream.isatty() or "COLUMNS" in os.environ else 160
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
-
-
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one error line to stderr and return the Exit to raise."""
     typer.echo(f"error: {message}", err=True)
@@ -121,35 +120,6 @@ def handles_errors(command: F) -> F:
 
 def _offline(flag: bool) -> bool:
     return flag or os.environ.get("EEGTUNE_OFFLINE", "") not in ("", "0")
-
-
-@contextmanager
-def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
-    """A rich progress bar fed by the data module's download hook."""
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TransferSpeedColumn,
-    )
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=_console(stderr=True),
-        transient=True,
-    ) as progress:
-        tasks: dict[str, Any] = {}
-
-        def hook(name: str, done: int, total: int | None) -> None:
-            if name not in tasks:
-                tasks[name] = progress.add_task(f"fetching {name}", total=total)
-            progress.update(tasks[name], completed=done, total=total)
-
-        yield hook
 
 
 def load_data(dataset: DatasetName, data_dir: Path, offline: bool) -> Any:
@@ -211,7 +181,7 @@ def data_info(data_dir: DataDirOpt = Path("data")) -> None:
         balance = f"{info.class_counts.get(1, 0)} / {info.class_counts.get(2, 0)}"
         match = "yes" if info.matches_published else "[yellow]no (loads anyway)[/yellow]"
         table.add_row(name, "x".join(map(str, info.shape)), str(info.n_nan), balance, match)
-    _console().print(table)
+    make_console().print(table)
     if problems:
         for problem in problems[:-1]:
             typer.echo(f"error: {problem}", err=True)
@@ -251,35 +221,23 @@ def train(
     amp: AmpOpt = False,
 ) -> None:
     """Train one configuration on a stratified hold-out split (the lab's baseline job)."""
-    from eegtune.data import stratified_split
     from eegtune.models import build_model, count_parameters
     from eegtune.training import evaluate_accuracy, fit, resolve_device, set_seed
 
     torch_device = resolve_device(device)
     data = load_data(dataset, data_dir, offline)
-    train_idx, val_idx = stratified_split(data.y_train, val_fraction, split_seed)
+    split = data.holdout(val_fraction, split_seed)
     set_seed(seed)
-    channels, samples = data.input_shape
-    net = build_model(
-        model.value,
-        activation.value,
-        dropout,
-        n_chans=channels,
-        n_times=samples,
-        n_outputs=data.n_classes,
-    )
+    net = build_model(model.value, activation.value, dropout, **data.model_kwargs)
     typer.echo(
         f"{model.value} ({activation.value}, {count_parameters(net):,} parameters) on "
-        f"{data.name}: {len(train_idx)} train / {len(val_idx)} val trials, device {torch_device}",
+        f"{data.name}: {len(split[1])} train / {len(split[3])} val trials, device {torch_device}",
         err=True,
     )
     with epoch_progress(epochs, f"{model.value}/{activation.value}") as on_epoch:
         result = fit(
             net,
-            data.x_train[train_idx],
-            data.y_train[train_idx],
-            data.x_train[val_idx],
-            data.y_train[val_idx],
+            *split,
             epochs=epochs,
             lr=lr,
             batch_size=batch_size,
@@ -302,42 +260,6 @@ def train(
         typer.echo(
             f"test accuracy {100 * test_acc:.2f}% (final weights, {len(data.y_test)} trials)"
         )
-
-
-@contextmanager
-def epoch_progress(epochs: int, label: str) -> Iterator[Callable[[Any], None]]:
-    """A rich progress bar over epochs showing live train/val accuracy."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[metrics]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=_console(stderr=True),
-    ) as progress:
-        task = progress.add_task(label, total=epochs, metrics="")
-
-        def on_epoch(record: Any) -> None:
-            best = getattr(on_epoch, "best", 0.0)
-            if record.val_acc is not None:
-                best = max(best, record.val_acc)
-                on_epoch.best = best  # type: ignore[attr-defined]
-            metrics = f"train {100 * record.train_acc:5.1f}%"
-            if record.val_acc is not None:
-                metrics += f"  val {100 * record.val_acc:5.1f}%  best {100 * best:5.1f}%"
-            progress.update(task, advance=1, metrics=metrics)
-
-        yield on_epoch
 
 
 class SamplerName(StrEnum):
@@ -451,10 +373,10 @@ def search(
     from rich.live import Live
 
     final = None
-    with Live(console=_console(stderr=True), refresh_per_second=4, transient=False) as live:
+    with Live(console=make_console(stderr=True), refresh_per_second=4, transient=False) as live:
 
         def show(status: Any) -> None:
-            live.update(render_status(status, settings.name))
+            live.update(render_status(status))
 
         try:
             final = run_search(settings, on_status=show, data_set=data)
@@ -465,43 +387,8 @@ def search(
     _print_summary(settings, final=final)
 
 
-def render_status(status: Any, name: str) -> Any:
-    """The live view: trial counts, best value and parameters, elapsed and estimated time."""
-    from rich.table import Table
-
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row(
-        "trials",
-        f"{status.finished}/{status.target} finished ({status.complete} complete, "
-        f"{status.pruned} pruned), {status.running} running, {status.failed} failed",
-    )
-    if status.best_value is not None:
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in status.best_params.items())
-        table.add_row(
-            "best", f"{100 * status.best_value:.2f}% (trial {status.best_number}) {params}"
-        )
-    eta = "-" if status.eta is None else _duration(status.eta)
-    table.add_row("time", f"{_duration(status.elapsed)} elapsed, about {eta} left")
-    return table
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 def _print_summary(settings: Any, final: Any = None, interrupted: bool = False) -> None:
     """Final table of the best trials (read again from the storage after an interruption)."""
-    from rich.table import Table
-
     from eegtune.search import snapshot
     from eegtune.study import load_study, open_storage
 
@@ -511,36 +398,10 @@ def _print_summary(settings: Any, final: Any = None, interrupted: bool = False) 
         except EegtuneError:
             return
         final = snapshot(study, settings.trials, 0.0, 0)
-    table = Table(title=f"best trials of study {settings.name!r}")
-    for column in (
-        "trial",
-        "val acc",
-        "activation",
-        "dropout",
-        "lr",
-        "batch",
-        "weight decay",
-        "best epoch",
-        "time",
-    ):
-        table.add_column(column, justify="right")
-    for t in final.best_trials:
-        p = t["params"]
-        table.add_row(
-            str(t["number"]),
-            f"{100 * t['value']:.2f}%",
-            str(p.get("activation")),
-            _fmt(p.get("dropout")),
-            _fmt(p.get("lr")),
-            str(p.get("batch_size")),
-            _fmt(p.get("weight_decay")),
-            str(t["best_epoch"]),
-            _duration(t["seconds"]) if t["seconds"] is not None else "-",
-        )
-    console = _console()
+    console = make_console()
     console.print()
     if final.best_trials:
-        console.print(table)
+        console.print(trials_table(f"best trials of study {settings.name!r}", final.best_trials))
     verb = "interrupted" if interrupted else "done"
     console.print(
         f"{verb}: {final.finished}/{final.target} finished ({final.complete} complete, "
@@ -569,65 +430,17 @@ def report(
     ),
 ) -> None:
     """Print the best settings and export best trials (CSV/JSON) and Plotly charts (HTML)."""
-    from rich.table import Table
 
     from eegtune.report import collect, headline, write_report
     from eegtune.study import open_storage, quiet_optuna
 
     quiet_optuna()
     reports = collect(open_storage(storage, create=False), study)
-    console = _console()
+    console = make_console()
     for r in reports:
         states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(r.states.items()))
-        table = Table(title=f"study {r.name!r} ({r.model}): {states}")
-        for column in (
-            "trial",
-            "val acc",
-            "activation",
-            "dropout",
-            "lr",
-            "batch",
-            "weight decay",
-            "best epoch",
-            "time",
-        ):
-            table.add_column(column, justify="right", no_wrap=True)
-        for row in r.rows(top):
-            table.add_row(
-                str(row["trial"]),
-                f"{100 * row['value']:.2f}%",
-                str(row["activation"]),
-                _fmt(row["dropout"]),
-                _fmt(row["lr"]),
-                str(row["batch_size"]),
-                _fmt(row["weight_decay"]),
-                str(row["best_epoch"]),
-                _duration(row["duration_s"]) if row["duration_s"] is not None else "-",
-            )
-        console.print(table)
-    lab = Table(title="best accuracy per network and activation")
-    for column in (
-        "network",
-        "activation",
-        "best val acc",
-        "trial",
-        "test acc (mean ± std)",
-        "seeds",
-    ):
-        lab.add_column(column, justify="right")
-    for row in headline(reports):
-        test = "-"
-        if row["test_mean"] is not None:
-            test = f"{100 * row['test_mean']:.2f}% ± {100 * row['test_std']:.2f}"
-        lab.add_row(
-            f"{row['model']} ({row['study']})",
-            row["activation"],
-            "-" if row["val_acc"] is None else f"{100 * row['val_acc']:.2f}%",
-            "-" if row["trial"] is None else str(row["trial"]),
-            test,
-            str(row["test_seeds"]),
-        )
-    console.print(lab)
+        console.print(trials_table(f"study {r.name!r} ({r.model}): {states}", r.rows(top)))
+    console.print(headline_table(headline(reports)))
     written = write_report(reports, out, top=top)
     console.print(f"wrote {len(written)} files to {out} (open {out / 'index.html'})")
 
@@ -659,7 +472,6 @@ def evaluate(
 ) -> None:
     """Retrain the best configuration with several seeds and measure test accuracy once each."""
     import optuna
-    from rich.table import Table
 
     from eegtune.evaluate import LAB_BASELINE, EvaluateError, choose_configs, evaluate_study
     from eegtune.study import load_study, open_storage, quiet_optuna
@@ -693,21 +505,9 @@ def evaluate(
         amp=amp,
     )
     model_name = loaded.user_attrs.get("model")
-    table = Table(title=f"test accuracy of study {study!r} ({model_name}, {dataset.value})")
-    for column in ("config", "trial", "epochs", "mean ± std", "min", "max", "seeds"):
-        table.add_column(column, justify="right")
-    for r in results:
-        table.add_row(
-            f"{r.label} ({r.params['activation']})",
-            str(r.trial),
-            str(r.epochs),
-            f"{100 * r.mean:.2f}% ± {100 * r.std:.2f}",
-            f"{100 * min(r.test_acc):.2f}%",
-            f"{100 * max(r.test_acc):.2f}%",
-            str(len(r.seeds)),
-        )
-    console = _console()
-    console.print(table)
+    console = make_console()
+    title = f"test accuracy of study {study!r} ({model_name}, {dataset.value})"
+    console.print(evaluation_table(title, results))
     if model_name in LAB_BASELINE and dataset == DatasetName.bci_iiib:
         console.print(
             f"lab report baseline for {model_name}: {LAB_BASELINE[model_name]:.2f}% "

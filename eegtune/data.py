@@ -301,6 +301,24 @@ class Dataset:
     def n_classes(self) -> int:
         return int(max(self.y_train.max(), self.y_test.max()) + 1)
 
+    @property
+    def model_kwargs(self) -> dict[str, int]:
+        """Input and output sizes for :func:`eegtune.models.build_model`."""
+        channels, samples = self.input_shape
+        return {"n_chans": channels, "n_times": samples, "n_outputs": self.n_classes}
+
+    def holdout(
+        self, val_fraction: float, seed: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(x_train, y_train, x_val, y_val) of a seeded, stratified hold-out of the training set."""
+        train_idx, val_idx = stratified_split(self.y_train, val_fraction, seed)
+        return (
+            self.x_train[train_idx],
+            self.y_train[train_idx],
+            self.x_train[val_idx],
+            self.y_train[val_idx],
+        )
+
 
 def _to_model_format(signal: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = np.ascontiguousarray(signal.transpose(0, 2, 1)[:, None, :, :], dtype=np.float32)

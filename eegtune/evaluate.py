@@ -133,7 +133,6 @@ def evaluate_study(
     model_name = study.user_attrs.get("model")
     if model_name is None:
         raise EvaluateError(f"study {study.study_name!r} was not made by eegtune search")
-    channels, samples = data.input_shape
     results = []
     stored = dict(study.user_attrs.get(EVALUATION_KEY) or {})
     for label, trial in choose_configs(study, per_activation).items():
@@ -147,9 +146,7 @@ def evaluate_study(
                 model_name,
                 params["activation"],
                 params["dropout"],
-                n_chans=channels,
-                n_times=samples,
-                n_outputs=data.n_classes,
+                **data.model_kwargs,
             )
             result = fit(
                 model,

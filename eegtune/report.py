@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import EegtuneError
+from eegtune.study import COLUMNS, trial_row
 
 if TYPE_CHECKING:
     import optuna
@@ -43,22 +44,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-COLUMNS = (
-    "study",
-    "model",
-    "trial",
-    "value",
-    "activation",
-    "dropout",
-    "lr",
-    "batch_size",
-    "weight_decay",
-    "best_epoch",
-    "epochs_trained",
-    "duration_s",
-    "device",
-    "n_params",
-)
 ACTIVATIONS = ("relu", "leaky_relu", "elu")
 MODEL_TITLES = {"eegnet": "EEGNet", "deepconvnet": "DeepConvNet"}
 
@@ -79,29 +64,13 @@ class StudyReport:
     evaluation: dict[str, Any] = field(default_factory=dict)
 
     def rows(self, top: int) -> list[dict[str, Any]]:
-        return [_row(self, t) for t in self.complete[:top]]
+        return [trial_row(self.name, self.model, t) for t in self.complete[:top]]
 
     def best_by_activation(self) -> dict[str, optuna.trial.FrozenTrial]:
         best: dict[str, optuna.trial.FrozenTrial] = {}
         for trial in self.complete:
             best.setdefault(str(trial.params.get("activation")), trial)
         return best
-
-
-def _row(report: StudyReport, t: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    return {
-        "study": report.name,
-        "model": report.model,
-        "trial": t.number,
-        "value": t.value,
-        **{k: t.params.get(k) for k in ("activation", "dropout", "lr", "batch_size")},
-        "weight_decay": t.params.get("weight_decay"),
-        "best_epoch": t.user_attrs.get("best_epoch"),
-        "epochs_trained": t.user_attrs.get("epochs_trained"),
-        "duration_s": round(t.duration.total_seconds(), 3) if t.duration else None,
-        "device": t.user_attrs.get("device"),
-        "n_params": t.user_attrs.get("n_params"),
-    }
 
 
 def collect(storage: Any, names: list[str] | None = None) -> list[StudyReport]:

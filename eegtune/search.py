@@ -226,6 +226,8 @@ def snapshot(
     """Count the study's trials and estimate the remaining time from this run's pace."""
     from optuna.trial import TrialState
 
+    from eegtune.study import trial_row
+
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state for t in trials)
     status = SearchStatus(
@@ -244,16 +246,8 @@ def snapshot(
         status.best_value = complete[0].value
         status.best_params = dict(complete[0].params)
         status.best_number = complete[0].number
-    status.best_trials = [
-        {
-            "number": t.number,
-            "value": t.value,
-            "params": dict(t.params),
-            "best_epoch": t.user_attrs.get("best_epoch"),
-            "seconds": t.duration.total_seconds() if t.duration else None,
-        }
-        for t in complete[:top]
-    ]
+    model = str(study.user_attrs.get("model", ""))
+    status.best_trials = [trial_row(study.study_name, model, t) for t in complete[:top]]
     done_now = status.finished - finished_at_start
     remaining = max(0, target - status.finished)
     if remaining == 0:
@@ -275,15 +269,13 @@ class _Job:
     space: Any
     data: tuple[Any, Any, Any, Any]
     device: Any
-    n_chans: int
-    n_times: int
-    n_outputs: int
+    model_kwargs: dict[str, int]
 
 
 def _attach(
     settings: SearchSettings, worker_index: int, data_set: Any = None, storage: Any = None
 ) -> _Job:
-    from eegtune.data import load_dataset, stratified_split
+    from eegtune.data import load_dataset
     from eegtune.space import load_space
     from eegtune.study import load_study, make_pruner, make_sampler, open_storage, quiet_optuna
     from eegtune.training import resolve_device
@@ -293,7 +285,6 @@ def _attach(
     device = resolve_device(_worker_device(settings.device, worker_index))
     if data_set is None:
         data_set = load_dataset(settings.dataset, settings.data_dir, offline=settings.offline)
-    tr, va = stratified_split(data_set.y_train, settings.val_fraction, settings.split_seed)
     storage = storage if storage is not None else open_storage(settings.storage)
     sampler_seed = settings.seed + worker_index if settings.seed is not None else None
     study = load_study(
@@ -302,21 +293,13 @@ def _attach(
         sampler=make_sampler(settings.sampler, sampler_seed),
         pruner=make_pruner(settings.pruner, settings.epochs),
     )
-    channels, samples = data_set.input_shape
     return _Job(
         settings=settings,
         study=study,
         space=space,
-        data=(
-            data_set.x_train[tr],
-            data_set.y_train[tr],
-            data_set.x_train[va],
-            data_set.y_train[va],
-        ),
+        data=data_set.holdout(settings.val_fraction, settings.split_seed),
         device=device,
-        n_chans=channels,
-        n_times=samples,
-        n_outputs=data_set.n_classes,
+        model_kwargs=data_set.model_kwargs,
     )
 
 
@@ -379,9 +362,7 @@ def run_trial(job: _Job, trial: optuna.Trial) -> str:
                 settings.model,
                 config["activation"],
                 config["dropout"],
-                n_chans=job.n_chans,
-                n_times=job.n_times,
-                n_outputs=job.n_outputs,
+                **job.model_kwargs,
             )
             trial.set_user_attr("n_params", count_parameters(model))
             result = fit(

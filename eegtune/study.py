@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import optuna
 
 __all__ = [
+    "COLUMNS",
     "DEFAULT_STORAGE",
     "PRUNERS",
     "SAMPLERS",
@@ -31,6 +32,7 @@ __all__ = [
     "make_sampler",
     "open_storage",
     "storage_url",
+    "trial_row",
 ]
 
 DEFAULT_STORAGE = "studies/eegtune.journal"
@@ -213,3 +215,39 @@ def load_study(storage: optuna.storages.BaseStorage, name: str, **kwargs: Any) -
         names = optuna.study.get_all_study_names(storage)
         listing = ", ".join(names) if names else "none"
         raise StudyError(f"no study named {name!r} in this storage (studies: {listing})") from None
+
+
+#: Columns of a trial row: the export schema of ``eegtune report`` and the CLI's trial tables.
+COLUMNS = (
+    "study",
+    "model",
+    "trial",
+    "value",
+    "activation",
+    "dropout",
+    "lr",
+    "batch_size",
+    "weight_decay",
+    "best_epoch",
+    "epochs_trained",
+    "duration_s",
+    "device",
+    "n_params",
+)
+
+
+def trial_row(study_name: str, model: str, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """One trial as a flat row with the :data:`COLUMNS` keys."""
+    params = trial.params
+    return {
+        "study": study_name,
+        "model": model,
+        "trial": trial.number,
+        "value": trial.value,
+        **{k: params.get(k) for k in ("activation", "dropout", "lr", "batch_size", "weight_decay")},
+        "best_epoch": trial.user_attrs.get("best_epoch"),
+        "epochs_trained": trial.user_attrs.get("epochs_trained"),
+        "duration_s": round(trial.duration.total_seconds(), 3) if trial.duration else None,
+        "device": trial.user_attrs.get("device"),
+        "n_params": trial.user_attrs.get("n_params"),
+    }

@@ -1,0 +1,221 @@
+"""Terminal rendering for the CLI: progress bars, the live search view, result tables.
+
+rich is imported inside each function so that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = [
+    "download_progress",
+    "duration",
+    "epoch_progress",
+    "evaluation_table",
+    "fmt",
+    "headline_table",
+    "make_console",
+    "render_status",
+    "trials_table",
+]
+
+
+def make_console(stderr: bool = False) -> Any:
+    """A rich console; piped output gets 160 columns instead of rich's 80."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or "COLUMNS" in os.environ else 160
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
+
+@contextmanager
+def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A rich progress bar fed by the data module's download hook."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=make_console(stderr=True),
+        transient=True,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def hook(name: str, done: int, total: int | None) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(f"fetching {name}", total=total)
+            progress.update(tasks[name], completed=done, total=total)
+
+        yield hook
+
+
+@contextmanager
+def epoch_progress(epochs: int, label: str) -> Iterator[Callable[[Any], None]]:
+    """A rich progress bar over epochs showing live train/val accuracy."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[metrics]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=make_console(stderr=True),
+    ) as progress:
+        task = progress.add_task(label, total=epochs, metrics="")
+
+        def on_epoch(record: Any) -> None:
+            best = getattr(on_epoch, "best", 0.0)
+            if record.val_acc is not None:
+                best = max(best, record.val_acc)
+                on_epoch.best = best  # type: ignore[attr-defined]
+            metrics = f"train {100 * record.train_acc:5.1f}%"
+            if record.val_acc is not None:
+                metrics += f"  val {100 * record.val_acc:5.1f}%  best {100 * best:5.1f}%"
+            progress.update(task, advance=1, metrics=metrics)
+
+        yield on_epoch
+
+
+def render_status(status: Any) -> Any:
+    """The live view: trial counts, best value and parameters, elapsed and estimated time."""
+    from rich.table import Table
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row(
+        "trials",
+        f"{status.finished}/{status.target} finished ({status.complete} complete, "
+        f"{status.pruned} pruned), {status.running} running, {status.failed} failed",
+    )
+    if status.best_value is not None:
+        params = ", ".join(f"{k}={fmt(v)}" for k, v in status.best_params.items())
+        table.add_row(
+            "best", f"{100 * status.best_value:.2f}% (trial {status.best_number}) {params}"
+        )
+    eta = "-" if status.eta is None else duration(status.eta)
+    table.add_row("time", f"{duration(status.elapsed)} elapsed, about {eta} left")
+    return table
+
+
+def fmt(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+TRIAL_COLUMNS = (
+    ("trial", "trial"),
+    ("val acc", "value"),
+    ("activation", "activation"),
+    ("dropout", "dropout"),
+    ("lr", "lr"),
+    ("batch", "batch_size"),
+    ("weight decay", "weight_decay"),
+    ("best epoch", "best_epoch"),
+    ("time", "duration_s"),
+)
+
+
+def trials_table(title: str, rows: list[dict[str, Any]]) -> Any:
+    """A table of trial rows as :func:`eegtune.study.trial_row` makes them."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for header, _ in TRIAL_COLUMNS:
+        table.add_column(header, justify="right", no_wrap=True)
+    for row in rows:
+        cells = []
+        for _, key in TRIAL_COLUMNS:
+            value = row.get(key)
+            if value is None:
+                cells.append("-")
+            elif key == "value":
+                cells.append(f"{100 * value:.2f}%")
+            elif key == "duration_s":
+                cells.append(duration(value))
+            else:
+                cells.append(fmt(value))
+        table.add_row(*cells)
+    return table
+
+
+def percent_pm(mean: float | None, std: float | None) -> str:
+    """``mean% ± std`` of two fractions, or ``-``."""
+    if mean is None:
+        return "-"
+    return f"{100 * mean:.2f}% ± {100 * (std or 0.0):.2f}"
+
+
+def headline_table(rows: list[dict[str, Any]]) -> Any:
+    """The lab's table: best validation and test accuracy per network and activation."""
+    from rich.table import Table
+
+    table = Table(title="best accuracy per network and activation")
+    for column in (
+        "network",
+        "activation",
+        "best val acc",
+        "trial",
+        "test acc (mean ± std)",
+        "seeds",
+    ):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            f"{row['model']} ({row['study']})",
+            row["activation"],
+            "-" if row["val_acc"] is None else f"{100 * row['val_acc']:.2f}%",
+            "-" if row["trial"] is None else str(row["trial"]),
+            percent_pm(row["test_mean"], row["test_std"]),
+            str(row["test_seeds"]),
+        )
+    return table
+
+
+def evaluation_table(title: str, results: list[Any]) -> Any:
+    """Per-configuration test accuracy over seeds (:class:`eegtune.evaluate.Evaluation`)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("config", "trial", "epochs", "mean ± std", "min", "max", "seeds"):
+        table.add_column(column, justify="right")
+    for r in results:
+        activation = r.params["activation"]
+        table.add_row(
+            r.label if r.label == activation else f"{r.label} ({activation})",
+            str(r.trial),
+            str(r.epochs),
+            percent_pm(r.mean, r.std),
+            f"{100 * min(r.test_acc):.2f}%",
+            f"{100 * max(r.test_acc):.2f}%",
+            str(len(r.seeds)),
+        )
+    return table
