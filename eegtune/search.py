@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import socket
 import threading
 import time
@@ -452,6 +453,13 @@ def _worker_process(
     """Entry point of a worker process (spawned)."""
     import torch
 
+    def interrupt_once(signum: int, frame: Any) -> None:
+        # A terminal's Ctrl-C and the parent's forwarded SIGINT may both arrive: the second
+        # must not break off the cleanup that fails the running trial.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt_once)
     torch.set_num_threads(threads)
     try:
         run_worker(settings, worker_index, deadline=deadline)
@@ -540,6 +548,27 @@ def run_search(
     return final
 
 
+def _stop_workers(procs: list[Any], grace: float = 2.0, patience: float = 30.0) -> None:
+    """Interrupt workers so that each fails its running trial and exits.
+
+    A Ctrl-C in a terminal reaches the workers too; a SIGINT sent to this process alone does
+    not, so after a short grace the signal is forwarded to the workers still running. Workers
+    that do not stop within ``patience`` seconds are terminated (their trials are then failed
+    by the heartbeat check of the next run).
+    """
+    deadline = time.time() + grace
+    for proc in procs:
+        proc.join(timeout=max(0.0, deadline - time.time()))
+    for proc in procs:
+        if proc.is_alive() and proc.pid is not None:
+            os.kill(proc.pid, signal.SIGINT)
+    deadline = time.time() + patience
+    for proc in procs:
+        proc.join(timeout=max(0.0, deadline - time.time()))
+        if proc.is_alive():
+            proc.terminate()
+
+
 def _run_processes(settings: SearchSettings, deadline: float | None) -> None:
     ctx = multiprocessing.get_context("spawn")
     errors = ctx.Queue()
@@ -558,11 +587,7 @@ def _run_processes(settings: SearchSettings, deadline: float | None) -> None:
         for proc in procs:
             proc.join()
     except KeyboardInterrupt:
-        # The workers got the same SIGINT: they fail their running trial and exit.
-        for proc in procs:
-            proc.join(timeout=30)
-            if proc.is_alive():
-                proc.terminate()
+        _stop_workers(procs)
         raise
     messages = []
     while not errors.empty():

@@ -439,3 +439,42 @@ def test_search_with_amp_records_it(tmp_path, tiny_data) -> None:
     status = run_search(settings(storage, trials=1, amp=True), data_set=tiny_data)
     assert status.finished == 1
     assert trials_of(storage, "eegnet")[0].user_attrs["device"] == "cpu amp"
+
+
+def test_sigint_to_the_parent_stops_all_workers_cleanly(tmp_path: Path) -> None:
+    """`kill -INT` of the parent alone (no terminal): workers fail their trials and exit."""
+    journal = str(tmp_path / "mw.journal")
+    proc = subprocess.Popen(
+        search_cmd(
+            "--trials",
+            "4",
+            "--epochs",
+            "300",
+            "--workers",
+            "2",
+            "--pruner",
+            "none",
+            "--storage",
+            journal,
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if Path(journal).exists():
+            running = [t for t in trials_of(journal, "eegnet") if t.state == TrialState.RUNNING]
+            if len(running) == 2 and all(t.intermediate_values for t in running):
+                break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err
+    assert "interrupted" in out + err
+    trials = trials_of(journal, "eegnet")
+    assert count(trials, TrialState.RUNNING) == 0
+    assert count(trials, TrialState.FAIL) == 2
+    assert all(
+        "interrupted" in t.user_attrs["fail_reason"] for t in trials if t.state == TrialState.FAIL
+    )
