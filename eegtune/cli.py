@@ -111,6 +111,11 @@ def handles_errors(command: F) -> F:
             return command(*args, **kwargs)
         except EegtuneError as exc:
             raise fail(str(exc), exc.exit_code) from None
+        except OSError as exc:  # a path that cannot be written or read: no traceback either
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise fail(
+                f"{exc.strerror or exc}{where}; check the path and its permissions", 1
+            ) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None

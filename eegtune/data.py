@@ -165,6 +165,8 @@ def fetch_bci_iiib(
         target = data_dir / name
         if target.exists():
             continue
+        if data_dir.exists() and not data_dir.is_dir():
+            raise DataError(f"{data_dir}: is a file, expected a folder for the dataset files")
         data_dir.mkdir(parents=True, exist_ok=True)
         problems: list[str] = []
         for template in mirrors:

@@ -174,3 +174,24 @@ def test_train_bad_option_values_exit_2() -> None:
     assert result.exit_code == 2 and "resnet" in result.output
     result = invoke("train", "--dataset", "synthetic", "--val-fraction", "0.9")
     assert result.exit_code == 2 and "val-fraction" in result.output
+
+
+def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "data"
+    not_a_dir.write_text("oops")
+    result = invoke("data", "fetch", "--data-dir", str(not_a_dir))
+    assert_one_line_error(result, "is a file, expected a folder")
+    assert not_a_dir.read_text() == "oops"
+
+
+def test_unwritable_output_is_one_line_not_a_traceback(tmp_path: Path, lab_dir: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    from eegtune.search import SearchSettings, run_search
+
+    journal = str(tmp_path / "s.journal")
+    run_search(SearchSettings(model="eegnet", trials=1, epochs=1, storage=journal,
+                              dataset="synthetic", device="cpu", pruner="none"))
+    result = invoke("report", "--storage", journal, "--out", str(blocker / "report"))
+    assert_one_line_error(result, "check the path", code=1)
+    assert blocker.read_text() == "a file where a folder should be"
