@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import EegtuneError
+from eegtune.heartbeat import Heartbeat, fail_stale_trials, heartbeat_interval
 
 if TYPE_CHECKING:
     import optuna
@@ -39,7 +40,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_PRUNER = "hyperband"
-HEARTBEAT_KEY = "eegtune:heartbeat"
 STUDY_KEYS = ("model", "dataset", "split_seed", "val_fraction")
 
 
@@ -76,11 +76,6 @@ class SearchSettings:
     @property
     def name(self) -> str:
         return self.study_name or self.model
-
-
-def heartbeat_interval() -> float:
-    """Seconds between heartbeats (``$EEGTUNE_HEARTBEAT_INTERVAL``, default 10)."""
-    return float(os.environ.get("EEGTUNE_HEARTBEAT_INTERVAL", "10"))
 
 
 # --------------------------------------------------------------------------- study attributes
@@ -133,68 +128,6 @@ def prepare_study(settings: SearchSettings, storage: optuna.storages.BaseStorage
         settings.split_seed = int(stored["split_seed"])
         settings.val_fraction = float(stored["val_fraction"])
     return study
-
-
-# --------------------------------------------------------------------------- heartbeats
-
-
-class Heartbeat:
-    """A thread that stamps a running trial with the time every ``interval`` seconds."""
-
-    def __init__(self, storage: Any, trial_id: int, interval: float) -> None:
-        self._storage, self._trial_id, self._interval = storage, trial_id, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="eegtune-heartbeat")
-
-    def _beat(self) -> None:
-        try:
-            self._storage.set_trial_system_attr(self._trial_id, HEARTBEAT_KEY, time.time())
-        except Exception as exc:  # a storage hiccup must not kill training
-            logger.warning("heartbeat failed: %s", exc)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self._beat()
-
-    def __enter__(self) -> Heartbeat:
-        self._beat()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def fail_stale_trials(study: optuna.Study, grace: float) -> list[int]:
-    """Fail running trials whose heartbeat is older than ``grace`` seconds; queue a retry.
-
-    Returns:
-        Numbers of the trials this call failed.
-    """
-    import optuna
-    from optuna.trial import TrialState
-
-    storage = study._storage
-    failed = []
-    now = time.time()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        start = trial.datetime_start.timestamp() if trial.datetime_start else now
-        last = float(trial.system_attrs.get(HEARTBEAT_KEY, start))
-        if now - last <= grace:
-            continue
-        try:
-            storage.set_trial_user_attr(
-                trial._trial_id, "fail_reason", f"no heartbeat for {now - last:.0f} s (worker died)"
-            )
-            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-                continue
-        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
-            continue  # another worker got there first
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-        failed.append(trial.number)
-        logger.warning("trial %d lost its worker; failed it and queued a retry", trial.number)
-    return failed
 
 
 # --------------------------------------------------------------------------- progress
