@@ -177,10 +177,17 @@ def data_info(data_dir: DataDirOpt = Path("data")) -> None:
         table.add_column(column)
     problems = []
     for name in FILES:
+        path = Path(data_dir) / name
         try:
-            info = inspect_file(Path(data_dir) / name)
+            info = inspect_file(path)
         except DataError as exc:
-            table.add_row(name, "-", "-", "-", "[red]invalid[/red]")
+            table.add_row(
+                name,
+                "-",
+                "-",
+                "-",
+                "[red]missing[/red]" if not path.exists() else "[red]invalid[/red]",
+            )
             problems.append(str(exc))
             continue
         balance = f"{info.class_counts.get(1, 0)} / {info.class_counts.get(2, 0)}"
@@ -188,9 +195,8 @@ def data_info(data_dir: DataDirOpt = Path("data")) -> None:
         table.add_row(name, "x".join(map(str, info.shape)), str(info.n_nan), balance, match)
     make_console().print(table)
     if problems:
-        for problem in problems[:-1]:
-            typer.echo(f"error: {problem}", err=True)
-        raise fail(problems[-1])
+        more = f" (and {len(problems) - 1} more, see the table)" if len(problems) > 1 else ""
+        raise fail(problems[0] + more)
 
 
 # train ----------------------------------------------------------------------------------------

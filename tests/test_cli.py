@@ -195,3 +195,10 @@ def test_unwritable_output_is_one_line_not_a_traceback(tmp_path: Path, lab_dir: 
     result = invoke("report", "--storage", journal, "--out", str(blocker / "report"))
     assert_one_line_error(result, "check the path", code=1)
     assert blocker.read_text() == "a file where a folder should be"
+
+
+def test_data_info_on_an_empty_folder_is_one_error_line(tmp_path: Path) -> None:
+    result = invoke("data", "info", "--data-dir", str(tmp_path))
+    assert_one_line_error(result, "file not found")
+    assert "(and 3 more, see the table)" in result.output
+    assert result.output.count("missing") == 4
