@@ -476,6 +476,14 @@ def evaluate(
     models_dir: Annotated[
         Path, typer.Option(help="Where trained weights and their config JSON are saved.")
     ] = Path("studies/models"),
+    dataset: Annotated[
+        DatasetName | None,
+        typer.Option(
+            "--dataset",
+            help="Dataset; default and only allowed value: the one the study was searched on.",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: DataDirOpt = Path("data"),
     offline: OfflineOpt = False,
     device: DeviceOpt = "auto",
@@ -499,7 +507,13 @@ def evaluate(
         study = names[0]
     loaded = load_study(opened, study)
     choose_configs(loaded, per_activation)  # fails early when nothing completed
-    dataset = DatasetName(loaded.user_attrs.get("dataset", "bci-iiib"))
+    searched_on = DatasetName(loaded.user_attrs.get("dataset", "bci-iiib"))
+    if dataset is not None and dataset != searched_on:
+        raise EvaluateError(
+            f"study {study!r} was searched on {searched_on.value}; evaluate it on the same "
+            f"dataset (drop --dataset {dataset.value})"
+        )
+    dataset = searched_on
     data = load_data(dataset, data_dir, offline)
 
     def on_seed(label: str, seed: int, acc: float) -> None:

@@ -190,8 +190,17 @@ def test_unwritable_output_is_one_line_not_a_traceback(tmp_path: Path, lab_dir: 
     from eegtune.search import SearchSettings, run_search
 
     journal = str(tmp_path / "s.journal")
-    run_search(SearchSettings(model="eegnet", trials=1, epochs=1, storage=journal,
-                              dataset="synthetic", device="cpu", pruner="none"))
+    run_search(
+        SearchSettings(
+            model="eegnet",
+            trials=1,
+            epochs=1,
+            storage=journal,
+            dataset="synthetic",
+            device="cpu",
+            pruner="none",
+        )
+    )
     result = invoke("report", "--storage", journal, "--out", str(blocker / "report"))
     assert_one_line_error(result, "check the path", code=1)
     assert blocker.read_text() == "a file where a folder should be"

@@ -213,3 +213,21 @@ def test_evaluate_without_completed_trials(tmp_path) -> None:
     result = runner.invoke(app, ["evaluate", "--storage", storage, "--study", "x", "--seeds", "1"])
     assert result.exit_code == 2 and "no completed trial" in result.output
     assert listing(tmp_path) == ["e.journal"]
+
+
+def test_evaluate_refuses_another_dataset(two_studies) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--storage",
+            two_studies,
+            "--study",
+            "eegnet",
+            "--dataset",
+            "bci-iiib",
+            "--offline",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "was searched on synthetic" in result.output
