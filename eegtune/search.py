@@ -266,11 +266,12 @@ def _failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def run_trial(job: _Job, trial: optuna.Trial) -> str:
+def run_trial(job: _Job, trial: optuna.Trial) -> tuple[str, str]:
     """Train one sampled configuration; tell the study the outcome.
 
     Returns:
-        The trial's final state name: ``COMPLETE``, ``PRUNED`` or ``FAIL``.
+        The trial's final state name (``COMPLETE``, ``PRUNED`` or ``FAIL``) and the reason of
+        a failure or divergence (empty otherwise).
     """
     from optuna.trial import TrialState
 
@@ -320,7 +321,7 @@ def run_trial(job: _Job, trial: optuna.Trial) -> str:
         logger.warning("trial %d failed: %s", trial.number, reason)
         trial.set_user_attr("fail_reason", reason)
         study.tell(trial, state=TrialState.FAIL)
-        return "FAIL"
+        return "FAIL", reason
 
     history = {
         key: [round(float(getattr(r, key)), 5) for r in result.history]
@@ -334,12 +335,12 @@ def run_trial(job: _Job, trial: optuna.Trial) -> str:
     if result.status == "diverged":
         trial.set_user_attr("fail_reason", result.message)
         study.tell(trial, state=TrialState.PRUNED)
-        return "PRUNED"
+        return "PRUNED", result.message
     if result.status == "stopped":
         study.tell(trial, state=TrialState.PRUNED)
-        return "PRUNED"
+        return "PRUNED", ""
     study.tell(trial, result.best_val_acc)
-    return "COMPLETE"
+    return "COMPLETE", ""
 
 
 def run_worker(
@@ -371,12 +372,11 @@ def run_worker(
             trial.set_user_attr("fail_reason", "surplus: other workers already filled the target")
             study.tell(trial, state=TrialState.FAIL)
             return
-        outcome = run_trial(job, trial)
+        outcome, reason = run_trial(job, trial)
         failures_in_a_row = failures_in_a_row + 1 if outcome == "FAIL" else 0
         if failures_in_a_row >= settings.max_consecutive_failures:
-            last = study.get_trials(deepcopy=False)[-1].user_attrs.get("fail_reason", "")
             raise SearchError(
-                f"{failures_in_a_row} trials failed in a row (last: {last}); stopping the search"
+                f"{failures_in_a_row} trials failed in a row (last: {reason}); stopping the search"
             )
 
 
