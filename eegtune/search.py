@@ -262,8 +262,8 @@ def _failure_reason(exc: BaseException) -> str:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         torch.cuda.empty_cache()
         return "CUDA out of memory; try a smaller batch size or fewer workers per GPU"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    text = _first_line(exc)
+    return text if text == type(exc).__name__ else f"{type(exc).__name__}: {text}"
 
 
 def run_trial(job: _Job, trial: optuna.Trial) -> tuple[str, str]:
@@ -471,6 +471,13 @@ def run_search(
             run_worker(settings, 0, deadline=deadline, job=job)
         else:
             _run_processes(settings, deadline)
+    except Exception as exc:
+        if not _is_storage_error(exc):
+            raise
+        raise SearchError(
+            f"lost the storage {_shown(settings.storage)} ({_first_line(exc)}); finished trials "
+            "are kept: run the same command again to resume"
+        ) from None
     finally:
         stop_polling.set()
         if poller.is_alive():
@@ -479,6 +486,26 @@ def run_search(
     if on_status is not None:
         on_status(final)
     return final
+
+
+def _is_storage_error(exc: BaseException) -> bool:
+    """Whether an exception comes from the storage (a database or Redis going away, a disk)."""
+    import optuna
+
+    if isinstance(exc, OSError | optuna.exceptions.StorageInternalError):
+        return True
+    return type(exc).__module__.split(".")[0] in ("sqlalchemy", "redis", "psycopg2", "pymysql")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _shown(storage: str | None) -> str:
+    from eegtune.study import describe_storage
+
+    return describe_storage(storage)
 
 
 def _stop_workers(procs: list[Any], grace: float = 2.0, patience: float = 30.0) -> None:

@@ -55,6 +55,11 @@ def storage_url(spec: str | None) -> str:
     return spec
 
 
+def describe_storage(spec: str | None) -> str:
+    """A ``--storage`` value as messages show it: normalised, without a password."""
+    return _describe(storage_url(spec))
+
+
 def _describe(url: str) -> str:
     """The URL without a password, for messages."""
     if "://" in url and "@" in url:

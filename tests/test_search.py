@@ -478,3 +478,35 @@ def test_sigint_to_the_parent_stops_all_workers_cleanly(tmp_path: Path) -> None:
     assert all(
         "interrupted" in t.user_attrs["fail_reason"] for t in trials if t.state == TrialState.FAIL
     )
+
+
+def test_storage_lost_mid_search_is_one_line(tmp_path, tiny_data, monkeypatch) -> None:
+    import sqlalchemy.exc
+
+    storage = str(tmp_path / "lost.journal")
+    run_search(settings(storage, trials=1), data_set=tiny_data)
+
+    def gone(self, *args, **kwargs):
+        raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("server closed connection"))
+
+    monkeypatch.setattr(optuna.study.Study, "ask", gone)
+    result = runner.invoke(
+        app,
+        [
+            "search",
+            "--model",
+            "eegnet",
+            "--dataset",
+            "synthetic",
+            "--trials",
+            "3",
+            "--epochs",
+            "1",
+            "--storage",
+            storage,
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "lost the storage" in errors[0] and "resume" in errors[0]
+    assert "Traceback" not in result.output
