@@ -11,12 +11,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-import optuna
 import pytest
 from typer.testing import CliRunner
 
 from eegtune.cli import app
-from eegtune.study import open_storage
+from eegtune.data import make_synthetic
+from eegtune.search import SearchSettings, run_search
 from tests.conftest import chromium_dom
 
 runner = CliRunner()
@@ -40,17 +40,21 @@ def get_json(url: str, timeout: float = 60.0):
             time.sleep(0.3)
 
 
-@pytest.fixture
-def journal(tmp_path: Path) -> str:
-    path = str(tmp_path / "dash.journal")
-    study = optuna.create_study(
-        study_name="dash-study", storage=open_storage(path), direction="maximize"
+@pytest.fixture(scope="module")
+def journal(tmp_path_factory) -> str:
+    """A study made by eegtune search itself."""
+    path = str(tmp_path_factory.mktemp("dash") / "dash.journal")
+    settings = SearchSettings(
+        model="eegnet",
+        trials=2,
+        epochs=2,
+        storage=path,
+        study_name="dash-study",
+        dataset="synthetic",
+        device="cpu",
+        pruner="none",
     )
-    study.set_user_attr("model", "eegnet")
-    trial = study.ask()
-    trial.suggest_float("lr", 1e-4, 1e-2, log=True)
-    trial.report(0.6, 1)
-    study.tell(trial, 0.7)
+    run_search(settings, data_set=make_synthetic(n_train=120, n_test=8, seed=0))
     return path
 
 
@@ -64,8 +68,18 @@ def test_dashboard_serves_the_study_and_stops_on_ctrl_c(journal: str) -> None:
     )
     try:
         studies = get_json(f"http://127.0.0.1:{port}/api/studies")
-        names = [s["study_name"] for s in studies["study_summaries"]]
-        assert names == ["dash-study"]
+        summaries = studies["study_summaries"]
+        assert [s["study_name"] for s in summaries] == ["dash-study"]
+        detail = get_json(f"http://127.0.0.1:{port}/api/studies/{summaries[0]['study_id']}")
+        assert len(detail["trials"]) == 2
+        assert {p["name"] for p in detail["trials"][0]["params"]} == {
+            "activation",
+            "dropout",
+            "lr",
+            "batch_size",
+            "weight_decay",
+        }
+        assert len(detail["trials"][0]["intermediate_values"]) == 2
         dom, log = chromium_dom(f"http://127.0.0.1:{port}/dashboard/")
         assert "dash-study" in dom, log[-2000:]
     finally:
