@@ -211,3 +211,14 @@ def test_data_info_on_an_empty_folder_is_one_error_line(tmp_path: Path) -> None:
     assert_one_line_error(result, "file not found")
     assert "(and 3 more, see the table)" in result.output
     assert result.output.count("missing") == 4
+
+
+def test_train_divergence_is_one_line_exit_1(monkeypatch) -> None:
+    from eegtune.training import FitResult
+
+    def diverging_fit(*args, **kwargs):
+        return FitResult(status="diverged", message="training loss became non-finite (nan)")
+
+    monkeypatch.setattr("eegtune.training.fit", diverging_fit)
+    result = invoke("train", "--dataset", "synthetic", "--epochs", "1", "--device", "cpu")
+    assert_one_line_error(result, "non-finite (nan); try a lower --lr", code=1)

@@ -510,3 +510,18 @@ def test_storage_lost_mid_search_is_one_line(tmp_path, tiny_data, monkeypatch) -
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "lost the storage" in errors[0] and "resume" in errors[0]
     assert "Traceback" not in result.output
+
+
+def test_timeout_stops_starting_trials(tmp_path, tiny_data) -> None:
+    storage = str(tmp_path / "t.journal")
+    status = run_search(settings(storage, trials=50, timeout=1e-3), data_set=tiny_data)
+    assert status.finished < 50 and status.running == 0
+
+
+def test_evaluate_needs_a_study_name_when_several_exist(tmp_path, tiny_data) -> None:
+    storage = str(tmp_path / "two.journal")
+    for name in ("a", "b"):
+        run_search(settings(storage, trials=1, study_name=name), data_set=tiny_data)
+    result = runner.invoke(app, ["evaluate", "--storage", storage])
+    assert result.exit_code == 2 and "choose a study with --study" in result.output
+    assert "a, b" in result.output
