@@ -13,17 +13,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from eegtune.errors import DataError
+from eegtune.files import atomic_write
 
 __all__ = [
     "DATASETS",
@@ -128,6 +129,19 @@ def _download(url: str, dest: Path, name: str, timeout: float, hook: ProgressHoo
         raise ValueError(f"connection closed after {done} of {total} bytes")
 
 
+def _download_verified(
+    url: str, name: str, spec: FileSpec, timeout: float, hook: ProgressHook | None, dest: Path
+) -> None:
+    """Download into ``dest`` and check size and git blob SHA-1 (ValueError on a mismatch)."""
+    _download(url, dest, name, timeout, hook)
+    size = dest.stat().st_size
+    if size != spec.size:
+        raise ValueError(f"{size} bytes, expected {spec.size}")
+    digest = git_blob_sha1(dest)
+    if digest != spec.git_sha1:
+        raise ValueError(f"git SHA-1 {digest}, expected {spec.git_sha1}")
+
+
 def fetch_bci_iiib(
     data_dir: Path | str,
     *,
@@ -171,29 +185,19 @@ def fetch_bci_iiib(
         problems: list[str] = []
         for template in mirrors:
             url = template.format(name=name)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=data_dir)
-            os.close(fd)
-            tmp = Path(tmp_name)
             try:
-                _download(url, tmp, name, timeout, progress)
-                size = tmp.stat().st_size
-                if size != spec.size:
-                    problems.append(f"{url}: {size} bytes, expected {spec.size}")
-                    continue
-                digest = git_blob_sha1(tmp)
-                if digest != spec.git_sha1:
-                    problems.append(f"{url}: git SHA-1 {digest}, expected {spec.git_sha1}")
-                    continue
-                os.replace(tmp, target)
-                fetched.append(target)
-                logger.info("fetched %s from %s", name, url)
-                break
+                atomic_write(
+                    target, partial(_download_verified, url, name, spec, timeout, progress)
+                )
             except urllib.error.HTTPError as exc:
                 problems.append(f"{url}: HTTP {exc.code} {exc.reason}")
+                continue
             except (OSError, ValueError) as exc:
                 problems.append(f"{url}: {getattr(exc, 'reason', exc)}")
-            finally:
-                tmp.unlink(missing_ok=True)
+                continue
+            fetched.append(target)
+            logger.info("fetched %s from %s", name, url)
+            break
         else:
             if created_dir and not any(data_dir.iterdir()):
                 data_dir.rmdir()

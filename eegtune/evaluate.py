@@ -9,15 +9,14 @@ measured on the test set exactly once. Results are stored in the study's user at
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import EegtuneError
+from eegtune.files import atomic_write
 
 if TYPE_CHECKING:
     import optuna
@@ -83,17 +82,6 @@ def choose_configs(
     for trial in ranked:
         chosen.setdefault(str(trial.params["activation"]), trial)
     return chosen
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def evaluate_study(
@@ -164,13 +152,13 @@ def evaluate_study(
                 raise EvaluateError(f"{label}, seed {seed}: {result.message}")
             _, acc = evaluate_accuracy(model, data.x_test, data.y_test, device)
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-            _atomic_write(folder / f"seed{seed}.pt", lambda p, s=state: torch.save(s, p))
+            atomic_write(folder / f"seed{seed}.pt", lambda p, s=state: torch.save(s, p))
             evaluation.seeds.append(seed)
             evaluation.test_acc.append(acc)
             if on_seed is not None:
                 on_seed(label, seed, acc)
         config = {"model": model_name, "study": study.study_name, **evaluation.to_dict()}
-        _atomic_write(
+        atomic_write(
             folder / "config.json", lambda p, c=config: p.write_text(json.dumps(c, indent=2))
         )
         stored[label] = evaluation.to_dict()

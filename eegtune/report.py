@@ -18,14 +18,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import EegtuneError
+from eegtune.files import atomic_write_text
 from eegtune.study import COLUMNS, trial_row
 
 if TYPE_CHECKING:
@@ -149,6 +148,14 @@ def _history(trial: optuna.trial.FrozenTrial) -> dict[str, list[float]]:
     return trial.user_attrs.get("history") or {}
 
 
+def _curve(values: list[float], name: str, **style: Any) -> go.Scatter:
+    """An accuracy-per-epoch line (fractions shown as percent, epochs from 1)."""
+    import plotly.graph_objects as go
+
+    epochs = list(range(1, len(values) + 1))
+    return go.Scatter(x=epochs, y=[100 * v for v in values], mode="lines", name=name, **style)
+
+
 def comparison_figure(report: StudyReport) -> go.Figure:
     """The lab's figure: train and val accuracy per epoch of the best trial of each activation."""
     import plotly.graph_objects as go
@@ -157,16 +164,8 @@ def comparison_figure(report: StudyReport) -> go.Figure:
     for activation, trial in sorted(report.best_by_activation().items()):
         history = _history(trial)
         for key, dash in (("train_acc", "dot"), ("val_acc", "solid")):
-            values = history.get(key) or []
-            fig.add_trace(
-                go.Scatter(
-                    x=list(range(1, len(values) + 1)),
-                    y=[100 * v for v in values],
-                    mode="lines",
-                    name=f"{activation} {key.split('_')[0]}",
-                    line={"dash": dash},
-                )
-            )
+            name = f"{activation} {key.split('_')[0]}"
+            fig.add_trace(_curve(history.get(key) or [], name, line={"dash": dash}))
     title = MODEL_TITLES.get(report.model, report.model)
     fig.update_layout(
         title=f"{title} ({report.name}): accuracy per epoch, best trial of each activation",
@@ -201,7 +200,6 @@ def activation_box_figure(reports: list[StudyReport]) -> go.Figure:
 
 def networks_side_by_side(reports: list[StudyReport]) -> go.Figure:
     """EEGNet vs DeepConvNet: validation curves of each activation's best trial, side by side."""
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     titles = [f"{MODEL_TITLES.get(r.model, r.model)} ({r.name})" for r in reports]
@@ -209,17 +207,8 @@ def networks_side_by_side(reports: list[StudyReport]) -> go.Figure:
     for col, report in enumerate(reports, start=1):
         for activation, trial in sorted(report.best_by_activation().items()):
             values = _history(trial).get("val_acc") or []
-            fig.add_trace(
-                go.Scatter(
-                    x=list(range(1, len(values) + 1)),
-                    y=[100 * v for v in values],
-                    mode="lines",
-                    name=f"{report.model} {activation}",
-                    legendgroup=activation,
-                ),
-                row=1,
-                col=col,
-            )
+            name = f"{report.model} {activation}"
+            fig.add_trace(_curve(values, name, legendgroup=activation), row=1, col=col)
     fig.update_layout(title="EEGNet vs DeepConvNet: validation accuracy per epoch")
     fig.update_yaxes(title_text="validation accuracy (%)", row=1, col=1)
     return fig
@@ -284,18 +273,6 @@ def _intermediate_figure(report: StudyReport) -> go.Figure:
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _csv_text(rows: list[dict[str, Any]]) -> str:
