@@ -70,6 +70,18 @@ def require_service(url: str) -> None:
         pytest.skip(f"no server answers at {url}: {exc}")
 
 
+def invoke_search(*args: str, env: dict[str, str] | None = None):
+    """`eegtune search --model eegnet --dataset synthetic ARGS` in-process."""
+    base = ["search", "--model", "eegnet", "--dataset", "synthetic"]
+    return runner.invoke(app, [*base, *args], env=env)
+
+
+def one_error_line(output: str) -> str:
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, output
+    return errors[0]
+
+
 def search_cmd(*args: str) -> list[str]:
     return [
         sys.executable,
@@ -91,25 +103,17 @@ def search_cmd(*args: str) -> list[str]:
 
 def test_cli_search_then_optuna_cli_reads_the_study(tmp_path: Path) -> None:
     journal = tmp_path / "j.journal"
-    result = runner.invoke(
-        app,
-        [
-            "search",
-            "--model",
-            "eegnet",
-            "--dataset",
-            "synthetic",
-            "--trials",
-            "3",
-            "--epochs",
-            "2",
-            "--storage",
-            str(journal),
-            "--device",
-            "cpu",
-            "--study",
-            "e2e",
-        ],
+    result = invoke_search(
+        "--trials",
+        "3",
+        "--epochs",
+        "2",
+        "--storage",
+        str(journal),
+        "--device",
+        "cpu",
+        "--study",
+        "e2e",
     )
     assert result.exit_code == 0, result.output
     assert "best trials of study 'e2e'" in result.output and "3/3 finished" in result.output
@@ -379,25 +383,16 @@ def _bad_space(tmp_path: Path) -> str:
 def test_bad_search_input_is_one_line_and_creates_nothing(tmp_path, args, fragment) -> None:
     args = [a.format(bad=_bad_space(tmp_path), tmp=tmp_path) for a in args]
     before = listing(tmp_path)
-    result = runner.invoke(
-        app,
-        [
-            "search",
-            "--model",
-            "eegnet",
-            "--dataset",
-            "synthetic",
-            "--trials",
-            "2",
-            "--epochs",
-            "1",
-            *args,
-        ],
+    result = invoke_search(
+        "--trials",
+        "2",
+        "--epochs",
+        "1",
+        *args,
         env={"EEGTUNE_STORAGE": str(tmp_path / "default.journal")},
     )
     assert result.exit_code == 2, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and fragment in errors[0], result.output
+    assert fragment in one_error_line(result.output)
     assert listing(tmp_path) == before
 
 
@@ -490,25 +485,10 @@ def test_storage_lost_mid_search_is_one_line(tmp_path, tiny_data, monkeypatch) -
         raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("server closed connection"))
 
     monkeypatch.setattr(optuna.study.Study, "ask", gone)
-    result = runner.invoke(
-        app,
-        [
-            "search",
-            "--model",
-            "eegnet",
-            "--dataset",
-            "synthetic",
-            "--trials",
-            "3",
-            "--epochs",
-            "1",
-            "--storage",
-            storage,
-        ],
-    )
+    result = invoke_search("--trials", "3", "--epochs", "1", "--storage", storage)
     assert result.exit_code == 1, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "lost the storage" in errors[0] and "resume" in errors[0]
+    error = one_error_line(result.output)
+    assert "lost the storage" in error and "resume" in error
     assert "Traceback" not in result.output
 
 
