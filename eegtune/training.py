@@ -177,7 +177,8 @@ def fit(
         epochs: Number of epochs (the maximum when ``callback`` may stop early).
         lr, batch_size, weight_decay: Optimiser settings (Adam's L2 weight decay).
         seed: Seeds shuffling and dropout; the same seed on CPU gives the same run.
-        device: Training device.
+        device: Training device. On CUDA this turns on cuDNN autotuning
+            (``torch.backends.cudnn.benchmark``), which suits the fixed input shape.
         callback: Called after each epoch; returning a truthy value stops training.
         amp: Run forward passes under bfloat16 autocast (CUDA, or a CPU with bf16 support such
             as AVX-512 BF16/AMX); weights and optimiser state stay float32.
