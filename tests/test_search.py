@@ -82,6 +82,23 @@ def one_error_line(output: str) -> str:
     return errors[0]
 
 
+def wait_until_training(journal: str, proc: subprocess.Popen, n: int = 1, timeout: float = 120):
+    """Wait until ``n`` trials are RUNNING and have reported an epoch; return them.
+
+    Fails the test (after killing ``proc``) when that does not happen in time, so a signal is
+    never sent to a search that had not started training.
+    """
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if Path(journal).exists():
+            running = [t for t in trials_of(journal, "eegnet") if t.state == TrialState.RUNNING]
+            if len(running) >= n and all(t.intermediate_values for t in running[:n]):
+                return running[:n]
+    proc.kill()
+    pytest.fail(f"no {n} trial(s) training after {timeout} s")
+
+
 def search_cmd(*args: str) -> list[str]:
     return [
         sys.executable,
@@ -184,13 +201,7 @@ def test_ctrl_c_fails_running_trial_exit_130_and_rerun_finishes(tmp_path: Path) 
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        time.sleep(0.5)
-        if Path(journal).exists():
-            running = [t for t in trials_of(journal, "eegnet") if t.state == TrialState.RUNNING]
-            if running and running[0].intermediate_values:
-                break
+    wait_until_training(journal, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -217,17 +228,9 @@ def test_sigkilled_worker_trial_fails_by_heartbeat_and_is_retried(tmp_path: Path
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 120
-    victim = None
-    while time.time() < deadline and victim is None:
-        time.sleep(0.5)
-        if Path(journal).exists():
-            running = [t for t in trials_of(journal, "eegnet") if t.state == TrialState.RUNNING]
-            if running and running[0].intermediate_values:
-                victim = running[0]
+    (victim,) = wait_until_training(journal, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    assert victim is not None
     assert trials_of(journal, "eegnet")[victim.number].state == TrialState.RUNNING
     time.sleep(2)  # longer than the grace of 3 heartbeats
     rerun = subprocess.run(
@@ -456,13 +459,7 @@ def test_sigint_to_the_parent_stops_all_workers_cleanly(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        time.sleep(0.5)
-        if Path(journal).exists():
-            running = [t for t in trials_of(journal, "eegnet") if t.state == TrialState.RUNNING]
-            if len(running) == 2 and all(t.intermediate_values for t in running):
-                break
+    wait_until_training(journal, proc, n=2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 130, err
