@@ -89,14 +89,18 @@ def file_server() -> Iterator[FileServer]:
     server.close()
 
 
-def unused_url() -> str:
-    """An http URL on 127.0.0.1 where nothing listens."""
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+        return sock.getsockname()[1]
+
+
+def unused_url() -> str:
+    """An http URL on 127.0.0.1 where nothing listens."""
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def listing(folder: Path) -> list[str]:

@@ -17,15 +17,9 @@ from typer.testing import CliRunner
 from eegtune.cli import app
 from eegtune.data import make_synthetic
 from eegtune.search import SearchSettings, run_search
-from tests.conftest import chromium_dom
+from tests.conftest import chromium_dom, free_port
 
 runner = CliRunner()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get_json(url: str, timeout: float = 60.0):
