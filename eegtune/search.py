@@ -494,7 +494,13 @@ def _is_storage_error(exc: BaseException) -> bool:
 
     if isinstance(exc, OSError | optuna.exceptions.StorageInternalError):
         return True
-    return type(exc).__module__.split(".")[0] in ("sqlalchemy", "redis", "psycopg2", "pymysql")
+    return type(exc).__module__.split(".")[0] in (
+        "sqlalchemy",
+        "redis",
+        "psycopg",
+        "psycopg2",
+        "pymysql",
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -4,7 +4,8 @@ Storage strings:
 
 - none: the journal file ``studies/eegtune.journal`` (or ``$EEGTUNE_STORAGE``);
 - ``sqlite:///path.db``, ``postgresql://...``, ``mysql://...``: Optuna's RDB storage
-  (``mysql://`` uses PyMySQL unless a driver is named);
+  (``mysql://`` uses PyMySQL and ``postgresql://`` psycopg 3, or psycopg2 where only that is
+  installed, unless a driver is named);
 - ``redis://host:port/db``: a journal kept in Redis;
 - anything else: a journal file path.
 """
@@ -48,11 +49,19 @@ class StudyError(EegtuneError):
 def storage_url(spec: str | None) -> str:
     """Normalise a ``--storage`` value (None: ``$EEGTUNE_STORAGE`` or the default journal)."""
     spec = (spec or os.environ.get("EEGTUNE_STORAGE") or DEFAULT_STORAGE).strip()
-    if spec.startswith("postgres://"):
-        spec = "postgresql://" + spec[len("postgres://") :]
+    if spec.startswith(("postgres://", "postgresql://")):
+        # SQLAlchemy's default driver for a bare postgresql:// changed (psycopg2 in 2.0,
+        # psycopg 3 in 2.1): name the one that is installed.
+        spec = f"postgresql+{_postgres_driver()}://" + spec.split("://", 1)[1]
     if spec.startswith(("mysql://", "mariadb://")):
         spec = "mysql+pymysql://" + spec.split("://", 1)[1]
     return spec
+
+
+def _postgres_driver() -> str:
+    from importlib.util import find_spec
+
+    return "psycopg2" if find_spec("psycopg") is None and find_spec("psycopg2") else "psycopg"
 
 
 def describe_storage(spec: str | None) -> str:

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from eegtune.cli import app
 from eegtune.data import make_synthetic
 from eegtune.search import SearchError, SearchSettings, run_search
-from eegtune.study import StudyError, open_storage
+from eegtune.study import StudyError, open_storage, storage_url
 from tests.conftest import listing
 
 runner = CliRunner()
@@ -292,6 +292,19 @@ def test_three_workers_on_postgresql() -> None:
         assert "error" not in out.stderr.lower()
     finally:
         optuna.delete_study(study_name=name, storage=open_storage(POSTGRES))
+
+
+def test_postgres_urls_name_the_installed_driver(monkeypatch) -> None:
+    """A bare postgresql:// means psycopg2 to SQLAlchemy 2.0 and psycopg 3 to 2.1: eegtune
+    names the installed driver, so the URL works with either."""
+    import importlib.util
+
+    assert storage_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert storage_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert storage_url("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"
+    only_psycopg2 = lambda name: None if name == "psycopg" else object()  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", only_psycopg2)
+    assert storage_url("postgresql://u@h/db") == "postgresql+psycopg2://u@h/db"
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "mysql", "redis"])
