@@ -6,7 +6,8 @@ input 1 x 2 x 750 gives exactly Linear(736, 2) for EEGNet and Linear(8600, 2) fo
 
 from __future__ import annotations
 
-from functools import partial
+import sys
+from functools import lru_cache, partial
 
 import torch
 from torch import nn
@@ -34,16 +35,42 @@ class Dropout(nn.Dropout):
     """``nn.Dropout`` with a cheaper mask on CPU.
 
     The same operation (zero each element with probability ``p``, scale the rest by
-    ``1 / (1 - p)``), but the mask is drawn with ``uniform_`` instead of ``bernoulli_``, which
-    is about 3x faster on CPU and was 14% of an EEGNet training step. Other devices use the
-    fused kernel of ``nn.Dropout``.
+    ``1 / (1 - p)``), but on CPU the mask comes from 16-bit integers instead of
+    ``bernoulli_``: one 31-bit draw of the CPU generator yields two independent 15- and 16-bit
+    uniform integers, so a mask costs half the draws and no float conversion (``bernoulli_``
+    was 14% of an EEGNet training step, this is about 4x cheaper). The drop probability is
+    ``p`` rounded to a multiple of 1/32768 (|error| <= 1.5e-5). Other devices use the fused
+    kernel of ``nn.Dropout``.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0 or x.device.type != "cpu":
+        if not self.training or self.p == 0.0 or x.device.type != "cpu" or not _LITTLE_ENDIAN:
             return super().forward(x)
-        mask = torch.rand_like(x).ge_(self.p).div_(1.0 - self.p)
-        return x * mask
+        drop = min(round(self.p * 32768), 32767)  # drop probability drop / 32768
+        n = x.numel()
+        bits = torch.empty((n + 1) // 2, dtype=torch.int32, device=x.device).random_()
+        # Little-endian int16 halves of a value in [0, 2**31): the low half is uniform on
+        # [-32768, 32767], the high half on [0, 32767]; both thresholds drop drop / 32768.
+        keep = (bits.view(torch.int16) >= _thresholds(drop, len(bits)))[:n]
+        keep = keep.as_strided(x.shape, x.stride()) if _dense(x) else keep.view(x.shape)
+        return x * keep * (1.0 / (1.0 - self.p))
+
+
+_LITTLE_ENDIAN = sys.byteorder == "little"
+
+
+def _dense(x: torch.Tensor) -> bool:
+    """Whether ``x`` is laid out densely (contiguous or channels-last), as masks can mirror."""
+    return x.is_contiguous() or (
+        x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    )
+
+
+@lru_cache(maxsize=16)
+def _thresholds(drop: int, pairs: int) -> torch.Tensor:
+    """Per-element int16 keep thresholds for ``pairs`` (low, high) halves (no broadcasting:
+    a full-size comparison is 4x faster than one against a broadcast pair)."""
+    return torch.tensor([2 * drop - 32768, drop], dtype=torch.int16).repeat(pairs)
 
 
 def _flat_features(features: nn.Module, n_chans: int, n_times: int) -> int:

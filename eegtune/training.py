@@ -9,7 +9,9 @@ batches under ``torch.inference_mode``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import math
+import platform
 import random
 import time
 from collections.abc import Callable
@@ -22,7 +24,15 @@ from torch import nn
 
 from eegtune.errors import ConfigError
 
-__all__ = ["EpochRecord", "FitResult", "evaluate_accuracy", "fit", "resolve_device", "set_seed"]
+__all__ = [
+    "EpochRecord",
+    "FitResult",
+    "evaluate_accuracy",
+    "fit",
+    "resolve_device",
+    "set_seed",
+    "tune_cpu_allocator",
+]
 
 Status = Literal["completed", "stopped", "diverged"]
 EVAL_BATCH = 1024
@@ -100,6 +110,37 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt() parameters from glibc's <malloc.h>
+_allocator_tuned: bool | None = None
+
+
+def tune_cpu_allocator() -> bool:
+    """Make glibc's malloc keep freed blocks of activation size instead of unmapping them.
+
+    A training step allocates and frees the same tensors of a few MB over and over. With
+    glibc's defaults those blocks come from fresh ``mmap`` pages (or a heap that is trimmed
+    back after every free), so every step pays thousands of page faults: on a 2-core VM this
+    was ~25% of an EEGNet step. Raising the mmap threshold (to 64 MiB, or glibc's 32 MiB cap)
+    and the trim threshold (1 GiB) lets freed memory be reused without faults, at the price of
+    the process holding on to its peak memory. Process-wide and idempotent; does nothing (and
+    returns False) where the C library is not glibc.
+    """
+    global _allocator_tuned
+    if _allocator_tuned is not None:
+        return _allocator_tuned
+    _allocator_tuned = False
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    mmap_ok = any(mallopt(_M_MMAP_THRESHOLD, mib << 20) == 1 for mib in (64, 32))
+    _allocator_tuned = mmap_ok and mallopt(_M_TRIM_THRESHOLD, 1 << 30) == 1
+    return _allocator_tuned
+
+
 def _as_tensors(
     x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,6 +189,16 @@ def _autocast(device: torch.device, enabled: bool) -> Callable[[], Any]:
     return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+def _adam(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
+    """Adam with the fused kernel (one pass over all parameters: a third of the for-loop
+    version's time on an EEGNet step) where this torch build has one for the device."""
+    params = list(model.parameters())
+    try:
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except RuntimeError:  # torch < 2.4 has no fused CPU Adam
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
 EpochCallback = Callable[[EpochRecord], object]
 """Called after every epoch; a truthy return value stops the run (status ``stopped``)."""
 
@@ -178,7 +229,8 @@ def fit(
         lr, batch_size, weight_decay: Optimiser settings (Adam's L2 weight decay).
         seed: Seeds shuffling and dropout; the same seed on CPU gives the same run.
         device: Training device. On CUDA this turns on cuDNN autotuning
-            (``torch.backends.cudnn.benchmark``), which suits the fixed input shape.
+            (``torch.backends.cudnn.benchmark``), which suits the fixed input shape; on CPU it
+            calls :func:`tune_cpu_allocator` (process-wide).
         callback: Called after each epoch; returning a truthy value stops training.
         amp: Run forward passes under bfloat16 autocast (CUDA, or a CPU with bf16 support such
             as AVX-512 BF16/AMX); weights and optimiser state stay float32.
@@ -193,6 +245,8 @@ def fit(
     device = torch.device(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # input shapes are fixed: autotune convolutions
+    else:
+        tune_cpu_allocator()
     autocast = _autocast(device, amp)
     torch.manual_seed(seed)
     shuffle_gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -200,7 +254,7 @@ def fit(
     model.train()
     xt, yt = _as_tensors(x_train, y_train, device)
     val = _as_tensors(x_val, y_val, device) if x_val is not None and y_val is not None else None
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = _adam(model, lr=lr, weight_decay=weight_decay)
     n = len(xt)
     result = FitResult(status="completed", device=str(device))
     started = time.perf_counter()
