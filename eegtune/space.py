@@ -18,7 +18,14 @@ from eegtune.errors import EegtuneError
 
 __all__ = ["PARAMS", "PRESETS_DIR", "Choice", "Range", "SearchSpace", "SpaceError", "load_space"]
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "studies"
+# The checkout's studies/ (source and editable installs), else the copy a wheel ships inside
+# the package (pyproject.toml maps studies/ to eegtune/studies/).
+_CHECKOUT_PRESETS = Path(__file__).resolve().parent.parent / "studies"
+PRESETS_DIR = (
+    _CHECKOUT_PRESETS
+    if (_CHECKOUT_PRESETS / "eegnet.toml").is_file()
+    else Path(__file__).resolve().parent / "studies"
+)
 ACTIVATION_NAMES = ("relu", "leaky_relu", "elu")
 PARAMS = ("activation", "dropout", "lr", "batch_size", "weight_decay")
 _KINDS = {

@@ -120,10 +120,11 @@ def tune_cpu_allocator() -> bool:
     A training step allocates and frees the same tensors of a few MB over and over. With
     glibc's defaults those blocks come from fresh ``mmap`` pages (or a heap that is trimmed
     back after every free), so every step can pay thousands of page faults: on a 2-core VM that
-    was about a fifth of an EEGNet step (28.4 ms vs 23.3 ms, see BENCHMARKS.md). Raising the mmap threshold (to 64 MiB, or glibc's 32 MiB cap)
-    and the trim threshold (1 GiB) lets freed memory be reused without faults, at the price of
-    the process holding on to its peak memory. Process-wide and idempotent; does nothing (and
-    returns False) where the C library is not glibc.
+    was about a fifth of an EEGNet step (28.4 ms vs 23.3 ms, see BENCHMARKS.md). Raising the
+    mmap threshold (to 64 MiB, or glibc's 32 MiB cap) and the trim threshold (1 GiB) lets freed
+    memory be reused without faults, at the price of the process holding on to its peak
+    memory. Process-wide and idempotent; does nothing (and returns False) where the C library
+    is not glibc.
     """
     global _allocator_tuned
     if _allocator_tuned is not None:

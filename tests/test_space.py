@@ -64,3 +64,32 @@ def test_bad_space_files_raise_one_clear_error(tmp_path: Path, case: str) -> Non
 def test_missing_space_file(tmp_path: Path) -> None:
     with pytest.raises(SpaceError, match="not found"):
         load_space("eegnet", tmp_path / "nope.toml")
+
+
+def test_a_wheel_ships_the_presets(tmp_path: Path) -> None:
+    """A non-editable install has no checkout around it: the presets travel in the wheel."""
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+        + ["-w", str(tmp_path / "dist"), str(root)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = (tmp_path / "dist").glob("eegtune-*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(site)
+    code = (
+        f"import sys; sys.path.insert(0, {str(site)!r}); import eegtune.space as s; "
+        "print(s.PRESETS_DIR); print(sorted(s.load_space('deepconvnet').params))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[0] == str(site / "eegtune" / "studies")
+    assert out[1] == str(sorted(PARAMS))
