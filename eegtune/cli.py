@@ -336,7 +336,10 @@ def search(
     timeout: Annotated[
         float | None,
         typer.Option(
-            min=1, help="Stop starting new trials after this many seconds.", show_default=False
+            min=1,
+            help="End the search after this many seconds: no new trials start, and a running "
+            "trial is cut after its current epoch (recorded as failed, with its curves so far).",
+            show_default=False,
         ),
     ] = None,
     val_fraction: ValFractionOpt = 0.2,
@@ -413,11 +416,12 @@ def _print_summary(settings: Any, final: Any = None, interrupted: bool = False) 
     console.print()
     if final.best_trials:
         console.print(trials_table(f"best trials of study {settings.name!r}", final.best_trials))
-    verb = "interrupted" if interrupted else "done"
+    verb = "interrupted" if interrupted else "timeout" if final.timed_out else "done"
+    resume = interrupted or final.timed_out
     console.print(
         f"{verb}: {final.finished}/{final.target} finished ({final.complete} complete, "
         f"{final.pruned} pruned), {final.failed} failed"
-        + ("; run the same command again to finish the remaining trials" if interrupted else "")
+        + ("; run the same command again to finish the remaining trials" if resume else "")
     )
 
 

@@ -148,6 +148,7 @@ class SearchStatus:
     elapsed: float = 0.0
     eta: float | None = None
     best_trials: list[dict[str, Any]] = field(default_factory=list)
+    timed_out: bool = False  # the search's --timeout ended it before the target
 
     @property
     def finished(self) -> int:
@@ -266,12 +267,16 @@ def _failure_reason(exc: BaseException) -> str:
     return text if text == type(exc).__name__ else f"{type(exc).__name__}: {text}"
 
 
-def run_trial(job: _Job, trial: optuna.Trial) -> tuple[str, str]:
+def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> tuple[str, str]:
     """Train one sampled configuration; tell the study the outcome.
+
+    A trial still training when ``deadline`` (a ``time.time()`` value: the search's
+    ``--timeout``) passes is cut after its current epoch and recorded as failed, with its
+    learning curves so far.
 
     Returns:
         The trial's final state name (``COMPLETE``, ``PRUNED`` or ``FAIL``) and the reason of
-        a failure or divergence (empty otherwise).
+        a failure, divergence or cut (empty otherwise).
     """
     from optuna.trial import TrialState
 
@@ -285,9 +290,14 @@ def run_trial(job: _Job, trial: optuna.Trial) -> tuple[str, str]:
     trial.set_user_attr("device", str(job.device) + (" amp" if settings.amp else ""))
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     started = time.perf_counter()
+    timed_out = False
 
     def on_epoch(record: Any) -> bool:
+        nonlocal timed_out
         trial.report(record.val_acc, record.epoch)
+        if deadline is not None and record.epoch < settings.epochs and time.time() >= deadline:
+            timed_out = True
+            return True
         return trial.should_prune()
 
     try:
@@ -331,7 +341,12 @@ def run_trial(job: _Job, trial: optuna.Trial) -> tuple[str, str]:
     trial.set_user_attr("epochs_trained", len(result.history))
     trial.set_user_attr("best_epoch", result.best_epoch)
     trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
-    trial.set_user_attr("status", result.status)
+    trial.set_user_attr("status", "timeout" if timed_out else result.status)
+    if timed_out:
+        reason = f"cut by --timeout after epoch {len(result.history)} of {settings.epochs}"
+        trial.set_user_attr("fail_reason", reason)
+        study.tell(trial, state=TrialState.FAIL)
+        return "FAIL", reason
     if result.status == "diverged":
         trial.set_user_attr("fail_reason", result.message)
         study.tell(trial, state=TrialState.PRUNED)
@@ -350,7 +365,8 @@ def run_worker(
     deadline: float | None = None,
     job: _Job | None = None,
 ) -> None:
-    """Run trials until the study's target is reached, the deadline passes, or failures pile up.
+    """Run trials until the study's target is reached, the deadline passes (cutting the
+    running trial), or failures pile up.
 
     Raises:
         SearchError: after ``max_consecutive_failures`` failed trials in a row.
@@ -372,7 +388,9 @@ def run_worker(
             trial.set_user_attr("fail_reason", "surplus: other workers already filled the target")
             study.tell(trial, state=TrialState.FAIL)
             return
-        outcome, reason = run_trial(job, trial)
+        outcome, reason = run_trial(job, trial, deadline)
+        if deadline is not None and time.time() >= deadline:
+            return  # a trial cut by the deadline is not a failure streak
         failures_in_a_row = failures_in_a_row + 1 if outcome == "FAIL" else 0
         if failures_in_a_row >= settings.max_consecutive_failures:
             raise SearchError(
@@ -483,6 +501,8 @@ def run_search(
         if poller.is_alive():
             poller.join()
     final = status()
+    final.timed_out = deadline is not None and time.time() >= deadline
+    final.timed_out &= final.finished < final.target
     if on_status is not None:
         on_status(final)
     return final

@@ -505,7 +505,25 @@ def test_storage_lost_mid_search_is_one_line(tmp_path, tiny_data, monkeypatch) -
 def test_timeout_stops_starting_trials(tmp_path, tiny_data) -> None:
     storage = str(tmp_path / "t.journal")
     status = run_search(settings(storage, trials=50, timeout=1e-3), data_set=tiny_data)
-    assert status.finished < 50 and status.running == 0
+    assert status.finished < 50 and status.running == 0 and status.timed_out
+
+
+def test_timeout_cuts_the_running_trial_and_says_so(tmp_path: Path) -> None:
+    """--timeout bounds the whole search: a trial that could never finish in time is cut
+    after an epoch, recorded as failed with its curves, and the summary says how to resume."""
+    journal = str(tmp_path / "t.journal")
+    result = invoke_search(
+        "--trials", "2", "--epochs", "100000", "--timeout", "1", "--storage", journal
+    )
+    assert result.exit_code == 0, result.output
+    assert "timeout: 0/2 finished" in result.output
+    assert "run the same command again" in result.output
+    (trial,) = trials_of(journal, "eegnet")
+    assert trial.state == TrialState.FAIL
+    epochs = trial.user_attrs["epochs_trained"]
+    assert 1 <= epochs < 100000 and len(trial.user_attrs["history"]["val_acc"]) == epochs
+    assert trial.user_attrs["fail_reason"] == f"cut by --timeout after epoch {epochs} of 100000"
+    assert trial.user_attrs["status"] == "timeout"
 
 
 def test_evaluate_needs_a_study_name_when_several_exist(tmp_path, tiny_data) -> None:
