@@ -501,8 +501,8 @@ def run_search(
         if poller.is_alive():
             poller.join()
     final = status()
-    final.timed_out = deadline is not None and time.time() >= deadline
-    final.timed_out &= final.finished < final.target
+    out_of_time = deadline is not None and time.time() >= deadline
+    final.timed_out = out_of_time and final.finished < final.target
     if on_status is not None:
         on_status(final)
     return final
