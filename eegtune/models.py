@@ -53,7 +53,9 @@ class Dropout(nn.Dropout):
         # [-32768, 32767], the high half on [0, 32767]; both thresholds drop drop / 32768.
         keep = (bits.view(torch.int16) >= _thresholds(drop, len(bits)))[:n]
         keep = keep.as_strided(x.shape, x.stride()) if _dense(x) else keep.view(x.shape)
-        return x * keep * (1.0 / (1.0 - self.p))
+        # One float mask with the scale folded in: backward multiplies by it without
+        # converting a bool mask again.
+        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
 
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
