@@ -72,10 +72,19 @@ def test_a_wheel_ships_the_presets(tmp_path: Path) -> None:
     import sys
     import zipfile
 
-    root = Path(__file__).resolve().parent.parent
+    import shutil
+
+    from eegtune.models import MODELS
+
+    root, src = Path(__file__).resolve().parent.parent, tmp_path / "src"
+    # Build from a clean copy: nothing is written into the checkout, no journal is copied.
+    shutil.copytree(root / "eegtune", src / "eegtune", ignore=shutil.ignore_patterns("__pycache__"))
+    (src / "studies").mkdir()
+    for part in ("pyproject.toml", "README.md", *(f"studies/{m}.toml" for m in MODELS)):
+        shutil.copy(root / part, src / part)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-        + ["-w", str(tmp_path / "dist"), str(root)],
+        + ["-w", str(tmp_path / "dist"), str(src)],
         check=True,
         capture_output=True,
         timeout=300,
