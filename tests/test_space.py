@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import optuna
 import pytest
 
+from eegtune.models import MODELS
 from eegtune.space import PARAMS, Choice, Range, SpaceError, load_space
 
 
@@ -68,14 +73,6 @@ def test_missing_space_file(tmp_path: Path) -> None:
 
 def test_a_wheel_ships_the_presets(tmp_path: Path) -> None:
     """A non-editable install has no checkout around it: the presets travel in the wheel."""
-    import subprocess
-    import sys
-    import zipfile
-
-    import shutil
-
-    from eegtune.models import MODELS
-
     root, src = Path(__file__).resolve().parent.parent, tmp_path / "src"
     # Build from a clean copy: nothing is written into the checkout, no journal is copied.
     shutil.copytree(root / "eegtune", src / "eegtune", ignore=shutil.ignore_patterns("__pycache__"))
