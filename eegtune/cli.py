@@ -151,7 +151,8 @@ def load_data(dataset: DatasetName, data_dir: Path, offline: bool) -> Any:
 @handles_errors
 def data_fetch(data_dir: DataDirOpt = Path("data")) -> None:
     """Download the four BCI IIIb files from pinned public mirrors and verify them."""
-    from eegtune.data import FILES, fetch_bci_iiib
+    from eegtune.data import FILES
+    from eegtune.fetch import fetch_bci_iiib
 
     with download_progress() as hook:
         fetched = fetch_bci_iiib(data_dir, progress=hook)
@@ -403,7 +404,7 @@ def search(
 
 def _print_summary(settings: Any, final: Any = None, interrupted: bool = False) -> None:
     """Final table of the best trials (read again from the storage after an interruption)."""
-    from eegtune.search import snapshot
+    from eegtune.progress import snapshot
     from eegtune.study import load_study, open_storage
 
     if final is None:

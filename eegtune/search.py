@@ -1,4 +1,4 @@
-"""The search: objective, worker loop, parallel workers, heartbeats, progress snapshots.
+"""The search: objective, worker loop, parallel workers, heartbeats, interruptions.
 
 ``--trials N`` is the study's target, not a per-run count: a worker starts a trial only while
 finished (complete or pruned) plus running trials stay below N, so re-running a command after
@@ -19,11 +19,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import EegtuneError
 from eegtune.heartbeat import Heartbeat, fail_stale_trials, heartbeat_interval
+from eegtune.progress import SearchStatus, snapshot
 
 if TYPE_CHECKING:
     import optuna
@@ -32,9 +33,7 @@ __all__ = [
     "DEFAULT_PRUNER",
     "SearchError",
     "SearchSettings",
-    "SearchStatus",
     "run_search",
-    "snapshot",
 ]
 
 logger = logging.getLogger(__name__)
@@ -128,68 +127,6 @@ def prepare_study(settings: SearchSettings, storage: optuna.storages.BaseStorage
         settings.split_seed = int(stored["split_seed"])
         settings.val_fraction = float(stored["val_fraction"])
     return study
-
-
-# --------------------------------------------------------------------------- progress
-
-
-@dataclass
-class SearchStatus:
-    """A snapshot of a study for progress displays and summaries."""
-
-    target: int
-    complete: int = 0
-    pruned: int = 0
-    failed: int = 0
-    running: int = 0
-    best_value: float | None = None
-    best_params: dict[str, Any] = field(default_factory=dict)
-    best_number: int | None = None
-    elapsed: float = 0.0
-    eta: float | None = None
-    best_trials: list[dict[str, Any]] = field(default_factory=list)
-    timed_out: bool = False  # the search's --timeout ended it before the target
-
-    @property
-    def finished(self) -> int:
-        return self.complete + self.pruned
-
-
-def snapshot(
-    study: optuna.Study, target: int, started: float, finished_at_start: int, top: int = 5
-) -> SearchStatus:
-    """Count the study's trials and estimate the remaining time from this run's pace."""
-    from optuna.trial import TrialState
-
-    from eegtune.study import trial_row
-
-    trials = study.get_trials(deepcopy=False)
-    states = Counter(t.state for t in trials)
-    status = SearchStatus(
-        target=target,
-        complete=states[TrialState.COMPLETE],
-        pruned=states[TrialState.PRUNED],
-        failed=states[TrialState.FAIL],
-        running=states[TrialState.RUNNING],
-        elapsed=time.time() - started,
-    )
-    complete = sorted(
-        (t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
-        key=lambda t: (-t.value, t.number),
-    )
-    if complete:
-        status.best_value = complete[0].value
-        status.best_params = dict(complete[0].params)
-        status.best_number = complete[0].number
-    model = str(study.user_attrs.get("model", ""))
-    status.best_trials = [trial_row(study.study_name, model, t) for t in complete[:top]]
-    done_now = status.finished - finished_at_start
-    remaining = max(0, target - status.finished)
-    if remaining == 0:
-        status.eta = 0.0
-    elif done_now > 0:
-        status.eta = status.elapsed / done_now * remaining
-    return status
 
 
 # --------------------------------------------------------------------------- one worker

@@ -13,7 +13,6 @@ from eegtune.data import (
     FILES,
     DataError,
     FileSpec,
-    fetch_bci_iiib,
     git_blob_sha1,
     inspect_file,
     load_bci_iiib,
@@ -22,6 +21,7 @@ from eegtune.data import (
     make_synthetic,
     stratified_split,
 )
+from eegtune.fetch import fetch_bci_iiib
 from tests.conftest import listing, unused_url, write_lab_file
 
 
