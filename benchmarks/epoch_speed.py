@@ -119,8 +119,7 @@ def main() -> None:
         f"{'speed-up':>9} {'--amp s/epoch':>14} {'speed-up':>9}"
     )
     for name in args.models:
-        best = {"naive": float("inf"), "naive+malloc": float("inf")}
-        best |= {"eegtune": float("inf"), "amp": float("inf")}
+        best = dict.fromkeys(("naive", "naive+malloc", "eegtune", "amp"), float("inf"))
         for _ in range(args.rounds):  # alternate so that machine noise hits every side
             runs = {
                 "naive": (naive_epoch_seconds, name, device, args.epochs),
