@@ -6,26 +6,45 @@ Heavy libraries (torch, optuna, plotly, numpy) are imported inside the commands 
 
 from __future__ import annotations
 
-import functools
-import os
-import sys
-from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from eegtune.console import (
+    data_info_table,
     download_progress,
     epoch_progress,
     evaluation_table,
     headline_table,
     make_console,
     render_status,
+    summary_line,
     trials_table,
 )
-from eegtune.errors import EegtuneError
+from eegtune.names import DEFAULT_PRUNER, NETWORKS
+from eegtune.options import (
+    ActivationName,
+    AmpOpt,
+    DataDirOpt,
+    DatasetName,
+    DatasetOpt,
+    DeviceOpt,
+    ModelName,
+    OfflineOpt,
+    PrunerName,
+    SamplerName,
+    SplitSeedOpt,
+    StorageOpt,
+    ValFractionOpt,
+    fail,
+    handles_errors,
+)
+
+if TYPE_CHECKING:
+    from eegtune.data import Dataset
+    from eegtune.progress import SearchStatus
+    from eegtune.search import SearchSettings
 
 app = typer.Typer(
     name="eegtune",
@@ -38,96 +57,13 @@ data_app = typer.Typer(help="Get, verify and describe the dataset.", no_args_is_
 app.add_typer(data_app, name="data")
 
 
-class DatasetName(StrEnum):
-    bci_iiib = "bci-iiib"
-    synthetic = "synthetic"
-
-
-class ModelName(StrEnum):
-    eegnet = "eegnet"
-    deepconvnet = "deepconvnet"
-
-
-class ActivationName(StrEnum):
-    relu = "relu"
-    leaky_relu = "leaky_relu"
-    elu = "elu"
-
-
-# Shared option declarations -------------------------------------------------------------------
-DatasetOpt = Annotated[
-    DatasetName,
-    typer.Option("--dataset", help="Dataset: the real BCI IIIb files, or seeded synthetic trials."),
-]
-DataDirOpt = Annotated[
-    Path, typer.Option("--data-dir", help="Folder holding the four BCI IIIb .npz files.")
-]
-OfflineOpt = Annotated[
-    bool,
-    typer.Option(
-        "--offline",
-        help="Never download missing data files (also set by EEGTUNE_OFFLINE=1).",
-    ),
-]
-DeviceOpt = Annotated[
-    str, typer.Option("--device", help="Training device: auto, cpu, cuda or cuda:N.")
-]
-ValFractionOpt = Annotated[
-    float,
-    typer.Option(
-        "--val-fraction",
-        min=0.05,
-        max=0.5,
-        help="Share of the training set held out (stratified) for validation.",
-    ),
-]
-AmpOpt = Annotated[
-    bool,
-    typer.Option(
-        "--amp",
-        help="bfloat16 autocast: faster on CUDA and on CPUs with AVX-512 BF16/AMX, slightly "
-        "different numbers.",
-    ),
-]
-SplitSeedOpt = Annotated[
-    int, typer.Option("--split-seed", help="Seed of the stratified validation hold-out.")
-]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print one error line to stderr and return the Exit to raise."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def handles_errors(command: F) -> F:
-    """Turn user-caused errors into one line and an exit code, Ctrl-C into exit code 130."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except EegtuneError as exc:
-            raise fail(str(exc), exc.exit_code) from None
-        except OSError as exc:  # a path that cannot be written or read: no traceback either
-            where = f" ({exc.filename})" if exc.filename else ""
-            raise fail(
-                f"{exc.strerror or exc}{where}; check the path and its permissions", 1
-            ) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 def _offline(flag: bool) -> bool:
-    return flag or os.environ.get("EEGTUNE_OFFLINE", "") not in ("", "0")
+    from eegtune.data import offline_from_env
+
+    return flag or offline_from_env()
 
 
-def load_data(dataset: DatasetName, data_dir: Path, offline: bool) -> Any:
+def load_data(dataset: str, data_dir: Path, offline: bool) -> Dataset:
     """Load a dataset for a command, fetching BCI IIIb with a progress bar when needed.
 
     The synthetic dataset is always generated with seed 0, so that every command and every
@@ -136,7 +72,7 @@ def load_data(dataset: DatasetName, data_dir: Path, offline: bool) -> Any:
     from eegtune.data import load_dataset
 
     with download_progress() as hook:
-        data = load_dataset(dataset.value, data_dir, offline=_offline(offline), progress=hook)
+        data = load_dataset(str(dataset), data_dir, offline=_offline(offline), progress=hook)
     if data.nan_filled:
         typer.echo(
             f"filled {data.nan_filled} NaN values with the training set's channel means", err=True
@@ -169,32 +105,11 @@ def data_fetch(data_dir: DataDirOpt = Path("data")) -> None:
 @handles_errors
 def data_info(data_dir: DataDirOpt = Path("data")) -> None:
     """Show shape, NaN count, class balance and published-fingerprint match of each file."""
-    from rich.table import Table
+    from eegtune.data import inspect_folder
 
-    from eegtune.data import FILES, DataError, inspect_file
-
-    table = Table(title=f"BCI IIIb files in {data_dir}")
-    for column in ("file", "shape", "NaN", "left / right", "published copy"):
-        table.add_column(column)
-    problems = []
-    for name in FILES:
-        path = Path(data_dir) / name
-        try:
-            info = inspect_file(path)
-        except DataError as exc:
-            table.add_row(
-                name,
-                "-",
-                "-",
-                "-",
-                "[red]missing[/red]" if not path.exists() else "[red]invalid[/red]",
-            )
-            problems.append(str(exc))
-            continue
-        balance = f"{info.class_counts.get(1, 0)} / {info.class_counts.get(2, 0)}"
-        match = "yes" if info.matches_published else "[yellow]no (loads anyway)[/yellow]"
-        table.add_row(name, "x".join(map(str, info.shape)), str(info.n_nan), balance, match)
-    make_console().print(table)
+    found = inspect_folder(data_dir)
+    make_console().print(data_info_table(f"BCI IIIb files in {data_dir}", found))
+    problems = [str(info) for info in found.values() if isinstance(info, Exception)]
     if problems:
         more = f" (and {len(problems) - 1} more, see the table)" if len(problems) > 1 else ""
         raise fail(problems[0] + more)
@@ -206,10 +121,10 @@ def data_info(data_dir: DataDirOpt = Path("data")) -> None:
 @app.command()
 @handles_errors
 def train(
-    model: Annotated[ModelName, typer.Option(help="Network to train.")] = ModelName.eegnet,
+    model: Annotated[ModelName, typer.Option(help="Network to train.")] = "eegnet",
     activation: Annotated[
         ActivationName, typer.Option(help="Activation function of the network.")
-    ] = ActivationName.elu,
+    ] = "elu",
     dropout: Annotated[float, typer.Option(min=0.0, max=0.95, help="Dropout probability.")] = 0.25,
     lr: Annotated[float, typer.Option(min=1e-8, help="Adam learning rate.")] = 1e-3,
     batch_size: Annotated[int, typer.Option(min=1, help="Mini-batch size.")] = 64,
@@ -226,7 +141,7 @@ def train(
             "--test", help="Also report test accuracy of the final weights (off by default)."
         ),
     ] = False,
-    dataset: DatasetOpt = DatasetName.bci_iiib,
+    dataset: DatasetOpt = "bci-iiib",
     data_dir: DataDirOpt = Path("data"),
     offline: OfflineOpt = False,
     device: DeviceOpt = "auto",
@@ -234,19 +149,21 @@ def train(
 ) -> None:
     """Train one configuration on a stratified hold-out split (the lab's baseline job)."""
     from eegtune.models import build_model, count_parameters
-    from eegtune.training import evaluate_accuracy, fit, resolve_device, set_seed
+    from eegtune.training import configure_process, evaluate_accuracy, fit, resolve_device, set_seed
 
     torch_device = resolve_device(device)
+    configure_process(torch_device)
     data = load_data(dataset, data_dir, offline)
     split = data.holdout(val_fraction, split_seed)
     set_seed(seed)
-    net = build_model(model.value, activation.value, dropout, **data.model_kwargs)
+    net = build_model(str(model), str(activation), dropout, **data.model_kwargs)
     typer.echo(
-        f"{model.value} ({activation.value}, {count_parameters(net):,} parameters) on "
-        f"{data.name}: {len(split[1])} train / {len(split[3])} val trials, device {torch_device}",
+        f"{model} ({activation}, {count_parameters(net):,} parameters) on "
+        f"{data.name}: {len(split.y_train)} train / {len(split.y_val)} val trials, "
+        f"device {torch_device}",
         err=True,
     )
-    with epoch_progress(epochs, f"{model.value}/{activation.value}") as on_epoch:
+    with epoch_progress(epochs, f"{model}/{activation}") as on_epoch:
         result = fit(
             net,
             *split,
@@ -259,12 +176,12 @@ def train(
             callback=on_epoch,
             amp=amp,
         )
-    if result.status == "diverged":
+    if result.status == "diverged" or result.best_val_acc is None:
         raise fail(f"{result.message}; try a lower --lr", 1)
     last = result.history[-1]
     typer.echo(
         f"val accuracy {100 * result.best_val_acc:.2f}% (best epoch {result.best_epoch} of "
-        f"{len(result.history)}; last epoch {100 * last.val_acc:.2f}%; "
+        f"{len(result.history)}; last epoch {100 * (last.val_acc or 0.0):.2f}%; "
         f"{result.seconds:.1f} s)"
     )
     if test:
@@ -274,29 +191,7 @@ def train(
         )
 
 
-class SamplerName(StrEnum):
-    tpe = "tpe"
-    random = "random"
-    cmaes = "cmaes"
-    gp = "gp"
-
-
-class PrunerName(StrEnum):
-    hyperband = "hyperband"
-    median = "median"
-    patient = "patient"
-    none = "none"
-
-
-StorageOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--storage",
-        help="Optuna storage: sqlite:///f.db, postgresql://..., mysql://..., redis://... or a "
-        "journal file path. Default: $EEGTUNE_STORAGE or studies/eegtune.journal.",
-        show_default=False,
-    ),
-]
+# search ---------------------------------------------------------------------------------------
 
 
 @app.command()
@@ -320,14 +215,11 @@ def search(
             show_default=False,
         ),
     ] = None,
-    sampler: Annotated[SamplerName, typer.Option(help="Optuna sampler.")] = SamplerName.tpe,
+    sampler: Annotated[SamplerName, typer.Option(help="Optuna sampler.")] = "tpe",
     pruner: Annotated[
-        PrunerName | None,
-        typer.Option(
-            help="Pruner of poor trials (default chosen by benchmark: hyperband).",
-            show_default=False,
-        ),
-    ] = None,
+        PrunerName,
+        typer.Option(help="Pruner of poor trials (default chosen by benchmark)."),
+    ] = DEFAULT_PRUNER,
     seed: Annotated[
         int, typer.Option(help="Seed of the sampler and of each trial's training.")
     ] = 0,
@@ -345,30 +237,27 @@ def search(
     ] = None,
     val_fraction: ValFractionOpt = 0.2,
     split_seed: SplitSeedOpt = 0,
-    dataset: DatasetOpt = DatasetName.bci_iiib,
+    dataset: DatasetOpt = "bci-iiib",
     data_dir: DataDirOpt = Path("data"),
     offline: OfflineOpt = False,
     device: DeviceOpt = "auto",
     amp: AmpOpt = False,
 ) -> None:
     """Run an Optuna study: sample, train, prune; resumable and parallel."""
-    from eegtune.search import DEFAULT_PRUNER, SearchSettings, run_search
-    from eegtune.space import load_space
-    from eegtune.training import resolve_device
+    from eegtune.search import SearchSettings, check_settings, run_search
+    from eegtune.training import configure_process, resolve_device
 
-    load_space(model.value, space)  # bad input fails before any download or storage write
-    resolve_device(device)
     settings = SearchSettings(
-        model=model.value,
+        model=str(model),
         trials=trials,
         epochs=epochs,
         study_name=study,
         storage=storage,
         space=str(space) if space is not None else None,
-        sampler=sampler.value,
-        pruner=pruner.value if pruner is not None else DEFAULT_PRUNER,
+        sampler=str(sampler),
+        pruner=str(pruner),
         seed=seed,
-        dataset=dataset.value,
+        dataset=str(dataset),
         data_dir=str(data_dir),
         offline=_offline(offline),
         device=device,
@@ -378,52 +267,50 @@ def search(
         timeout=timeout,
         amp=amp,
     )
+    check_settings(settings)  # bad input fails before any download or storage write
+    if workers == 1:
+        configure_process(resolve_device(device))  # this process trains
     data = load_data(dataset, data_dir, offline)
     typer.echo(
-        f"study {settings.name!r}: {model.value} on {dataset.value}, target {trials} trials, "
+        f"study {settings.name!r}: {model} on {dataset}, target {trials} trials, "
         f"up to {epochs} epochs each, sampler {settings.sampler}, pruner {settings.pruner}, "
         f"{workers} worker(s)",
         err=True,
     )
     from rich.live import Live
 
-    final = None
     with Live(console=make_console(stderr=True), refresh_per_second=4, transient=False) as live:
 
-        def show(status: Any) -> None:
+        def show(status: SearchStatus) -> None:
             live.update(render_status(status))
 
         try:
             final = run_search(settings, on_status=show, data_set=data)
         except KeyboardInterrupt:
             live.stop()
-            _print_summary(settings, interrupted=True)
+            _print_summary(settings, None, interrupted=True)
             raise
-    _print_summary(settings, final=final)
+    _print_summary(settings, final)
 
 
-def _print_summary(settings: Any, final: Any = None, interrupted: bool = False) -> None:
+def _print_summary(
+    settings: SearchSettings, final: SearchStatus | None, interrupted: bool = False
+) -> None:
     """Final table of the best trials (read again from the storage after an interruption)."""
-    from eegtune.progress import snapshot
-    from eegtune.study import load_study, open_storage
+    from eegtune.progress import read_status
 
     if final is None:
-        try:
-            study = load_study(open_storage(settings.storage, create=False), settings.name)
-        except EegtuneError:
+        final = read_status(settings.storage, settings.name, settings.trials)
+        if final is None:
             return
-        final = snapshot(study, settings.trials, 0.0, 0)
     console = make_console()
     console.print()
     if final.best_trials:
         console.print(trials_table(f"best trials of study {settings.name!r}", final.best_trials))
-    verb = "interrupted" if interrupted else "timeout" if final.timed_out else "done"
-    resume = interrupted or final.timed_out
-    console.print(
-        f"{verb}: {final.finished}/{final.target} finished ({final.complete} complete, "
-        f"{final.pruned} pruned), {final.failed} failed"
-        + ("; run the same command again to finish the remaining trials" if resume else "")
-    )
+    console.print(summary_line(final, interrupted))
+
+
+# report and evaluate --------------------------------------------------------------------------
 
 
 @app.command()
@@ -446,7 +333,6 @@ def report(
     ),
 ) -> None:
     """Print the best settings and export best trials (CSV/JSON) and Plotly charts (HTML)."""
-
     from eegtune.report import collect, headline, write_report
     from eegtune.study import open_storage, quiet_optuna
 
@@ -495,31 +381,17 @@ def evaluate(
     amp: AmpOpt = False,
 ) -> None:
     """Retrain the best configuration with several seeds and measure test accuracy once each."""
-    import optuna
-
-    from eegtune.evaluate import LAB_BASELINE, EvaluateError, choose_configs, evaluate_study
-    from eegtune.study import load_study, open_storage, quiet_optuna
-    from eegtune.training import resolve_device
+    from eegtune.evaluate import choose_configs, choose_study, evaluate_study, searched_dataset
+    from eegtune.study import open_storage, quiet_optuna
+    from eegtune.training import configure_process, resolve_device
 
     quiet_optuna()
     torch_device = resolve_device(device)
-    opened = open_storage(storage, create=False)
-    if study is None:
-        names = optuna.study.get_all_study_names(opened)
-        if len(names) != 1:
-            listing = ", ".join(names) or "none"
-            raise EvaluateError(f"choose a study with --study (studies in this storage: {listing})")
-        study = names[0]
-    loaded = load_study(opened, study)
+    loaded = choose_study(open_storage(storage, create=False), study)
     choose_configs(loaded, per_activation)  # fails early when nothing completed
-    searched_on = DatasetName(loaded.user_attrs.get("dataset", "bci-iiib"))
-    if dataset is not None and dataset != searched_on:
-        raise EvaluateError(
-            f"study {study!r} was searched on {searched_on.value}; evaluate it on the same "
-            f"dataset (drop --dataset {dataset.value})"
-        )
-    dataset = searched_on
-    data = load_data(dataset, data_dir, offline)
+    searched_on = searched_dataset(loaded, None if dataset is None else str(dataset))
+    configure_process(torch_device)
+    data = load_data(searched_on, data_dir, offline)
 
     def on_seed(label: str, seed: int, acc: float) -> None:
         typer.echo(f"{label}: seed {seed} test accuracy {100 * acc:.2f}%", err=True)
@@ -534,16 +406,19 @@ def evaluate(
         on_seed=on_seed,
         amp=amp,
     )
-    model_name = loaded.user_attrs.get("model")
+    model_name = str(loaded.user_attrs.get("model"))
     console = make_console()
-    title = f"test accuracy of study {study!r} ({model_name}, {dataset.value})"
+    title = f"test accuracy of study {loaded.study_name!r} ({model_name}, {searched_on})"
     console.print(evaluation_table(title, results))
-    if model_name in LAB_BASELINE and dataset == DatasetName.bci_iiib:
+    lab = NETWORKS[model_name].lab_test_acc if model_name in NETWORKS else None
+    if lab is not None and searched_on == "bci-iiib":
         console.print(
-            f"lab report baseline for {model_name}: {LAB_BASELINE[model_name]:.2f}% "
-            "(best test epoch, optimistic)"
+            f"lab report baseline for {model_name}: {lab:.2f}% (best test epoch, optimistic)"
         )
-    console.print(f"weights and configs saved under {models_dir / study}")
+    console.print(f"weights and configs saved under {models_dir / loaded.study_name}")
+
+
+# dashboard ------------------------------------------------------------------------------------
 
 
 @app.command()
@@ -554,26 +429,14 @@ def dashboard(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
 ) -> None:
     """Start optuna-dashboard on the study storage; Ctrl-C stops it."""
-    import socket
-
-    from eegtune.study import StudyError, open_storage, quiet_optuna
+    from eegtune.dashboard import check_port, serve
+    from eegtune.study import open_storage, quiet_optuna
 
     quiet_optuna()
     opened = open_storage(storage, create=False)
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise StudyError(
-                f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port"
-            ) from None
-    from optuna_dashboard import run_server
-
+    check_port(host, port)
     typer.echo(f"optuna-dashboard at http://{host}:{port}/ (Ctrl-C to stop)")
-    try:
-        run_server(opened, host=host, port=port)  # bottle returns on Ctrl-C itself
-    except KeyboardInterrupt:
-        pass
+    serve(opened, host, port)
     typer.echo("dashboard stopped")
 
 
@@ -583,4 +446,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 __all__ = [
+    "data_info_table",
     "download_progress",
     "duration",
     "epoch_progress",
@@ -20,6 +21,7 @@ __all__ = [
     "headline_table",
     "make_console",
     "render_status",
+    "summary_line",
     "trials_table",
 ]
 
@@ -219,3 +221,34 @@ def evaluation_table(title: str, results: list[Any]) -> Any:
             str(len(r.seeds)),
         )
     return table
+
+
+def data_info_table(title: str, found: dict[str, Any]) -> Any:
+    """One row per dataset file: its :class:`eegtune.data.FileInfo`, or the error it gave."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("file", "shape", "NaN", "left / right", "published copy"):
+        table.add_column(column)
+    for name, info in found.items():
+        if isinstance(info, Exception):
+            missing = "not found" in str(info)
+            table.add_row(
+                name, "-", "-", "-", "[red]missing[/red]" if missing else "[red]invalid[/red]"
+            )
+            continue
+        balance = f"{info.class_counts.get(1, 0)} / {info.class_counts.get(2, 0)}"
+        match = "yes" if info.matches_published else "[yellow]no (loads anyway)[/yellow]"
+        table.add_row(name, "x".join(map(str, info.shape)), str(info.n_nan), balance, match)
+    return table
+
+
+def summary_line(status: Any, interrupted: bool = False) -> str:
+    """The last line of a search: how it ended, the trial counts, and what to do next."""
+    verb = "interrupted" if interrupted else "timeout" if status.timed_out else "done"
+    resume = interrupted or status.timed_out
+    return (
+        f"{verb}: {status.finished}/{status.target} finished ({status.complete} complete, "
+        f"{status.pruned} pruned), {status.failed} failed"
+        + ("; run the same command again to finish the remaining trials" if resume else "")
+    )

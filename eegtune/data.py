@@ -15,35 +15,45 @@ import hashlib
 import logging
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import NamedTuple, TypedDict
 
 import numpy as np
 
 from eegtune.errors import DataError
-
-if TYPE_CHECKING:
-    from eegtune.fetch import ProgressHook
+from eegtune.names import DATASETS
 
 __all__ = [
-    "DATASETS",
     "FILES",
+    "READ_CHUNK",
+    "DataError",
     "Dataset",
     "FileInfo",
-    "DataError",
+    "FileSpec",
+    "ModelShape",
+    "ProgressHook",
+    "Split",
     "git_blob_sha1",
     "inspect_file",
+    "inspect_folder",
     "load_bci_iiib",
     "load_dataset",
+    "load_synthetic",
+    "make_raw_synthetic",
     "make_synthetic",
+    "matches_published",
+    "missing_files",
+    "offline_from_env",
     "stratified_split",
 ]
 
 logger = logging.getLogger(__name__)
 
-DATASETS = ("bci-iiib", "synthetic")
+ProgressHook = Callable[[str, int, int | None], None]
+"""Called as ``hook(file_name, bytes_so_far, total_bytes_or_None)`` while downloading."""
+
 N_CHANNELS = 2
 N_SAMPLES = 750
 SAMPLING_RATE = 125.0
@@ -146,6 +156,14 @@ def _read_raw(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if bad.any():
         odd = ", ".join(str(v) for v in np.unique(label[bad])[:5])
         raise DataError(f"{path}: labels must be 1 or 2, found {odd}; {fix}")
+    if len(np.unique(label)) < 2:
+        raise DataError(
+            f"{path}: every trial has label {label[0]:g}; a file needs both classes (1 and 2); "
+            + fix
+        )
+    n_inf = int(np.isinf(signal).sum())
+    if n_inf:
+        raise DataError(f"{path}: signal holds {n_inf} infinite value(s); {fix}")
     all_nan = [c for c in range(N_CHANNELS) if np.isnan(signal[:, :, c]).all()]
     if all_nan:
         raise DataError(f"{path}: channel {all_nan[0]} is entirely NaN; {fix}")
@@ -165,6 +183,34 @@ def inspect_file(path: Path | str) -> FileInfo:
         class_counts={int(c): int(n) for c, n in zip(classes, counts, strict=True)},
         matches_published=matches_published(path),
     )
+
+
+class ModelShape(TypedDict):
+    """Input and output sizes of a network, as :func:`eegtune.models.build_model` takes them."""
+
+    n_chans: int
+    n_times: int
+    n_outputs: int
+
+
+class Split(NamedTuple):
+    """Training and validation arrays of a hold-out split (unpacks in ``fit``'s order)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+def inspect_folder(data_dir: Path | str) -> dict[str, FileInfo | DataError]:
+    """Inspect each BCI IIIb file in ``data_dir``: its summary, or what is wrong with it."""
+    found: dict[str, FileInfo | DataError] = {}
+    for name in FILES:
+        try:
+            found[name] = inspect_file(Path(data_dir) / name)
+        except DataError as exc:
+            found[name] = exc
+    return found
 
 
 @dataclass
@@ -188,17 +234,15 @@ class Dataset:
         return int(max(self.y_train.max(), self.y_test.max()) + 1)
 
     @property
-    def model_kwargs(self) -> dict[str, int]:
+    def model_kwargs(self) -> ModelShape:
         """Input and output sizes for :func:`eegtune.models.build_model`."""
         channels, samples = self.input_shape
         return {"n_chans": channels, "n_times": samples, "n_outputs": self.n_classes}
 
-    def holdout(
-        self, val_fraction: float, seed: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(x_train, y_train, x_val, y_val) of a seeded, stratified hold-out of the training set."""
+    def holdout(self, val_fraction: float, seed: int) -> Split:
+        """A seeded, stratified hold-out of the training set."""
         train_idx, val_idx = stratified_split(self.y_train, val_fraction, seed)
-        return (
+        return Split(
             self.x_train[train_idx],
             self.y_train[train_idx],
             self.x_train[val_idx],
@@ -237,7 +281,7 @@ def prepare(
     y_train = np.concatenate([p[1] for p in parts_train])
     x_test = np.concatenate([p[0] for p in parts_test])
     y_test = np.concatenate([p[1] for p in parts_test])
-    means = np.nanmean(x_train, axis=(0, 1, 3), dtype=np.float64).astype(np.float32)
+    means = np.asarray(np.nanmean(x_train, axis=(0, 1, 3), dtype=np.float64), dtype=np.float32)
     filled = _fill_nan(x_train, means) + _fill_nan(x_test, means)
     if filled:
         logger.info("filled %d NaN values with training-set channel means", filled)
@@ -264,40 +308,40 @@ def missing_files(data_dir: Path | str) -> list[str]:
     return [name for name in FILES if not (Path(data_dir) / name).exists()]
 
 
+def offline_from_env() -> bool:
+    """Whether ``$EEGTUNE_OFFLINE`` asks never to download (set and not ``0``)."""
+    return os.environ.get("EEGTUNE_OFFLINE", "") not in ("", "0")
+
+
 def load_dataset(
     name: str,
     data_dir: Path | str = "data",
     *,
     offline: bool | None = None,
-    seed: int = 0,
     progress: ProgressHook | None = None,
 ) -> Dataset:
-    """Load a dataset by name, fetching BCI IIIb first when files are missing.
+    """Load a registered dataset by name (see :data:`eegtune.names.DATASETS`).
 
     Args:
-        name: ``bci-iiib`` or ``synthetic``.
-        data_dir: Folder with the BCI IIIb files.
-        offline: Never download; default: true when ``$EEGTUNE_OFFLINE`` is ``1``.
-        seed: Seed of the synthetic generator.
+        name: ``bci-iiib`` (fetched first when files are missing) or ``synthetic``.
+        data_dir: Folder with the dataset files.
+        offline: Never download; default: :func:`offline_from_env`.
         progress: Download progress hook.
     """
-    if name == "synthetic":
-        return make_synthetic(seed=seed)
-    if name != "bci-iiib":
+    entry = DATASETS.get(name)
+    if entry is None:
         raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
-    if offline is None:
-        offline = os.environ.get("EEGTUNE_OFFLINE", "") not in ("", "0")
-    absent = missing_files(data_dir)
-    if absent and not offline:
-        from eegtune.fetch import fetch_bci_iiib
+    loader = entry.load()
+    offline = offline_from_env() if offline is None else offline
+    dataset: Dataset = loader(Path(data_dir), offline=offline, progress=progress)
+    return dataset
 
-        fetch_bci_iiib(data_dir, progress=progress)
-    elif absent:
-        raise DataError(
-            f"{Path(data_dir) / absent[0]}: file not found and offline mode is on; "
-            f"run `eegtune data fetch --data-dir {data_dir}` or copy the files there"
-        )
-    return load_bci_iiib(data_dir)
+
+def load_synthetic(
+    data_dir: Path, *, offline: bool = True, progress: ProgressHook | None = None
+) -> Dataset:
+    """The ``synthetic`` dataset loader: :func:`make_synthetic` with seed 0 (no files)."""
+    return make_synthetic(seed=0)
 
 
 # --------------------------------------------------------------------------- splits

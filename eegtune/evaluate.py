@@ -12,22 +12,30 @@ import json
 import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import EegtuneError
-from eegtune.files import atomic_write
+from eegtune.files import atomic_write, atomic_write_text
+from eegtune.study import EVALUATION_KEY, best_by_activation, completed_trials
 
 if TYPE_CHECKING:
     import optuna
+    import torch
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
 
     from eegtune.data import Dataset
 
-__all__ = ["EVALUATION_KEY", "EvaluateError", "Evaluation", "choose_configs", "evaluate_study"]
-
-EVALUATION_KEY = "evaluation"
-LAB_BASELINE = {"eegnet": 79.63, "deepconvnet": 83.52}
-"""Test accuracy (%) of the seed lab report this project started from (best test epoch)."""
+__all__ = [
+    "EvaluateError",
+    "Evaluation",
+    "choose_configs",
+    "choose_study",
+    "evaluate_study",
+    "searched_dataset",
+]
 
 
 class EvaluateError(EegtuneError):
@@ -59,29 +67,41 @@ class Evaluation:
         return out
 
 
-def choose_configs(
-    study: optuna.Study, per_activation: bool
-) -> dict[str, optuna.trial.FrozenTrial]:
-    """The best completed trial (label ``best``), or the best of each activation."""
-    from optuna.trial import TrialState
+def choose_study(storage: BaseStorage, name: str | None) -> optuna.Study:
+    """The study named ``name``, or the only study in the storage when ``name`` is None."""
+    import optuna
 
-    complete = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.value is not None
-    ]
-    if not complete:
+    from eegtune.study import load_study
+
+    if name is None:
+        names = optuna.study.get_all_study_names(storage)
+        if len(names) != 1:
+            listing = ", ".join(names) or "none"
+            raise EvaluateError(f"choose a study with --study (studies in this storage: {listing})")
+        name = names[0]
+    return load_study(storage, name)
+
+
+def searched_dataset(study: optuna.Study, requested: str | None = None) -> str:
+    """The dataset ``study`` was searched on; a different ``requested`` one is an error."""
+    searched_on = str(study.user_attrs.get("dataset", "bci-iiib"))
+    if requested is not None and requested != searched_on:
+        raise EvaluateError(
+            f"study {study.study_name!r} was searched on {searched_on}; evaluate it on the same "
+            f"dataset (drop --dataset {requested})"
+        )
+    return searched_on
+
+
+def choose_configs(study: optuna.Study, per_activation: bool) -> dict[str, FrozenTrial]:
+    """The best completed trial (label ``best``), or the best of each activation."""
+    ranked = completed_trials(study)
+    if not ranked:
         raise EvaluateError(
             f"study {study.study_name!r} has no completed trial to evaluate; "
             "run `eegtune search` until at least one trial completes"
         )
-    ranked = sorted(complete, key=lambda t: (-t.value, t.number))
-    if not per_activation:
-        return {"best": ranked[0]}
-    chosen: dict[str, optuna.trial.FrozenTrial] = {}
-    for trial in ranked:
-        chosen.setdefault(str(trial.params["activation"]), trial)
-    return chosen
+    return best_by_activation(ranked) if per_activation else {"best": ranked[0]}
 
 
 def evaluate_study(
@@ -90,7 +110,7 @@ def evaluate_study(
     *,
     seeds: int = 5,
     per_activation: bool = False,
-    device: str = "cpu",
+    device: torch.device | str = "cpu",
     models_dir: Path | str = "studies/models",
     on_seed: Callable[[str, int, float], None] | None = None,
     amp: bool = False,
@@ -111,8 +131,6 @@ def evaluate_study(
     Returns:
         One :class:`Evaluation` per configuration, also stored in the study.
     """
-    import torch
-
     from eegtune.models import build_model
     from eegtune.training import evaluate_accuracy, fit, set_seed
 
@@ -125,7 +143,7 @@ def evaluate_study(
     stored = dict(study.user_attrs.get(EVALUATION_KEY) or {})
     for label, trial in choose_configs(study, per_activation).items():
         params = dict(trial.params)
-        epochs = int(trial.user_attrs.get("best_epoch") or trial.user_attrs.get("epochs_trained"))
+        epochs = int(trial.user_attrs.get("best_epoch") or trial.user_attrs["epochs_trained"])
         folder = Path(models_dir) / study.study_name / label
         evaluation = Evaluation(label, trial.number, params, epochs, [], [])
         for seed in range(seeds):
@@ -152,16 +170,20 @@ def evaluate_study(
                 raise EvaluateError(f"{label}, seed {seed}: {result.message}")
             _, acc = evaluate_accuracy(model, data.x_test, data.y_test, device)
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-            atomic_write(folder / f"seed{seed}.pt", lambda p, s=state: torch.save(s, p))
+            atomic_write(folder / f"seed{seed}.pt", partial(_save_weights, state))
             evaluation.seeds.append(seed)
             evaluation.test_acc.append(acc)
             if on_seed is not None:
                 on_seed(label, seed, acc)
         config = {"model": model_name, "study": study.study_name, **evaluation.to_dict()}
-        atomic_write(
-            folder / "config.json", lambda p, c=config: p.write_text(json.dumps(c, indent=2))
-        )
+        atomic_write_text(folder / "config.json", json.dumps(config, indent=2))
         stored[label] = evaluation.to_dict()
         results.append(evaluation)
     study.set_user_attr(EVALUATION_KEY, stored)
     return results
+
+
+def _save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
+    import torch
+
+    torch.save(state, path)

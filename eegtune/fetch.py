@@ -10,15 +10,24 @@ import logging
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from eegtune.data import FILES, READ_CHUNK, FileSpec, git_blob_sha1
+from eegtune.data import (
+    FILES,
+    READ_CHUNK,
+    Dataset,
+    FileSpec,
+    ProgressHook,
+    git_blob_sha1,
+    load_bci_iiib,
+    missing_files,
+)
 from eegtune.errors import DataError
 from eegtune.files import atomic_write
 
-__all__ = ["MIRRORS", "ProgressHook", "fetch_bci_iiib"]
+__all__ = ["MIRRORS", "fetch_bci_iiib", "load_bci_iiib_or_fetch"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +42,6 @@ MIRRORS: tuple[str, ...] = (
     "https://raw.githubusercontent.com/oscar1234456/NYCU_DLP2021_Lab2_EEG-Classification/"
     "c025ba626f966a46f0bb9413bf7d0a46fca31227/{name}",
 )
-
-ProgressHook = Callable[[str, int, int | None], None]
-"""Called as ``hook(file_name, bytes_so_far, total_bytes_or_None)`` while downloading."""
 
 
 def _mirrors_from_env() -> tuple[str, ...]:
@@ -137,3 +143,23 @@ def fetch_bci_iiib(
                 "and run again with --offline"
             )
     return fetched
+
+
+def load_bci_iiib_or_fetch(
+    data_dir: Path, *, offline: bool = False, progress: ProgressHook | None = None
+) -> Dataset:
+    """The ``bci-iiib`` dataset loader: fetch missing files (unless ``offline``), then load.
+
+    Raises:
+        DataError: a file is missing in offline mode, cannot be fetched, or is malformed.
+    """
+    absent = missing_files(data_dir)
+    if absent and offline:
+        raise DataError(
+            f"{data_dir / absent[0]}: file not found and offline mode is on; "
+            f"run `eegtune data fetch --data-dir {data_dir}`, copy the files there "
+            "(see data/README.md), or try --dataset synthetic"
+        )
+    if absent:
+        fetch_bci_iiib(data_dir, progress=progress)
+    return load_bci_iiib(data_dir)

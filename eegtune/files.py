@@ -10,7 +10,7 @@ from pathlib import Path
 __all__ = ["atomic_write", "atomic_write_text"]
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a hidden temporary file beside ``path``, then rename it into place.
 
     The rename is atomic on one file system: readers see the old file or the whole new one.

@@ -1,34 +1,36 @@
-"""The lab's two networks, EEGNet and DeepConvNet, and the activation registry.
+"""The lab's two networks, EEGNet and DeepConvNet, a fast CPU dropout, and ``build_model``.
 
 Both take input (N, 1, n_chans, n_times) and derive their classifier size from it: the lab
 input 1 x 2 x 750 gives exactly Linear(736, 2) for EEGNet and Linear(8600, 2) for DeepConvNet.
+Layers are named (``features.conv_temporal``, ``classifier.linear`` ...) as braindecode's are;
+weights saved with the earlier numbered names (``features.0.weight``) still load.
 """
 
 from __future__ import annotations
 
 import sys
+from collections import OrderedDict
+from collections.abc import Callable
 from functools import lru_cache, partial
+from typing import Any
 
 import torch
 from torch import nn
 
 from eegtune.errors import ConfigError
+from eegtune.names import ACTIVATIONS, NETWORKS
 
 __all__ = [
-    "ACTIVATIONS",
-    "MODELS",
     "DeepConvNet",
     "Dropout",
     "EEGNet",
+    "activation_class",
     "build_model",
     "count_parameters",
 ]
 
-ACTIVATIONS: dict[str, type[nn.Module] | partial[nn.Module]] = {
-    "relu": nn.ReLU,
-    "leaky_relu": partial(nn.LeakyReLU, negative_slope=0.01),
-    "elu": partial(nn.ELU, alpha=1.0),
-}
+ActivationClass = Callable[[], nn.Module]
+DropoutLayer = Callable[[float], nn.Module]
 
 
 class Dropout(nn.Dropout):
@@ -75,93 +77,135 @@ def _thresholds(drop: int, pairs: int) -> torch.Tensor:
     return torch.tensor([2 * drop - 32768, drop], dtype=torch.int16).repeat(pairs)
 
 
-def _flat_features(features: nn.Module, n_chans: int, n_times: int) -> int:
-    """Size of ``features``' flattened output for one input of shape (1, n_chans, n_times)."""
-    was_training = features.training
-    features.eval()  # BatchNorm must not update its running statistics here
-    with torch.no_grad():
-        out = features(torch.zeros(1, 1, n_chans, n_times))
-    features.train(was_training)
-    return int(out.numel())
+class ConvClassifier(nn.Module):
+    """A named feature extractor followed by ``Flatten`` and one ``Linear`` layer.
 
+    Subclasses build ``features`` (an ``nn.Sequential`` of named layers) and call
+    :meth:`_add_classifier`, which sizes the linear layer from the input shape.
+    """
 
-class EEGNet(nn.Module):
-    """EEGNet as specified by the lab (temporal conv, depthwise spatial conv, separable conv)."""
+    features: nn.Sequential
+    classifier: nn.Sequential
 
-    def __init__(
-        self,
-        n_chans: int = 2,
-        n_times: int = 750,
-        n_outputs: int = 2,
-        activation: type[nn.Module] | partial[nn.Module] = nn.ELU,
-        dropout: float = 0.25,
-    ) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.features = nn.Sequential(
-            # firstconv
-            nn.Conv2d(1, 16, (1, 51), padding=(0, 25), bias=False),
-            nn.BatchNorm2d(16),
-            # depthwise
-            nn.Conv2d(16, 32, (n_chans, 1), groups=16, bias=False),
-            nn.BatchNorm2d(32),
-            activation(),
-            nn.AvgPool2d((1, 4)),
-            Dropout(dropout),
-            # separable
-            nn.Conv2d(32, 32, (1, 15), padding=(0, 7), bias=False),
-            nn.BatchNorm2d(32),
-            activation(),
-            nn.AvgPool2d((1, 8)),
-            Dropout(dropout),
-        )
-        self.classify = nn.Sequential(
-            nn.Flatten(), nn.Linear(_flat_features(self.features, n_chans, n_times), n_outputs)
+        self._register_load_state_dict_pre_hook(_rename_numbered_keys, with_module=True)
+
+    def _add_classifier(self, n_chans: int, n_times: int, n_outputs: int) -> None:
+        self.features.eval()  # BatchNorm must not update its running statistics here
+        with torch.no_grad():
+            out = self.features(torch.zeros(1, 1, n_chans, n_times))
+        self.features.train()
+        if out.numel() == 0:
+            raise ConfigError(f"input of {n_times} samples is too short for {type(self).__name__}")
+        self.classifier = nn.Sequential(
+            OrderedDict(flatten=nn.Flatten(), linear=nn.Linear(int(out.numel()), n_outputs))
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(x))
+        return self.classifier(self.features(x))
 
 
-class DeepConvNet(nn.Module):
-    """DeepConvNet as specified by the lab (filters 25, 50, 100, 200)."""
+def _rename_numbered_keys(
+    module: ConvClassifier, state_dict: dict[str, Any], prefix: str, *args: Any
+) -> None:
+    """Load-time hook: map the numbered keys of weights saved before the layers had names
+    (``features.3.weight``, ``classify.1.bias``) onto today's names."""
+    old_heads: dict[str, nn.Module] = {"features": module.features, "classify": module.classifier}
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        head, _, rest = key[len(prefix) :].partition(".")
+        index, _, leaf = rest.partition(".")
+        if head in old_heads and index.isdigit():
+            names = list(old_heads[head]._modules)
+            if int(index) < len(names):
+                new_head = "classifier" if head == "classify" else head
+                new_key = f"{prefix}{new_head}.{names[int(index)]}.{leaf}"
+                state_dict[new_key] = state_dict.pop(key)
+
+
+class EEGNet(ConvClassifier):
+    """EEGNet as the lab specifies it.
+
+    Lawhern, V. J. et al. (2018). EEGNet: a compact convolutional neural network for
+    EEG-based brain-computer interfaces. Journal of Neural Engineering 15(5), 056013.
+
+    A temporal convolution, a depthwise convolution across the electrodes, then the lab's
+    ``separable`` block: note that the lab's version is a full 32 x 32 x 15 convolution, not
+    the depthwise-plus-pointwise pair of the paper.
+    """
 
     def __init__(
         self,
         n_chans: int = 2,
         n_times: int = 750,
         n_outputs: int = 2,
-        activation: type[nn.Module] | partial[nn.Module] = nn.ELU,
+        activation: ActivationClass = nn.ELU,
+        dropout: float = 0.25,
+        dropout_layer: DropoutLayer = nn.Dropout,
+    ) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            OrderedDict(
+                conv_temporal=nn.Conv2d(1, 16, (1, 51), padding=(0, 25), bias=False),
+                bn_temporal=nn.BatchNorm2d(16),
+                conv_depthwise=nn.Conv2d(16, 32, (n_chans, 1), groups=16, bias=False),
+                bn_depthwise=nn.BatchNorm2d(32),
+                act_depthwise=activation(),
+                pool_depthwise=nn.AvgPool2d((1, 4)),
+                drop_depthwise=dropout_layer(dropout),
+                conv_separable=nn.Conv2d(32, 32, (1, 15), padding=(0, 7), bias=False),
+                bn_separable=nn.BatchNorm2d(32),
+                act_separable=activation(),
+                pool_separable=nn.AvgPool2d((1, 8)),
+                drop_separable=dropout_layer(dropout),
+            )
+        )
+        self._add_classifier(n_chans, n_times, n_outputs)
+
+
+class DeepConvNet(ConvClassifier):
+    """DeepConvNet as the lab specifies it (filters 25, 50, 100, 200).
+
+    Schirrmeister, R. T. et al. (2017). Deep learning with convolutional neural networks for
+    EEG decoding and visualization. Human Brain Mapping 38(11), 5391-5420.
+    """
+
+    def __init__(
+        self,
+        n_chans: int = 2,
+        n_times: int = 750,
+        n_outputs: int = 2,
+        activation: ActivationClass = nn.ELU,
         dropout: float = 0.5,
+        dropout_layer: DropoutLayer = nn.Dropout,
         filters: tuple[int, ...] = (25, 50, 100, 200),
     ) -> None:
         super().__init__()
         first = filters[0]
-        layers: list[nn.Module] = [
-            nn.Conv2d(1, first, (1, 5)),
-            nn.Conv2d(first, first, (n_chans, 1)),
-            nn.BatchNorm2d(first),
-            activation(),
-            nn.MaxPool2d((1, 2)),
-            Dropout(dropout),
-        ]
-        for c_in, c_out in zip(filters[:-1], filters[1:], strict=True):
-            layers += [
-                nn.Conv2d(c_in, c_out, (1, 5)),
-                nn.BatchNorm2d(c_out),
-                activation(),
-                nn.MaxPool2d((1, 2)),
-                Dropout(dropout),
-            ]
-        self.features = nn.Sequential(*layers)
-        self.classify = nn.Sequential(
-            nn.Flatten(), nn.Linear(_flat_features(self.features, n_chans, n_times), n_outputs)
+        layers: OrderedDict[str, nn.Module] = OrderedDict(
+            conv_temporal=nn.Conv2d(1, first, (1, 5)),
+            conv_spatial=nn.Conv2d(first, first, (n_chans, 1)),
+            bn_1=nn.BatchNorm2d(first),
+            act_1=activation(),
+            pool_1=nn.MaxPool2d((1, 2)),
+            drop_1=dropout_layer(dropout),
         )
+        for block, (c_in, c_out) in enumerate(zip(filters[:-1], filters[1:], strict=True), 2):
+            layers[f"conv_{block}"] = nn.Conv2d(c_in, c_out, (1, 5))
+            layers[f"bn_{block}"] = nn.BatchNorm2d(c_out)
+            layers[f"act_{block}"] = activation()
+            layers[f"pool_{block}"] = nn.MaxPool2d((1, 2))
+            layers[f"drop_{block}"] = dropout_layer(dropout)
+        self.features = nn.Sequential(layers)
+        self._add_classifier(n_chans, n_times, n_outputs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(x))
 
-
-MODELS: dict[str, type[nn.Module]] = {"eegnet": EEGNet, "deepconvnet": DeepConvNet}
+def activation_class(name: str) -> ActivationClass:
+    """The ``torch.nn`` activation registered under ``name`` (see :mod:`eegtune.names`)."""
+    if name not in ACTIVATIONS:
+        raise ConfigError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
+    spec = ACTIVATIONS[name]
+    return partial(getattr(nn, spec.torch_class), **spec.kwargs)
 
 
 def build_model(
@@ -172,27 +216,37 @@ def build_model(
     n_chans: int = 2,
     n_times: int = 750,
     n_outputs: int = 2,
+    dropout_layer: DropoutLayer = Dropout,
 ) -> nn.Module:
-    """Build a network by name (``eegnet``, ``deepconvnet``) with a named activation.
+    """Build a registered network (``eegnet``, ``deepconvnet``) with a named activation.
+
+    ``dropout_layer`` is the fast CPU :class:`Dropout` by default; pass ``nn.Dropout`` for
+    the stock layer (same behaviour, another random stream).
 
     Raises:
-        ConfigError: for an unknown network or activation name, or a dropout outside [0, 1).
+        ConfigError: for an unknown network or activation name, a dropout outside [0, 1), or
+            an input too short for the network's pooling.
     """
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
-    if activation not in ACTIVATIONS:
-        raise ConfigError(
-            f"unknown activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}"
-        )
+    if name not in NETWORKS:
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(NETWORKS)}")
+    act = activation_class(activation)
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"dropout must lie in [0, 1), got {dropout}")
-    return MODELS[name](
-        n_chans=n_chans,
-        n_times=n_times,
-        n_outputs=n_outputs,
-        activation=ACTIVATIONS[activation],
-        dropout=dropout,
-    )
+    network_class = NETWORKS[name].load()
+    try:
+        model: nn.Module = network_class(
+            n_chans=n_chans,
+            n_times=n_times,
+            n_outputs=n_outputs,
+            activation=act,
+            dropout=dropout,
+            dropout_layer=dropout_layer,
+        )
+    except RuntimeError as exc:  # a pooling or kernel larger than what is left of the input
+        raise ConfigError(
+            f"input of {n_chans} channels x {n_times} samples is too small for {name} ({exc})"
+        ) from None
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

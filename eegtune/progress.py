@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["SearchStatus", "snapshot"]
+__all__ = ["SearchStatus", "read_status", "snapshot"]
 
 
 @dataclass
@@ -45,7 +45,7 @@ def snapshot(
     """Count the study's trials and estimate the remaining time from this run's pace."""
     from optuna.trial import TrialState
 
-    from eegtune.study import trial_row
+    from eegtune.study import completed_trials, trial_row
 
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state for t in trials)
@@ -57,10 +57,7 @@ def snapshot(
         running=states[TrialState.RUNNING],
         elapsed=time.time() - started,
     )
-    complete = sorted(
-        (t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
-        key=lambda t: (-t.value, t.number),
-    )
+    complete = completed_trials(study)
     if complete:
         status.best_value = complete[0].value
         status.best_params = dict(complete[0].params)
@@ -74,3 +71,16 @@ def snapshot(
     elif done_now > 0:
         status.eta = status.elapsed / done_now * remaining
     return status
+
+
+def read_status(storage: str | None, name: str, target: int) -> SearchStatus | None:
+    """A study's status read from its storage alone (after an interruption); None when the
+    storage or the study cannot be read."""
+    from eegtune.errors import EegtuneError
+    from eegtune.study import load_study, open_storage
+
+    try:
+        study = load_study(open_storage(storage, create=False), name)
+    except EegtuneError:
+        return None
+    return snapshot(study, target, 0.0, 0)

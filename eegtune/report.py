@@ -25,11 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import EegtuneError
 from eegtune.files import atomic_write_text
-from eegtune.study import COLUMNS, trial_row
+from eegtune.names import ACTIVATIONS, NETWORKS, network_title
+from eegtune.study import COLUMNS, EVALUATION_KEY, best_by_activation, completed_trials, trial_row
 
 if TYPE_CHECKING:
     import optuna
     import plotly.graph_objects as go
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
 
 __all__ = [
     "COLUMNS",
@@ -43,8 +46,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-ACTIVATIONS = ("relu", "leaky_relu", "elu")
-MODEL_TITLES = {"eegnet": "EEGNet", "deepconvnet": "DeepConvNet"}
 
 
 class ReportError(EegtuneError):
@@ -59,27 +60,27 @@ class StudyReport:
     name: str
     model: str
     states: dict[str, int]
-    complete: list[optuna.trial.FrozenTrial]
+    complete: list[FrozenTrial]
     evaluation: dict[str, Any] = field(default_factory=dict)
 
     def rows(self, top: int) -> list[dict[str, Any]]:
         return [trial_row(self.name, self.model, t) for t in self.complete[:top]]
 
-    def best_by_activation(self) -> dict[str, optuna.trial.FrozenTrial]:
-        best: dict[str, optuna.trial.FrozenTrial] = {}
-        for trial in self.complete:
-            best.setdefault(str(trial.params.get("activation")), trial)
-        return best
+    def best_by_activation(self) -> dict[str, FrozenTrial]:
+        return best_by_activation(self.complete)
+
+    @property
+    def title(self) -> str:
+        return f"{network_title(self.model)} ({self.name})"
 
 
-def collect(storage: Any, names: list[str] | None = None) -> list[StudyReport]:
+def collect(storage: BaseStorage, names: list[str] | None = None) -> list[StudyReport]:
     """Read the named studies (all studies in the storage when ``names`` is empty).
 
     Raises:
         ReportError: when there is no study, or no named study has a completed trial.
     """
     import optuna
-    from optuna.trial import TrialState
 
     from eegtune.study import load_study
 
@@ -90,10 +91,7 @@ def collect(storage: Any, names: list[str] | None = None) -> list[StudyReport]:
     for name in names:
         study = load_study(storage, name)
         trials = study.get_trials(deepcopy=False)
-        complete = sorted(
-            (t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
-            key=lambda t: (-t.value, t.number),
-        )
+        complete = completed_trials(study)
         reports.append(
             StudyReport(
                 study=study,
@@ -101,7 +99,7 @@ def collect(storage: Any, names: list[str] | None = None) -> list[StudyReport]:
                 model=str(study.user_attrs.get("model", name)),
                 states=dict(Counter(t.state.name for t in trials)),
                 complete=complete,
-                evaluation=dict(study.user_attrs.get("evaluation") or {}),
+                evaluation=dict(study.user_attrs.get(EVALUATION_KEY) or {}),
             )
         )
     if not any(r.complete for r in reports):
@@ -144,7 +142,7 @@ def headline(reports: list[StudyReport]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- figures
 
 
-def _history(trial: optuna.trial.FrozenTrial) -> dict[str, list[float]]:
+def _history(trial: FrozenTrial) -> dict[str, list[float]]:
     return trial.user_attrs.get("history") or {}
 
 
@@ -166,9 +164,8 @@ def comparison_figure(report: StudyReport) -> go.Figure:
         for key, dash in (("train_acc", "dot"), ("val_acc", "solid")):
             name = f"{activation} {key.split('_')[0]}"
             fig.add_trace(_curve(history.get(key) or [], name, line={"dash": dash}))
-    title = MODEL_TITLES.get(report.model, report.model)
     fig.update_layout(
-        title=f"{title} ({report.name}): accuracy per epoch, best trial of each activation",
+        title=f"{report.title}: accuracy per epoch, best trial of each activation",
         xaxis_title="epoch",
         yaxis_title="accuracy (%)",
     )
@@ -184,8 +181,8 @@ def activation_box_figure(reports: list[StudyReport]) -> go.Figure:
         fig.add_trace(
             go.Box(
                 x=[t.params.get("activation") for t in report.complete],
-                y=[100 * t.value for t in report.complete],
-                name=f"{MODEL_TITLES.get(report.model, report.model)} ({report.name})",
+                y=[100 * (t.value or 0.0) for t in report.complete],
+                name=report.title,
                 boxpoints="all",
             )
         )
@@ -199,17 +196,18 @@ def activation_box_figure(reports: list[StudyReport]) -> go.Figure:
 
 
 def networks_side_by_side(reports: list[StudyReport]) -> go.Figure:
-    """EEGNet vs DeepConvNet: validation curves of each activation's best trial, side by side."""
+    """The networks side by side: validation curves of each activation's best trial."""
     from plotly.subplots import make_subplots
 
-    titles = [f"{MODEL_TITLES.get(r.model, r.model)} ({r.name})" for r in reports]
+    titles = [r.title for r in reports]
     fig = make_subplots(rows=1, cols=len(reports), subplot_titles=titles, shared_yaxes=True)
     for col, report in enumerate(reports, start=1):
         for activation, trial in sorted(report.best_by_activation().items()):
             values = _history(trial).get("val_acc") or []
             name = f"{report.model} {activation}"
             fig.add_trace(_curve(values, name, legendgroup=activation), row=1, col=col)
-    fig.update_layout(title="EEGNet vs DeepConvNet: validation accuracy per epoch")
+    names = " vs ".join(dict.fromkeys(network_title(r.model) for r in reports))
+    fig.update_layout(title=f"{names}: validation accuracy per epoch")
     fig.update_yaxes(title_text="validation accuracy (%)", row=1, col=1)
     return fig
 
@@ -236,9 +234,9 @@ def build_figures(reports: list[StudyReport]) -> dict[str, go.Figure]:
         figures[f"{stem}_activations"] = comparison_figure(report)
     usable = [r for r in reports if r.complete]
     figures["activation_box"] = activation_box_figure(usable)
-    models = {r.model for r in usable}
-    if {"eegnet", "deepconvnet"} <= models:
-        order = sorted(usable, key=lambda r: (r.model != "eegnet", r.name))
+    if len({r.model for r in usable}) >= 2:  # any number of networks, in registry order
+        rank = {name: i for i, name in enumerate(NETWORKS)}
+        order = sorted(usable, key=lambda r: (rank.get(r.model, len(rank)), r.model, r.name))
         figures["networks_side_by_side"] = networks_side_by_side(order)
     return figures
 
@@ -257,7 +255,7 @@ def _intermediate_figure(report: StudyReport) -> go.Figure:
         fig.add_trace(
             go.Scatter(
                 x=steps,
-                y=[100 * t.intermediate_values[s] for s in steps],
+                y=[100 * t.intermediate_values[step] for step in steps],
                 mode="lines",
                 name=f"trial {t.number} ({'pruned' if pruned else 'complete'})",
                 line={"dash": "dot", "color": "lightgrey"} if pruned else {},

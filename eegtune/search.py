@@ -1,45 +1,54 @@
-"""The search: objective, worker loop, parallel workers, heartbeats, interruptions.
+"""The search: settings, the objective (one trial) and the worker loop, then the whole run.
 
 ``--trials N`` is the study's target, not a per-run count: a worker starts a trial only while
 finished (complete or pruned) plus running trials stay below N, so re-running a command after
 an interruption, or running it on several machines against one storage, ends with N finished
-trials. Each running trial writes a heartbeat into the storage; a trial whose heartbeat stops
-(its worker was killed) is marked failed by the next worker, and its configuration is queued
-again so that it is retried.
+trials. Study creation lives in :mod:`eegtune.study`, worker processes and heartbeats in
+:mod:`eegtune.workers`.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-import signal
 import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from eegtune.errors import EegtuneError
-from eegtune.heartbeat import Heartbeat, fail_stale_trials, heartbeat_interval
+from eegtune.names import DEFAULT_PRUNER, DEFAULT_SAMPLER, PRUNERS, SAMPLERS
 from eegtune.progress import SearchStatus, snapshot
+from eegtune.workers import (
+    Heartbeat,
+    fail_stale_trials,
+    heartbeat_interval,
+    run_processes,
+    worker_device,
+)
 
 if TYPE_CHECKING:
     import optuna
+    import torch
+    from optuna.storages import BaseStorage
+
+    from eegtune.data import Dataset, ModelShape, Split
+    from eegtune.space import SearchSpace
+    from eegtune.training import EpochRecord
 
 __all__ = [
-    "DEFAULT_PRUNER",
     "SearchError",
     "SearchSettings",
+    "check_settings",
     "run_search",
+    "run_trial",
+    "run_worker",
 ]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_PRUNER = "hyperband"
-STUDY_KEYS = ("model", "dataset", "split_seed", "val_fraction")
 
 
 class SearchError(EegtuneError):
@@ -48,7 +57,7 @@ class SearchError(EegtuneError):
     exit_code = 1
 
 
-@dataclass
+@dataclass(frozen=True)
 class SearchSettings:
     """Everything one ``eegtune search`` needs; picklable for worker processes."""
 
@@ -58,7 +67,7 @@ class SearchSettings:
     study_name: str | None = None
     storage: str | None = None
     space: str | None = None
-    sampler: str = "tpe"
+    sampler: str = DEFAULT_SAMPLER
     pruner: str = DEFAULT_PRUNER
     seed: int = 0
     dataset: str = "bci-iiib"
@@ -77,56 +86,27 @@ class SearchSettings:
         return self.study_name or self.model
 
 
-# --------------------------------------------------------------------------- study attributes
+def check_settings(settings: SearchSettings) -> None:
+    """Check everything about ``settings`` that needs neither data nor storage.
 
-
-def prepare_study(settings: SearchSettings, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    """Create the study, or load it and check that it was made for the same job.
-
-    The study stores the model, dataset and validation split, so that every trial and every
-    later worker trains on the same split.
+    Raises:
+        SearchError, SpaceError, ConfigError, StudyError: one line saying what is wrong.
     """
-    import optuna
+    from eegtune.space import load_space
+    from eegtune.study import make_pruner, make_sampler
+    from eegtune.training import resolve_device
 
-    from eegtune.study import StudyError
-
-    try:
-        study = optuna.create_study(
-            storage=storage, study_name=settings.name, direction="maximize", load_if_exists=True
-        )
-    except Exception as exc:  # a storage that broke after it answered
-        raise StudyError(f"cannot create study {settings.name!r}: {exc}") from None
-    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
-        raise StudyError(f"study {settings.name!r} minimises; it was not made by eegtune")
-    wanted = {
-        "model": settings.model,
-        "dataset": settings.dataset,
-        "split_seed": settings.split_seed,
-        "val_fraction": settings.val_fraction,
-    }
-    stored = {k: study.user_attrs.get(k) for k in STUDY_KEYS}
-    if all(v is None for v in stored.values()):
-        for key, value in wanted.items():
-            study.set_user_attr(key, value)
-        return study
-    if stored["model"] != settings.model or stored["dataset"] != settings.dataset:
-        raise StudyError(
-            f"study {settings.name!r} was made for model {stored['model']} on "
-            f"{stored['dataset']}; choose another --study name"
-        )
-    if (stored["split_seed"], stored["val_fraction"]) != (
-        settings.split_seed,
-        settings.val_fraction,
-    ):
-        logger.warning(
-            "study %r keeps its validation split (split seed %s, fraction %s)",
-            settings.name,
-            stored["split_seed"],
-            stored["val_fraction"],
-        )
-        settings.split_seed = int(stored["split_seed"])
-        settings.val_fraction = float(stored["val_fraction"])
-    return study
+    if settings.trials < 1:
+        raise SearchError(f"--trials must be at least 1, got {settings.trials}")
+    if settings.workers < 1:
+        raise SearchError(f"--workers must be at least 1, got {settings.workers}")
+    if settings.epochs < 1:
+        raise SearchError(f"--epochs must be at least 1, got {settings.epochs}")
+    if settings.sampler not in SAMPLERS or settings.pruner not in PRUNERS:
+        make_sampler(settings.sampler, settings.seed)  # raises the one-line StudyError
+        make_pruner(settings.pruner, settings.epochs)
+    load_space(settings.model, settings.space)
+    resolve_device(settings.device)
 
 
 # --------------------------------------------------------------------------- one worker
@@ -137,15 +117,19 @@ class _Job:
     """What a worker loads once and reuses for every trial."""
 
     settings: SearchSettings
-    study: Any
-    space: Any
-    data: tuple[Any, Any, Any, Any]
-    device: Any
-    model_kwargs: dict[str, int]
+    storage: BaseStorage
+    study: optuna.Study
+    space: SearchSpace
+    split: Split
+    device: torch.device
+    model_kwargs: ModelShape
 
 
 def _attach(
-    settings: SearchSettings, worker_index: int, data_set: Any = None, storage: Any = None
+    settings: SearchSettings,
+    *,
+    data_set: Dataset | None = None,
+    storage: BaseStorage | None = None,
 ) -> _Job:
     from eegtune.data import load_dataset
     from eegtune.space import load_space
@@ -154,35 +138,25 @@ def _attach(
 
     quiet_optuna()
     space = load_space(settings.model, settings.space)
-    device = resolve_device(_worker_device(settings.device, worker_index))
+    device = resolve_device(settings.device)
     if data_set is None:
         data_set = load_dataset(settings.dataset, settings.data_dir, offline=settings.offline)
     storage = storage if storage is not None else open_storage(settings.storage)
-    sampler_seed = settings.seed + worker_index if settings.seed is not None else None
     study = load_study(
         storage,
         settings.name,
-        sampler=make_sampler(settings.sampler, sampler_seed),
+        sampler=make_sampler(settings.sampler, settings.seed),
         pruner=make_pruner(settings.pruner, settings.epochs),
     )
     return _Job(
         settings=settings,
+        storage=storage,
         study=study,
         space=space,
-        data=data_set.holdout(settings.val_fraction, settings.split_seed),
+        split=data_set.holdout(settings.val_fraction, settings.split_seed),
         device=device,
         model_kwargs=data_set.model_kwargs,
     )
-
-
-def _worker_device(spec: str, worker_index: int) -> str:
-    """``auto`` spreads workers over the GPUs; any explicit device is used as given."""
-    if spec != "auto":
-        return spec
-    import torch
-
-    count = torch.cuda.device_count()
-    return f"cuda:{worker_index % count}" if count else "cpu"
 
 
 def _is_surplus(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
@@ -200,7 +174,7 @@ def _failure_reason(exc: BaseException) -> str:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         torch.cuda.empty_cache()
         return "CUDA out of memory; try a smaller batch size or fewer workers per GPU"
-    text = _first_line(exc)
+    text = first_line(exc)
     return text if text == type(exc).__name__ else f"{type(exc).__name__}: {text}"
 
 
@@ -209,7 +183,7 @@ def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> 
 
     A trial still training when ``deadline`` (a ``time.time()`` value: the search's
     ``--timeout``) passes is cut after its current epoch and recorded as failed, with its
-    learning curves so far.
+    learning curves so far. A trial that trains all its epochs is never pruned.
 
     Returns:
         The trial's final state name (``COMPLETE``, ``PRUNED`` or ``FAIL``) and the reason of
@@ -218,6 +192,7 @@ def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> 
     from optuna.trial import TrialState
 
     from eegtune.models import build_model, count_parameters
+    from eegtune.study import trial_id
     from eegtune.training import fit, set_seed
 
     study, settings = job.study, job.settings
@@ -229,27 +204,27 @@ def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> 
     started = time.perf_counter()
     timed_out = False
 
-    def on_epoch(record: Any) -> bool:
+    def on_epoch(record: EpochRecord) -> bool:
         nonlocal timed_out
-        trial.report(record.val_acc, record.epoch)
-        if deadline is not None and record.epoch < settings.epochs and time.time() >= deadline:
+        if record.epoch >= settings.epochs:
+            return False  # the last epoch: the trial completes whatever a pruner would say
+        trial.report(record.val_acc or 0.0, record.epoch)
+        if deadline is not None and time.time() >= deadline:
             timed_out = True
             return True
         return trial.should_prune()
 
     try:
-        with Heartbeat(study._storage, trial._trial_id, heartbeat_interval()):
+        tid = trial_id(job.storage, study, trial.number)
+        with Heartbeat(job.storage, tid, heartbeat_interval()):
             set_seed(seed)
             model = build_model(
-                settings.model,
-                config["activation"],
-                config["dropout"],
-                **job.model_kwargs,
+                settings.model, config["activation"], config["dropout"], **job.model_kwargs
             )
             trial.set_user_attr("n_params", count_parameters(model))
             result = fit(
                 model,
-                *job.data,
+                *job.split,
                 epochs=settings.epochs,
                 lr=config["lr"],
                 batch_size=config["batch_size"],
@@ -270,8 +245,11 @@ def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> 
         study.tell(trial, state=TrialState.FAIL)
         return "FAIL", reason
 
+    if result.history and result.history[-1].epoch == settings.epochs:
+        last = result.history[-1]  # reported here: the callback skipped the last epoch
+        trial.report(last.val_acc or 0.0, last.epoch)
     history = {
-        key: [round(float(getattr(r, key)), 5) for r in result.history]
+        key: [round(float(getattr(r, key) or 0.0), 5) for r in result.history]
         for key in ("train_acc", "val_acc", "train_loss", "val_loss")
     }
     trial.set_user_attr("history", history)
@@ -297,7 +275,6 @@ def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> 
 
 def run_worker(
     settings: SearchSettings,
-    worker_index: int = 0,
     *,
     deadline: float | None = None,
     job: _Job | None = None,
@@ -310,12 +287,12 @@ def run_worker(
     """
     from optuna.trial import TrialState
 
-    job = job or _attach(settings, worker_index)
+    job = job or _attach(settings)
     study = job.study
     grace = 3 * heartbeat_interval()
     failures_in_a_row = 0
     while deadline is None or time.time() < deadline:
-        fail_stale_trials(study, grace)
+        fail_stale_trials(study, job.storage, grace)
         states = Counter(t.state for t in study.get_trials(deepcopy=False))
         busy = states[TrialState.COMPLETE] + states[TrialState.PRUNED] + states[TrialState.RUNNING]
         if busy >= settings.trials:
@@ -335,29 +312,6 @@ def run_worker(
             )
 
 
-def _worker_process(
-    settings: SearchSettings, worker_index: int, threads: int, deadline: float | None, errors: Any
-) -> None:
-    """Entry point of a worker process (spawned)."""
-    import torch
-
-    def interrupt_once(signum: int, frame: Any) -> None:
-        # A terminal's Ctrl-C and the parent's forwarded SIGINT may both arrive: the second
-        # must not break off the cleanup that fails the running trial.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, interrupt_once)
-    torch.set_num_threads(threads)
-    try:
-        run_worker(settings, worker_index, deadline=deadline)
-    except KeyboardInterrupt:
-        os._exit(130)
-    except EegtuneError as exc:
-        errors.put(str(exc))
-        os._exit(exc.exit_code)
-
-
 # --------------------------------------------------------------------------- the whole search
 
 
@@ -366,7 +320,7 @@ def run_search(
     *,
     on_status: Callable[[SearchStatus], None] | None = None,
     poll_interval: float = 1.0,
-    data_set: Any = None,
+    data_set: Dataset | None = None,
 ) -> SearchStatus:
     """Run a search to the study's target with ``settings.workers`` workers.
 
@@ -382,27 +336,19 @@ def run_search(
     Returns:
         The final status. ``KeyboardInterrupt`` propagates after workers stopped cleanly.
     """
-    from eegtune.study import open_storage, quiet_optuna
+    from eegtune.data import load_dataset
+    from eegtune.study import StudyKeys, create_or_check_study, open_storage, quiet_optuna
 
     quiet_optuna()
-    if settings.trials < 1:
-        raise SearchError(f"--trials must be at least 1, got {settings.trials}")
-    if settings.workers < 1:
-        raise SearchError(f"--workers must be at least 1, got {settings.workers}")
+    check_settings(settings)
     started = time.time()
     deadline = None if settings.timeout is None else started + settings.timeout
-
-    # Validate space, device and data before touching the storage.
-    from eegtune.data import load_dataset
-    from eegtune.space import load_space
-    from eegtune.training import resolve_device
-
-    load_space(settings.model, settings.space)
-    resolve_device(settings.device)
     if data_set is None:
         data_set = load_dataset(settings.dataset, settings.data_dir, offline=settings.offline)
     storage = open_storage(settings.storage)
-    study = prepare_study(settings, storage)
+    wanted = StudyKeys(settings.model, settings.dataset, settings.split_seed, settings.val_fraction)
+    study, kept = create_or_check_study(storage, settings.name, wanted)
+    settings = replace(settings, split_seed=kept.split_seed, val_fraction=kept.val_fraction)
     finished_at_start = snapshot(study, settings.trials, started, 0).finished
 
     def status() -> SearchStatus:
@@ -410,32 +356,42 @@ def run_search(
 
     stop_polling = threading.Event()
 
-    def poll() -> None:
+    def poll(show: Callable[[SearchStatus], None]) -> None:
         while not stop_polling.wait(poll_interval):
             try:
-                on_status(status())  # type: ignore[misc]
+                show(status())
             except Exception as exc:  # a display must never stop the search
                 logger.debug("progress update failed: %s", exc)
 
-    poller = threading.Thread(target=poll, daemon=True, name="eegtune-progress")
+    poller = None
     if on_status is not None:
+        poller = threading.Thread(target=poll, args=(on_status,), daemon=True)
         poller.start()
     try:
         if settings.workers == 1:
-            job = _attach(settings, 0, data_set=data_set, storage=storage)
-            run_worker(settings, 0, deadline=deadline, job=job)
+            run_worker(
+                settings,
+                deadline=deadline,
+                job=_attach(settings, data_set=data_set, storage=storage),
+            )
         else:
-            _run_processes(settings, deadline)
+            run_processes(
+                run_worker,
+                lambda i: (replace(settings, device=worker_device(settings.device, i)),),
+                settings.workers,
+                settings.device,
+                deadline,
+            )
     except Exception as exc:
         if not _is_storage_error(exc):
             raise
         raise SearchError(
-            f"lost the storage {_shown(settings.storage)} ({_first_line(exc)}); finished trials "
+            f"lost the storage {_shown(settings.storage)} ({first_line(exc)}); finished trials "
             "are kept: run the same command again to resume"
         ) from None
     finally:
         stop_polling.set()
-        if poller.is_alive():
+        if poller is not None:
             poller.join()
     final = status()
     out_of_time = deadline is not None and time.time() >= deadline
@@ -460,7 +416,8 @@ def _is_storage_error(exc: BaseException) -> bool:
     )
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -469,57 +426,3 @@ def _shown(storage: str | None) -> str:
     from eegtune.study import describe_storage
 
     return describe_storage(storage)
-
-
-def _stop_workers(procs: list[Any], grace: float = 2.0, patience: float = 30.0) -> None:
-    """Interrupt workers so that each fails its running trial and exits.
-
-    A Ctrl-C in a terminal reaches the workers too; a SIGINT sent to this process alone does
-    not, so after a short grace the signal is forwarded to the workers still running. Workers
-    that do not stop within ``patience`` seconds are terminated (their trials are then failed
-    by the heartbeat check of the next run).
-    """
-    deadline = time.time() + grace
-    for proc in procs:
-        proc.join(timeout=max(0.0, deadline - time.time()))
-    for proc in procs:
-        if proc.is_alive() and proc.pid is not None:
-            os.kill(proc.pid, signal.SIGINT)
-    deadline = time.time() + patience
-    for proc in procs:
-        proc.join(timeout=max(0.0, deadline - time.time()))
-        if proc.is_alive():
-            proc.terminate()
-
-
-def _run_processes(settings: SearchSettings, deadline: float | None) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    errors = ctx.Queue()
-    threads = max(1, (os.cpu_count() or 1) // settings.workers)
-    procs = [
-        ctx.Process(
-            target=_worker_process,
-            args=(settings, i, threads, deadline, errors),
-            name=f"eegtune-worker-{i}",
-        )
-        for i in range(settings.workers)
-    ]
-    for proc in procs:
-        proc.start()
-    try:
-        for proc in procs:
-            proc.join()
-    except KeyboardInterrupt:
-        _stop_workers(procs)
-        raise
-    messages = []
-    while not errors.empty():
-        messages.append(errors.get())
-    if messages:
-        raise SearchError(messages[0])
-    crashed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
-    if crashed:
-        raise SearchError(
-            f"{len(crashed)} worker(s) exited abnormally (exit codes {crashed}); "
-            "run the same command again to finish the remaining trials"
-        )

@@ -15,8 +15,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from eegtune.errors import EegtuneError
+from eegtune.names import ACTIVATIONS, NETWORKS, PARAMS
 
-__all__ = ["PARAMS", "PRESETS_DIR", "Choice", "Range", "SearchSpace", "SpaceError", "load_space"]
+__all__ = [
+    "PRESETS_DIR",
+    "Choice",
+    "Range",
+    "SearchSpace",
+    "SpaceError",
+    "load_space",
+    "parse_space",
+    "preset_path",
+]
 
 # The checkout's studies/ (source and editable installs), else the copy a wheel ships inside
 # the package (pyproject.toml maps studies/ to eegtune/studies/).
@@ -26,8 +36,6 @@ PRESETS_DIR = (
     if (_CHECKOUT_PRESETS / "eegnet.toml").is_file()
     else Path(__file__).resolve().parent / "studies"
 )
-ACTIVATION_NAMES = ("relu", "leaky_relu", "elu")
-PARAMS = ("activation", "dropout", "lr", "batch_size", "weight_decay")
 _KINDS = {
     "activation": "choice",
     "dropout": "range",
@@ -103,11 +111,10 @@ def _parse_param(name: str, table: Any, where: str) -> Range | Choice:
         if len(set(choices)) != len(choices):
             raise SpaceError(f"{where}: [{name}] choices contain duplicates")
         if name == "activation":
-            bad = [c for c in choices if c not in ACTIVATION_NAMES]
+            bad = [c for c in choices if c not in ACTIVATIONS]
             if bad:
                 raise SpaceError(
-                    f"{where}: unknown activation {bad[0]!r}; "
-                    f"choose from {', '.join(ACTIVATION_NAMES)}"
+                    f"{where}: unknown activation {bad[0]!r}; choose from {', '.join(ACTIVATIONS)}"
                 )
         if name == "batch_size" and not all(
             isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in choices
@@ -164,7 +171,11 @@ def parse_space(raw: dict[str, Any], where: str) -> dict[str, Range | Choice]:
 
 
 def preset_path(model: str) -> Path:
-    return PRESETS_DIR / f"{model}.toml"
+    """The preset file of a registered network (its own, or the one it shares)."""
+    entry = NETWORKS.get(model)
+    if entry is None:
+        raise SpaceError(f"unknown model {model!r}; choose one of: {', '.join(NETWORKS)}")
+    return PRESETS_DIR / f"{entry.preset or model}.toml"
 
 
 def load_space(model: str, path: Path | str | None = None) -> SearchSpace:

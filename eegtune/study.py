@@ -15,30 +15,44 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import EegtuneError
+from eegtune.names import PARAMS, PRUNERS, SAMPLERS
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
 
 __all__ = [
     "COLUMNS",
     "DEFAULT_STORAGE",
-    "PRUNERS",
-    "SAMPLERS",
+    "EVALUATION_KEY",
     "StudyError",
+    "StudyKeys",
+    "best_by_activation",
+    "completed_trials",
+    "create_or_check_study",
+    "describe_storage",
+    "load_study",
     "make_pruner",
     "make_sampler",
     "open_storage",
+    "quiet_optuna",
     "storage_url",
+    "trial_id",
     "trial_row",
 ]
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_STORAGE = "studies/eegtune.journal"
-PRUNERS = ("hyperband", "median", "patient", "none")
-SAMPLERS = ("tpe", "random", "cmaes", "gp")
+EVALUATION_KEY = "evaluation"
+"""Study user attribute holding ``eegtune evaluate``'s results, keyed by configuration label."""
 RDB_PREFIXES = ("sqlite:", "postgresql", "postgres:", "mysql", "mariadb")
 
 
@@ -79,7 +93,7 @@ def _describe(url: str) -> str:
     return url
 
 
-def open_storage(spec: str | None, *, create: bool = True) -> optuna.storages.BaseStorage:
+def open_storage(spec: str | None, *, create: bool = True) -> BaseStorage:
     """Open an Optuna storage for a ``--storage`` value, checking that it answers.
 
     Args:
@@ -164,51 +178,83 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     return {"pool_pre_ping": True, "connect_args": connect_timeout}
 
 
-def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
-    """A sampler by name; ``seed`` makes it reproducible on one worker."""
+def tpe_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
     import optuna
 
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "cmaes":
-        # CMA-ES handles the float parameters; the categorical ones go to a seeded TPE.
-        return optuna.samplers.CmaEsSampler(
-            seed=seed,
-            independent_sampler=optuna.samplers.TPESampler(seed=seed),
-            warn_independent_sampling=False,
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
+
+
+def random_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def cmaes_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+    """CMA-ES for the float parameters; the categorical ones go to a seeded TPE."""
+    import optuna
+
+    return optuna.samplers.CmaEsSampler(
+        seed=seed,
+        independent_sampler=optuna.samplers.TPESampler(seed=seed),
+        warn_independent_sampling=False,
+    )
+
+
+def gp_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    try:
+        import scipy  # noqa: F401
+    except ImportError:
+        raise StudyError("the gp sampler needs scipy: pip install 'eegtune[gp]'") from None
+    return optuna.samplers.GPSampler(seed=seed)
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    """A registered sampler by name; ``seed`` makes it reproducible on one worker."""
+    if name not in SAMPLERS:
+        raise StudyError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
+    sampler: optuna.samplers.BaseSampler = SAMPLERS[name].load()(seed)
+    return sampler
+
+
+def hyperband_pruner(max_epochs: int) -> optuna.pruners.BasePruner:
+    import optuna
+
+    return optuna.pruners.HyperbandPruner(
+        min_resource=max(1, max_epochs // 27), max_resource=max_epochs, reduction_factor=4
+    )
+
+
+def median_pruner(max_epochs: int) -> optuna.pruners.BasePruner:
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, max_epochs // 10))
+
+
+def patient_pruner(max_epochs: int) -> optuna.pruners.BasePruner:
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.pruners.PatientPruner(
+            median_pruner(max_epochs), patience=max(2, max_epochs // 20)
         )
-    if name == "gp":
-        try:
-            import scipy  # noqa: F401
-        except ImportError:
-            raise StudyError("the gp sampler needs scipy: pip install 'eegtune[gp]'") from None
-        return optuna.samplers.GPSampler(seed=seed)
-    raise StudyError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
+
+
+def no_pruner(max_epochs: int) -> optuna.pruners.BasePruner:
+    import optuna
+
+    return optuna.pruners.NopPruner()
 
 
 def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
-    """A pruner by name, sized for trials of at most ``max_epochs`` epochs."""
-    import optuna
-
-    warmup = max(1, max_epochs // 10)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=max(1, max_epochs // 27), max_resource=max_epochs, reduction_factor=4
-        )
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup)
-    if name == "patient":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.pruners.PatientPruner(
-                optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup),
-                patience=max(2, max_epochs // 20),
-            )
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise StudyError(f"unknown pruner {name!r}; choose one of: {', '.join(PRUNERS)}")
+    """A registered pruner by name, sized for trials of at most ``max_epochs`` epochs."""
+    if name not in PRUNERS:
+        raise StudyError(f"unknown pruner {name!r}; choose one of: {', '.join(PRUNERS)}")
+    pruner: optuna.pruners.BasePruner = PRUNERS[name].load()(max_epochs)
+    return pruner
 
 
 def quiet_optuna() -> None:
@@ -219,7 +265,7 @@ def quiet_optuna() -> None:
     logging.getLogger("optuna").setLevel(logging.WARNING)
 
 
-def load_study(storage: optuna.storages.BaseStorage, name: str, **kwargs: Any) -> optuna.Study:
+def load_study(storage: BaseStorage, name: str, **kwargs: Any) -> optuna.Study:
     """Load an existing study, or raise :class:`StudyError` listing the ones that exist."""
     import optuna
 
@@ -229,6 +275,87 @@ def load_study(storage: optuna.storages.BaseStorage, name: str, **kwargs: Any) -
         names = optuna.study.get_all_study_names(storage)
         listing = ", ".join(names) if names else "none"
         raise StudyError(f"no study named {name!r} in this storage (studies: {listing})") from None
+
+
+@dataclass(frozen=True)
+class StudyKeys:
+    """What a study remembers so that every trial and every later worker does the same job."""
+
+    model: str
+    dataset: str
+    split_seed: int
+    val_fraction: float
+
+
+def create_or_check_study(
+    storage: BaseStorage, name: str, keys: StudyKeys
+) -> tuple[optuna.Study, StudyKeys]:
+    """Create the study, or load it and check that it was made for the same job.
+
+    Returns:
+        The study and the keys to use: a study keeps its validation split, so a request for
+        another split gets the stored one back (with a warning).
+
+    Raises:
+        StudyError: the storage failed, or the study was made for another model or dataset.
+    """
+    import optuna
+
+    try:
+        study = optuna.create_study(
+            storage=storage, study_name=name, direction="maximize", load_if_exists=True
+        )
+    except Exception as exc:  # a storage that broke after it answered
+        raise StudyError(f"cannot create study {name!r}: {exc}") from None
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise StudyError(f"study {name!r} minimises; it was not made by eegtune")
+    stored = study.user_attrs
+    if all(stored.get(k) is None for k in StudyKeys.__dataclass_fields__):
+        for key, value in vars(keys).items():
+            study.set_user_attr(key, value)
+        return study, keys
+    if (stored.get("model"), stored.get("dataset")) != (keys.model, keys.dataset):
+        raise StudyError(
+            f"study {name!r} was made for model {stored.get('model')} on "
+            f"{stored.get('dataset')}; choose another --study name"
+        )
+    kept = replace(
+        keys, split_seed=int(stored["split_seed"]), val_fraction=float(stored["val_fraction"])
+    )
+    if kept != keys:
+        logger.warning(
+            "study %r keeps its validation split (split seed %s, fraction %s)",
+            name,
+            kept.split_seed,
+            kept.val_fraction,
+        )
+    return study, kept
+
+
+def trial_id(storage: BaseStorage, study: optuna.Study, number: int) -> int:
+    """The storage's id of trial ``number`` (public storage API, no private attributes)."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
+def completed_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The study's completed trials with a value, best first (ties: lower number first)."""
+    from optuna.trial import TrialState
+
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None
+    ]
+    return sorted(done, key=lambda t: (-(t.value or 0.0), t.number))
+
+
+def best_by_activation(ranked: Sequence[FrozenTrial]) -> dict[str, FrozenTrial]:
+    """The first (best) trial of each activation in ``ranked``, a best-first list."""
+    best: dict[str, FrozenTrial] = {}
+    for trial in ranked:
+        best.setdefault(str(trial.params.get("activation")), trial)
+    return best
 
 
 #: Columns of a trial row: the export schema of ``eegtune report`` and the CLI's trial tables.
@@ -250,7 +377,7 @@ COLUMNS = (
 )
 
 
-def trial_row(study_name: str, model: str, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+def trial_row(study_name: str, model: str, trial: FrozenTrial) -> dict[str, Any]:
     """One trial as a flat row with the :data:`COLUMNS` keys."""
     params = trial.params
     return {
@@ -258,7 +385,7 @@ def trial_row(study_name: str, model: str, trial: optuna.trial.FrozenTrial) -> d
         "model": model,
         "trial": trial.number,
         "value": trial.value,
-        **{k: params.get(k) for k in ("activation", "dropout", "lr", "batch_size", "weight_decay")},
+        **{k: params.get(k) for k in PARAMS},
         "best_epoch": trial.user_attrs.get("best_epoch"),
         "epochs_trained": trial.user_attrs.get("epochs_trained"),
         "duration_s": round(trial.duration.total_seconds(), 3) if trial.duration else None,

@@ -25,8 +25,10 @@ from torch import nn
 from eegtune.errors import ConfigError
 
 __all__ = [
+    "EpochCallback",
     "EpochRecord",
     "FitResult",
+    "configure_process",
     "evaluate_accuracy",
     "fit",
     "resolve_device",
@@ -142,6 +144,19 @@ def tune_cpu_allocator() -> bool:
     return _allocator_tuned
 
 
+def configure_process(device: torch.device) -> None:
+    """Process-wide settings for training on ``device``; called by entry points (the CLI, a
+    worker process), never by :func:`fit` itself.
+
+    On CUDA this turns on cuDNN autotuning (``torch.backends.cudnn.benchmark``), which suits
+    the fixed input shape; on CPU it calls :func:`tune_cpu_allocator`.
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    else:
+        tune_cpu_allocator()
+
+
 def _as_tensors(
     x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,7 +191,7 @@ def evaluate_accuracy(
 ) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (fraction) of ``model`` on (x, y), in eval mode."""
     device = torch.device(device)
-    model.to(device=device, memory_format=torch.channels_last)
+    model.to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     xt, yt = _as_tensors(x, y, device)
     return _evaluate(model, xt, yt)
 
@@ -229,9 +244,8 @@ def fit(
         epochs: Number of epochs (the maximum when ``callback`` may stop early).
         lr, batch_size, weight_decay: Optimiser settings (Adam's L2 weight decay).
         seed: Seeds shuffling and dropout; the same seed on CPU gives the same run.
-        device: Training device. On CUDA this turns on cuDNN autotuning
-            (``torch.backends.cudnn.benchmark``), which suits the fixed input shape; on CPU it
-            calls :func:`tune_cpu_allocator` (process-wide).
+        device: Training device. ``fit`` changes nothing process-wide: call
+            :func:`configure_process` once first for cuDNN autotuning or the CPU allocator.
         callback: Called after each epoch; returning a truthy value stops training.
         amp: Run forward passes under bfloat16 autocast (CUDA, or a CPU with bf16 support such
             as AVX-512 BF16/AMX); weights and optimiser state stay float32.
@@ -244,14 +258,10 @@ def fit(
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     device = torch.device(device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # input shapes are fixed: autotune convolutions
-    else:
-        tune_cpu_allocator()
     autocast = _autocast(device, amp)
     torch.manual_seed(seed)
     shuffle_gen = torch.Generator(device="cpu").manual_seed(seed)
-    model.to(device=device, memory_format=torch.channels_last)
+    model.to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     model.train()
     xt, yt = _as_tensors(x_train, y_train, device)
     val = _as_tensors(x_val, y_val, device) if x_val is not None and y_val is not None else None

@@ -430,7 +430,7 @@ def test_bad_model_or_trials_exit_2(tmp_path, args, fragment) -> None:
 
 
 def test_workers_share_gpus_round_robin(monkeypatch) -> None:
-    from eegtune.search import _worker_device
+    from eegtune.workers import worker_device as _worker_device
 
     monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
     assert [_worker_device("auto", i) for i in range(5)] == [

@@ -11,8 +11,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from eegtune.models import MODELS
-from eegtune.space import PARAMS, Choice, Range, SpaceError, load_space
+from eegtune.names import NETWORKS as MODELS
+from eegtune.names import PARAMS
+from eegtune.space import Choice, Range, SpaceError, load_space
 
 
 @pytest.mark.parametrize("model", ["eegnet", "deepconvnet"])

@@ -1,0 +1,139 @@
+"""The registry: every network, activation, sampler, pruner and dataset is named here once.
+
+This module imports nothing heavy (no torch, optuna or numpy), so the CLI builds its choices
+from it and ``eegtune --help`` stays instant. Each entry points at the code that implements it
+as ``"module:attribute"``, imported only when the entry is used. Adding a network is one model
+class plus one :func:`register_network` call (or one line in :data:`NETWORKS`); a dataset, a
+sampler or a pruner likewise.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ACTIVATIONS",
+    "DATASETS",
+    "DEFAULT_PRUNER",
+    "DEFAULT_SAMPLER",
+    "NETWORKS",
+    "PARAMS",
+    "PRUNERS",
+    "SAMPLERS",
+    "Activation",
+    "Entry",
+    "Network",
+    "network_title",
+    "register_network",
+]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A named implementation: ``target`` is ``"package.module:attribute"``."""
+
+    name: str
+    target: str
+    help: str
+
+    def load(self) -> Any:
+        """Import and return the implementation (a class or a factory function)."""
+        module, _, attribute = self.target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@dataclass(frozen=True)
+class Network(Entry):
+    """A network: ``target`` is an ``nn.Module`` class taking ``n_chans``, ``n_times``,
+    ``n_outputs``, ``activation`` and ``dropout`` (and ``dropout_layer``).
+
+    ``title`` is how reports name it; ``preset`` names the search-space file in ``studies/``
+    (another network's preset may be shared); ``lab_test_acc`` is the seed lab report's test
+    accuracy in percent, where there is one.
+    """
+
+    title: str = ""
+    preset: str = ""
+    lab_test_acc: float | None = None
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation: the ``torch.nn`` class name and its keyword arguments."""
+
+    name: str
+    torch_class: str
+    kwargs: dict[str, float] = field(default_factory=dict)
+
+
+NETWORKS: dict[str, Network] = {
+    "eegnet": Network(
+        "eegnet", "eegtune.models:EEGNet", "EEGNet (Lawhern et al. 2018)",
+        title="EEGNet", preset="eegnet", lab_test_acc=79.63,
+    ),
+    "deepconvnet": Network(
+        "deepconvnet", "eegtune.models:DeepConvNet", "DeepConvNet (Schirrmeister et al. 2017)",
+        title="DeepConvNet", preset="deepconvnet", lab_test_acc=83.52,
+    ),
+}  # fmt: skip
+
+ACTIVATIONS: dict[str, Activation] = {
+    "relu": Activation("relu", "ReLU"),
+    "leaky_relu": Activation("leaky_relu", "LeakyReLU", {"negative_slope": 0.01}),
+    "elu": Activation("elu", "ELU", {"alpha": 1.0}),
+}
+
+PARAMS = ("activation", "dropout", "lr", "batch_size", "weight_decay")
+"""The tuned hyperparameters, in the order trials sample them."""
+
+SAMPLERS: dict[str, Entry] = {
+    e.name: e
+    for e in (
+        Entry("tpe", "eegtune.study:tpe_sampler", "tree-structured Parzen estimator"),
+        Entry("random", "eegtune.study:random_sampler", "uniform random sampling"),
+        Entry("cmaes", "eegtune.study:cmaes_sampler", "CMA-ES (TPE for the categorical ones)"),
+        Entry("gp", "eegtune.study:gp_sampler", "Gaussian process (needs scipy)"),
+    )
+}
+DEFAULT_SAMPLER = "tpe"
+
+PRUNERS: dict[str, Entry] = {
+    e.name: e
+    for e in (
+        Entry("hyperband", "eegtune.study:hyperband_pruner", "Hyperband, reduction factor 4"),
+        Entry("median", "eegtune.study:median_pruner", "median of earlier trials"),
+        Entry("patient", "eegtune.study:patient_pruner", "median, after a few poor epochs"),
+        Entry("none", "eegtune.study:no_pruner", "never prune"),
+    )
+}
+DEFAULT_PRUNER = "hyperband"  # chosen by benchmarks/search_efficiency.py
+
+DATASETS: dict[str, Entry] = {
+    e.name: e
+    for e in (
+        Entry("bci-iiib", "eegtune.fetch:load_bci_iiib_or_fetch", "the BCI IIIb files"),
+        Entry("synthetic", "eegtune.data:load_synthetic", "seeded synthetic trials"),
+    )
+}
+
+
+def register_network(
+    name: str,
+    target: str,
+    *,
+    title: str | None = None,
+    preset: str = "eegnet",
+    help: str = "",
+) -> Network:
+    """Add a network to the registry (for plug-ins and tests); returns its entry."""
+    entry = Network(name, target, help or name, title=title or name, preset=preset)
+    NETWORKS[name] = entry
+    return entry
+
+
+def network_title(name: str) -> str:
+    """How reports name a network (its registered title, else the name itself)."""
+    entry = NETWORKS.get(name)
+    return entry.title if entry is not None and entry.title else name

@@ -1,0 +1,135 @@
+"""Shared pieces of the command line: registry choices, option declarations, error handling.
+
+Kept apart from :mod:`eegtune.cli` so that the commands read top to bottom. Imports nothing
+heavy: ``eegtune --help`` must stay instant.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar
+
+import typer
+
+from eegtune.errors import EegtuneError
+from eegtune.names import ACTIVATIONS, DATASETS, NETWORKS, PRUNERS, SAMPLERS
+
+__all__ = [
+    "ActivationName",
+    "AmpOpt",
+    "DataDirOpt",
+    "DatasetName",
+    "DatasetOpt",
+    "DeviceOpt",
+    "ModelName",
+    "OfflineOpt",
+    "PrunerName",
+    "SamplerName",
+    "SplitSeedOpt",
+    "StorageOpt",
+    "ValFractionOpt",
+    "fail",
+    "handles_errors",
+]
+
+# Choices come from the registry (eegtune.names). Typer reads these enums at run time; for the
+# type checker an option value is the plain string it also is at run time.
+if TYPE_CHECKING:
+    DatasetName: TypeAlias = str
+    ModelName: TypeAlias = str
+    ActivationName: TypeAlias = str
+    SamplerName: TypeAlias = str
+    PrunerName: TypeAlias = str
+else:
+
+    def _choices(name: str, values: Any) -> type[StrEnum]:
+        return StrEnum(name, {value: value for value in values})
+
+    DatasetName = _choices("DatasetName", DATASETS)
+    ModelName = _choices("ModelName", NETWORKS)
+    ActivationName = _choices("ActivationName", ACTIVATIONS)
+    SamplerName = _choices("SamplerName", SAMPLERS)
+    PrunerName = _choices("PrunerName", PRUNERS)
+
+
+# Shared option declarations -------------------------------------------------------------------
+DatasetOpt = Annotated[
+    DatasetName,
+    typer.Option("--dataset", help="Dataset: the real BCI IIIb files, or seeded synthetic trials."),
+]
+DataDirOpt = Annotated[
+    Path, typer.Option("--data-dir", help="Folder holding the four BCI IIIb .npz files.")
+]
+OfflineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        help="Never download missing data files (also set by EEGTUNE_OFFLINE=1).",
+    ),
+]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="Training device: auto, cpu, cuda or cuda:N.")
+]
+ValFractionOpt = Annotated[
+    float,
+    typer.Option(
+        "--val-fraction",
+        min=0.05,
+        max=0.5,
+        help="Share of the training set held out (stratified) for validation.",
+    ),
+]
+AmpOpt = Annotated[
+    bool,
+    typer.Option(
+        "--amp",
+        help="bfloat16 autocast: faster on CUDA and on CPUs with AVX-512 BF16/AMX, slightly "
+        "different numbers.",
+    ),
+]
+SplitSeedOpt = Annotated[
+    int, typer.Option("--split-seed", help="Seed of the stratified validation hold-out.")
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one error line to stderr and return the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def handles_errors(command: F) -> F:
+    """Turn user-caused errors into one line and an exit code, Ctrl-C into exit code 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except EegtuneError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+        except OSError as exc:  # a path that cannot be written or read: no traceback either
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise fail(
+                f"{exc.strerror or exc}{where}; check the path and its permissions", 1
+            ) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="Optuna storage: sqlite:///f.db, postgresql://..., mysql://..., redis://... or a "
+        "journal file path. Default: $EEGTUNE_STORAGE or studies/eegtune.journal.",
+        show_default=False,
+    ),
+]

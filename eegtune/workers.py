@@ -1,0 +1,242 @@
+"""Worker processes, their signals, and heartbeats of running trials.
+
+Heartbeats: Optuna's own heartbeat exists only for RDB storages; this one works with every
+storage, journal files and Redis included. A thread stamps the running trial's system
+attribute ``eegtune:heartbeat`` with the time, and a worker that finds a running trial whose
+stamp is older than the grace period marks it failed and queues its parameters again, so the
+configuration is retried.
+
+Processes: ``--workers K`` spawns K processes that each run the worker loop they are given
+(:func:`eegtune.search.run_worker`) against the same storage. Each applies the process-wide
+training settings itself, as an entry point should, and sends its one-line error back.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Protocol
+
+from eegtune.errors import EegtuneError
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import BaseStorage
+
+__all__ = [
+    "HEARTBEAT_KEY",
+    "Heartbeat",
+    "WorkerError",
+    "fail_stale_trials",
+    "heartbeat_interval",
+    "run_processes",
+    "worker_device",
+]
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_KEY = "eegtune:heartbeat"
+
+
+class WorkerError(EegtuneError):
+    """A worker process stopped with an error, or exited abnormally."""
+
+    exit_code = 1
+
+
+def heartbeat_interval() -> float:
+    """Seconds between heartbeats (``$EEGTUNE_HEARTBEAT_INTERVAL``, default 10)."""
+    return float(os.environ.get("EEGTUNE_HEARTBEAT_INTERVAL", "10"))
+
+
+class Heartbeat:
+    """A thread that stamps a running trial with the time every ``interval`` seconds."""
+
+    def __init__(self, storage: BaseStorage, trial_id: int, interval: float) -> None:
+        self._storage, self._trial_id, self._interval = storage, trial_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="eegtune-heartbeat")
+
+    def _beat(self) -> None:
+        try:
+            self._storage.set_trial_system_attr(self._trial_id, HEARTBEAT_KEY, time.time())
+        except Exception as exc:  # a storage hiccup must not kill training
+            logger.warning("heartbeat failed: %s", exc)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._beat()
+
+    def __enter__(self) -> Heartbeat:
+        self._beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def fail_stale_trials(study: optuna.Study, storage: BaseStorage, grace: float) -> list[int]:
+    """Fail running trials whose heartbeat is older than ``grace`` seconds; queue a retry.
+
+    Returns:
+        Numbers of the trials this call failed.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    from eegtune.study import trial_id
+
+    failed = []
+    now = time.time()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        start = trial.datetime_start.timestamp() if trial.datetime_start else now
+        last = float(trial.system_attrs.get(HEARTBEAT_KEY, start))
+        if now - last <= grace:
+            continue
+        tid = trial_id(storage, study, trial.number)
+        try:
+            storage.set_trial_user_attr(
+                tid, "fail_reason", f"no heartbeat for {now - last:.0f} s (worker died)"
+            )
+            if not storage.set_trial_state_values(tid, state=TrialState.FAIL):
+                continue
+        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
+            continue  # another worker got there first
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        failed.append(trial.number)
+        logger.warning("trial %d lost its worker; failed it and queued a retry", trial.number)
+    return failed
+
+
+class ErrorQueue(Protocol):
+    def put(self, obj: str) -> None: ...
+
+    def close(self) -> None: ...
+
+    def join_thread(self) -> None: ...
+
+
+def _interrupt_once(signum: int, frame: FrameType | None) -> None:
+    # A terminal's Ctrl-C and the parent's forwarded SIGINT may both arrive: the second must
+    # not break off the cleanup that fails the running trial.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _worker_main(
+    target: Callable[..., None],
+    args: tuple[object, ...],
+    threads: int,
+    device: str,
+    deadline: float | None,
+    errors: ErrorQueue,
+) -> None:
+    """Entry point of a worker process (spawned): set up the process, run ``target``."""
+    import torch
+
+    from eegtune.training import configure_process, resolve_device
+
+    signal.signal(signal.SIGINT, _interrupt_once)
+    torch.set_num_threads(threads)
+    code = 0
+    try:
+        configure_process(resolve_device(device))  # process-wide settings, set at the entry
+        target(*args, deadline=deadline)
+    except KeyboardInterrupt:
+        code = 130
+    except EegtuneError as exc:
+        errors.put(str(exc))
+        code = exc.exit_code
+    # Flush the queue before leaving: os._exit skips the feeder thread that sends it.
+    errors.close()
+    errors.join_thread()
+    os._exit(code)
+
+
+def worker_device(spec: str, worker_index: int) -> str:
+    """``auto`` spreads workers over the GPUs; any explicit device is used as given."""
+    if spec != "auto":
+        return spec
+    import torch
+
+    count = torch.cuda.device_count()
+    return f"cuda:{worker_index % count}" if count else "cpu"
+
+
+def _stop(
+    procs: Sequence[multiprocessing.process.BaseProcess], grace: float, patience: float
+) -> None:
+    """Interrupt workers so that each fails its running trial and exits.
+
+    A Ctrl-C in a terminal reaches the workers too; a SIGINT sent to this process alone does
+    not, so after a short grace the signal is forwarded to the workers still running. Workers
+    that do not stop within ``patience`` seconds are terminated (their trials are then failed
+    by the heartbeat check of the next run).
+    """
+    deadline = time.time() + grace
+    for proc in procs:
+        proc.join(timeout=max(0.0, deadline - time.time()))
+    for proc in procs:
+        if proc.is_alive() and proc.pid is not None:
+            os.kill(proc.pid, signal.SIGINT)
+    deadline = time.time() + patience
+    for proc in procs:
+        proc.join(timeout=max(0.0, deadline - time.time()))
+        if proc.is_alive():
+            proc.terminate()
+
+
+def run_processes(
+    target: Callable[..., None],
+    args_of: Callable[[int], tuple[object, ...]],
+    workers: int,
+    device: str,
+    deadline: float | None,
+) -> None:
+    """Run ``target(*args_of(i), deadline=deadline)`` in ``workers`` spawned processes.
+
+    ``target`` must be a module-level function (it is pickled). The CPU cores are divided
+    among the workers; with ``device="auto"`` each worker takes a GPU in turn.
+
+    Raises:
+        WorkerError: with the first worker's own message, or the exit codes of workers that
+            died without one. ``KeyboardInterrupt`` after the workers stopped.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    errors = ctx.Queue()
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    procs = [
+        ctx.Process(
+            target=_worker_main,
+            args=(target, args_of(i), threads, worker_device(device, i), deadline, errors),
+            name=f"eegtune-worker-{i}",
+        )
+        for i in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        for proc in procs:
+            proc.join()
+    except KeyboardInterrupt:
+        _stop(procs, grace=2.0, patience=30.0)
+        raise
+    messages = []
+    while not errors.empty():
+        messages.append(errors.get())
+    if messages:
+        raise WorkerError(messages[0])
+    crashed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if crashed:
+        raise WorkerError(
+            f"{len(crashed)} worker(s) exited abnormally (exit codes {crashed}); "
+            "run the same command again to finish the remaining trials"
+        )
