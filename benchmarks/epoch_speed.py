@@ -5,8 +5,9 @@ The naive loop is what lab scripts do: a DataLoader over CPU tensors, a per-batc
 Both sides train the same network on the same synthetic split (864 train / 216 val trials),
 batch 64, Adam; each is timed over several epochs after one warm-up epoch, side by side, in
 alternating rounds; the faster round of each side is kept. Every measurement runs in a fresh
-process, as a lab script would: ``fit()`` tunes the process's malloc (``tune_cpu_allocator``),
-and that setting must not leak into the naive side. For an honest attribution a second naive
+process, as a lab script would: the eegtune side calls ``configure_process()`` as the CLI does
+(on CPU it tunes the process's malloc, ``tune_cpu_allocator``), and that setting must not leak
+into the naive side. For an honest attribution a second naive
 column runs the naive loop after ``tune_cpu_allocator()``, and a last column times
 ``fit(amp=True)`` (bfloat16 autocast).
 
@@ -26,18 +27,19 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from eegtune.data import make_synthetic, stratified_split
-from eegtune.models import Dropout, build_model
-from eegtune.training import fit, resolve_device, set_seed, tune_cpu_allocator
+from eegtune.models import build_model
+from eegtune.training import (
+    configure_process,
+    fit,
+    resolve_device,
+    set_seed,
+    tune_cpu_allocator,
+)
 
 
 def lab_model(model_name: str) -> nn.Module:
     """The network as a lab script has it: eegtune's layers with plain ``nn.Dropout``."""
-    model = build_model(model_name, "elu", 0.25)
-    for module in model.modules():
-        for child_name, child in module.named_children():
-            if isinstance(child, Dropout):
-                setattr(module, child_name, nn.Dropout(child.p))
-    return model
+    return build_model(model_name, "elu", 0.25, dropout_layer=nn.Dropout)
 
 
 def benchmark_data():
@@ -87,6 +89,7 @@ def naive_epoch_seconds(
 def eegtune_epoch_seconds(
     model_name: str, device: torch.device, epochs: int, amp: bool = False
 ) -> float:
+    configure_process(device)  # what the CLI's entry point does before training
     set_seed(0)
     model = build_model(model_name, "elu", 0.25)
     result = fit(

@@ -17,8 +17,10 @@ from pathlib import Path
 import optuna
 
 from eegtune.data import make_synthetic
+from eegtune.names import PRUNERS
 from eegtune.search import SearchSettings, run_search
-from eegtune.study import PRUNERS, open_storage
+from eegtune.study import open_storage
+from eegtune.training import configure_process, resolve_device
 
 
 def main() -> None:
@@ -30,6 +32,7 @@ def main() -> None:
     parser.add_argument("--pruners", nargs="+", default=list(PRUNERS))
     args = parser.parse_args()
     data = make_synthetic(seed=0)
+    configure_process(resolve_device("cpu"))  # as the CLI's entry point does
     print(
         f"# {args.model}, synthetic data, {args.trials} trials x up to {args.epochs} epochs, "
         f"TPE seed {args.seed}"

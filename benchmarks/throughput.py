@@ -28,6 +28,7 @@ import optuna
 from eegtune.data import make_synthetic
 from eegtune.search import SearchSettings, run_search
 from eegtune.study import open_storage
+from eegtune.training import configure_process, resolve_device
 
 
 def timed_search(settings: SearchSettings, data=None) -> tuple[float, list]:
@@ -52,6 +53,7 @@ def main() -> None:
         default=["journal", "sqlite", "postgresql://postgres@127.0.0.1:5432/test"],
     )
     args = parser.parse_args()
+    configure_process(resolve_device(args.device))  # as the CLI's entry point does
     with tempfile.TemporaryDirectory() as tmp:
         print(
             f"# trials per hour: eegnet, synthetic, {args.trials} trials x {args.epochs} "

@@ -381,7 +381,13 @@ def evaluate(
     amp: AmpOpt = False,
 ) -> None:
     """Retrain the best configuration with several seeds and measure test accuracy once each."""
-    from eegtune.evaluate import choose_configs, choose_study, evaluate_study, searched_dataset
+    from eegtune.evaluate import (
+        choose_configs,
+        choose_study,
+        evaluate_study,
+        models_folder,
+        searched_dataset,
+    )
     from eegtune.study import open_storage, quiet_optuna
     from eegtune.training import configure_process, resolve_device
 
@@ -415,7 +421,7 @@ def evaluate(
         console.print(
             f"lab report baseline for {model_name}: {lab:.2f}% (best test epoch, optimistic)"
         )
-    console.print(f"weights and configs saved under {models_dir / loaded.study_name}")
+    console.print(f"weights and configs saved under {models_folder(models_dir, loaded.study_name)}")
 
 
 # dashboard ------------------------------------------------------------------------------------

@@ -247,7 +247,8 @@ def summary_line(status: Any, interrupted: bool = False) -> str:
     """The last line of a search: how it ended, the trial counts, and what to do next."""
     verb = "interrupted" if interrupted else "timeout" if status.timed_out else "done"
     resume = interrupted or status.timed_out
-    return (
+    warnings = "".join(f"warning: {w}\n" for w in status.warnings)
+    return warnings + (
         f"{verb}: {status.finished}/{status.target} finished ({status.complete} complete, "
         f"{status.pruned} pruned), {status.failed} failed"
         + ("; run the same command again to finish the remaining trials" if resume else "")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import EegtuneError
-from eegtune.files import atomic_write, atomic_write_text
+from eegtune.files import atomic_write, atomic_write_text, safe_name
 from eegtune.study import EVALUATION_KEY, best_by_activation, completed_trials
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ __all__ = [
     "choose_configs",
     "choose_study",
     "evaluate_study",
+    "models_folder",
     "searched_dataset",
 ]
 
@@ -124,7 +125,7 @@ def evaluate_study(
         per_activation: Evaluate the best trial of each activation instead of the overall best.
         device: Training device.
         models_dir: Weights go to ``models_dir/<study>/<label>/seed<N>.pt`` with a
-            ``config.json`` beside them.
+            ``config.json`` beside them (names made safe by :func:`eegtune.files.safe_name`).
         on_seed: Called as ``on_seed(label, seed, test_acc)`` after each seed.
         amp: Train under bfloat16 autocast (see :func:`eegtune.training.fit`).
 
@@ -144,7 +145,7 @@ def evaluate_study(
     for label, trial in choose_configs(study, per_activation).items():
         params = dict(trial.params)
         epochs = int(trial.user_attrs.get("best_epoch") or trial.user_attrs["epochs_trained"])
-        folder = Path(models_dir) / study.study_name / label
+        folder = models_folder(models_dir, study.study_name) / safe_name(label)
         evaluation = Evaluation(label, trial.number, params, epochs, [], [])
         for seed in range(seeds):
             set_seed(seed)
@@ -181,6 +182,11 @@ def evaluate_study(
         results.append(evaluation)
     study.set_user_attr(EVALUATION_KEY, stored)
     return results
+
+
+def models_folder(models_dir: Path | str, study_name: str) -> Path:
+    """Where ``evaluate`` saves a study's weights: always inside ``models_dir``."""
+    return Path(models_dir) / safe_name(study_name)
 
 
 def _save_weights(state: dict[str, torch.Tensor], path: Path) -> None:

@@ -1,13 +1,45 @@
-"""Writing files so that an interruption never leaves a half-written one."""
+"""Writing files so that an interruption never leaves a half-written one, with the
+permissions the umask gives, at paths that names from a study cannot steer elsewhere."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_text"]
+__all__ = ["atomic_write", "atomic_write_text", "safe_name"]
+
+_SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+
+
+def safe_name(name: str) -> str:
+    """A file or folder name for ``name`` (a study name, a label) that stays where it is put.
+
+    A name made only of letters, digits, ``_``, ``-`` and ``.`` (not first) is kept as it is.
+    Any other name (path separators, ``..``, an absolute path, spaces) has each run of other
+    characters replaced by ``_`` and a ``+`` and 8 hex digits of its SHA-256 appended: no kept
+    name contains ``+``, and the digest keeps two different names apart.
+    """
+    if _SAFE.fullmatch(name):
+        return name
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._-")[:64] or "_"
+    return f"{stem}+{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
@@ -21,6 +53,7 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

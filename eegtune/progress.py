@@ -33,6 +33,7 @@ class SearchStatus:
     eta: float | None = None
     best_trials: list[dict[str, Any]] = field(default_factory=list)
     timed_out: bool = False  # the search's --timeout ended it before the target
+    warnings: list[str] = field(default_factory=list)  # shown, but the search succeeded
 
     @property
     def finished(self) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import EegtuneError
-from eegtune.files import atomic_write_text
+from eegtune.files import atomic_write_text, safe_name
 from eegtune.names import ACTIVATIONS, NETWORKS, network_title
 from eegtune.study import COLUMNS, EVALUATION_KEY, best_by_activation, completed_trials, trial_row
 
@@ -222,7 +222,7 @@ def build_figures(reports: list[StudyReport]) -> dict[str, go.Figure]:
     for report in reports:
         if not report.complete:
             continue
-        study, stem = report.study, report.name
+        study, stem = report.study, safe_name(report.name)  # file names stay inside --out
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             figures[f"{stem}_history"] = vis.plot_optimization_history(study)

@@ -10,8 +10,6 @@ trials. Study creation lives in :mod:`eegtune.study`, worker processes and heart
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from collections import Counter
@@ -28,6 +26,7 @@ from eegtune.workers import (
     heartbeat_interval,
     run_processes,
     worker_device,
+    worker_label,
 )
 
 if TYPE_CHECKING:
@@ -200,7 +199,7 @@ def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> 
     seed = settings.seed + trial.number
     trial.set_user_attr("seed", seed)
     trial.set_user_attr("device", str(job.device) + (" amp" if settings.amp else ""))
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    trial.set_user_attr("worker", worker_label())
     started = time.perf_counter()
     timed_out = False
 
@@ -294,9 +293,14 @@ def run_worker(
     while deadline is None or time.time() < deadline:
         fail_stale_trials(study, job.storage, grace)
         states = Counter(t.state for t in study.get_trials(deepcopy=False))
-        busy = states[TrialState.COMPLETE] + states[TrialState.PRUNED] + states[TrialState.RUNNING]
-        if busy >= settings.trials:
+        finished = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
+        if finished >= settings.trials:
             return
+        if finished + states[TrialState.RUNNING] >= settings.trials:
+            # The rest of the target is running in other workers: wait for them (they may
+            # still fail or die, and then this worker takes their place).
+            time.sleep(min(1.0, grace / 3))
+            continue
         trial = study.ask()
         if _is_surplus(study, trial, settings.trials):
             trial.set_user_attr("fail_reason", "surplus: other workers already filled the target")
@@ -337,7 +341,13 @@ def run_search(
         The final status. ``KeyboardInterrupt`` propagates after workers stopped cleanly.
     """
     from eegtune.data import load_dataset
-    from eegtune.study import StudyKeys, create_or_check_study, open_storage, quiet_optuna
+    from eegtune.study import (
+        StudyKeys,
+        create_or_check_study,
+        failure_reason,
+        open_storage,
+        quiet_optuna,
+    )
 
     quiet_optuna()
     check_settings(settings)
@@ -364,6 +374,7 @@ def run_search(
                 logger.debug("progress update failed: %s", exc)
 
     poller = None
+    crashed: list[int] = []
     if on_status is not None:
         poller = threading.Thread(target=poll, args=(on_status,), daemon=True)
         poller.start()
@@ -375,7 +386,7 @@ def run_search(
                 job=_attach(settings, data_set=data_set, storage=storage),
             )
         else:
-            run_processes(
+            crashed = run_processes(
                 run_worker,
                 lambda i: (replace(settings, device=worker_device(settings.device, i)),),
                 settings.workers,
@@ -386,8 +397,8 @@ def run_search(
         if not _is_storage_error(exc):
             raise
         raise SearchError(
-            f"lost the storage {_shown(settings.storage)} ({first_line(exc)}); finished trials "
-            "are kept: run the same command again to resume"
+            f"lost the storage {_shown(settings.storage)} ({failure_reason(exc)}); finished "
+            "trials are kept: run the same command again to resume"
         ) from None
     finally:
         stop_polling.set()
@@ -396,6 +407,11 @@ def run_search(
     final = status()
     out_of_time = deadline is not None and time.time() >= deadline
     final.timed_out = out_of_time and final.finished < final.target
+    if crashed:
+        lost = f"{len(crashed)} worker(s) exited abnormally (exit codes {crashed})"
+        if final.finished < final.target and not final.timed_out:
+            raise SearchError(f"{lost}; run the same command again to finish the remaining trials")
+        final.warnings.append(f"{lost}; the other workers finished their trials")
     if on_status is not None:
         on_status(final)
     return final

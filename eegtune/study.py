@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import logging
 import os
+import random
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from eegtune.errors import EegtuneError
 from eegtune.names import PARAMS, PRUNERS, SAMPLERS
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.distributions import BaseDistribution
     from optuna.storages import BaseStorage
-    from optuna.trial import FrozenTrial
+    from optuna.trial import FrozenTrial, TrialState
 
 __all__ = [
     "COLUMNS",
@@ -38,13 +41,16 @@ __all__ = [
     "completed_trials",
     "create_or_check_study",
     "describe_storage",
+    "failure_reason",
     "load_study",
     "make_pruner",
     "make_sampler",
     "open_storage",
     "quiet_optuna",
+    "retry_races",
     "storage_url",
     "trial_id",
+    "trial_seed",
     "trial_row",
 ]
 
@@ -116,8 +122,10 @@ def open_storage(spec: str | None, *, create: bool = True) -> BaseStorage:
             if not db.parent.is_dir():
                 raise StudyError(f"storage {shown}: folder {db.parent} does not exist")
         try:
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=_engine_kwargs(url), skip_compatibility_check=False
+            return retry_races(
+                lambda: optuna.storages.RDBStorage(
+                    url, engine_kwargs=_engine_kwargs(url), skip_compatibility_check=False
+                )
             )
         except ImportError as exc:
             raise StudyError(
@@ -125,7 +133,11 @@ def open_storage(spec: str | None, *, create: bool = True) -> BaseStorage:
                 "e.g. pip install 'eegtune[postgres]' or 'eegtune[mysql]'"
             ) from None
         except Exception as exc:  # sqlalchemy raises many types; all mean "cannot use it"
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            reason = failure_reason(exc)
+            if url.startswith("sqlite"):
+                raise StudyError(
+                    f"cannot open storage {shown}: {reason}; check the file's path and permissions"
+                ) from None
             raise StudyError(
                 f"cannot reach storage {shown}: {reason}; check that the database server "
                 "runs and the URL is right"
@@ -171,6 +183,46 @@ def open_storage(spec: str | None, *, create: bool = True) -> BaseStorage:
         raise StudyError(f"storage {shown}: cannot open journal file ({exc.strerror})") from None
 
 
+T = TypeVar("T")
+
+_RACE_MARKS = ("already exists", "unique constraint", "duplicate", "database is locked")
+
+
+def retry_races(create: Callable[[], T], attempts: int = 30) -> T:
+    """Call ``create`` (a storage or study creation), retrying when it lost a race with
+    another process creating the same schema or study at the same moment."""
+    for attempt in range(attempts):
+        try:
+            return create()
+        except Exception as exc:
+            text = failure_reason(exc).lower()
+            if attempt == attempts - 1 or not any(mark in text for mark in _RACE_MARKS):
+                raise
+            logger.debug("storage creation raced with another process (%s); retrying", text)
+            time.sleep(0.05 + 0.25 * random.random())
+    raise AssertionError("unreachable")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What really went wrong in a storage error, in one line.
+
+    Optuna wraps a database error in ``StorageInternalError`` ("invalid data in the commit"),
+    which hides a lost connection: the first line of the innermost database error is shown
+    instead.
+    """
+    inner: BaseException = exc
+    seen = {id(exc)}
+    while True:
+        nxt = inner.__cause__ or inner.__context__
+        if nxt is None or id(nxt) in seen:
+            break
+        seen.add(id(nxt))
+        inner = nxt
+    original = getattr(inner, "orig", None) or inner
+    text = str(original).strip()
+    return text.splitlines()[0] if text else type(original).__name__
+
+
 def _engine_kwargs(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 60}}
@@ -179,9 +231,14 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
 
 
 def tpe_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+    """TPE with ``constant_liar``: trials running in other workers count as poor results, so
+    parallel workers are not steered to the same region (Optuna's remedy for parallel TPE;
+    with one worker nothing is running while it samples, so nothing changes)."""
     import optuna
 
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10, constant_liar=True)
 
 
 def random_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
@@ -211,12 +268,78 @@ def gp_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
     return optuna.samplers.GPSampler(seed=seed)
 
 
+def trial_seed(seed: int, number: int) -> int:
+    """The sampler seed of trial ``number`` in a search seeded with ``seed``."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed % 2**32, number]).generate_state(1)[0])
+
+
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
-    """A registered sampler by name; ``seed`` makes it reproducible on one worker."""
+    """A registered sampler by name, drawing each trial from its own seeded stream.
+
+    Trial numbers are unique within a study, so a stream per trial number (derived from
+    ``seed``, see :func:`trial_seed`) means that parallel workers, other machines and re-runs
+    never propose the same sequence, while a fresh single-worker study with a given seed
+    proposes the same trials every time. ``seed=None`` draws unseeded.
+    """
     if name not in SAMPLERS:
         raise StudyError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
-    sampler: optuna.samplers.BaseSampler = SAMPLERS[name].load()(seed)
-    return sampler
+    factory = SAMPLERS[name].load()
+    if seed is None:
+        unseeded: optuna.samplers.BaseSampler = factory(None)
+        return unseeded
+    factory(seed)  # fail now, not at the first trial, when the sampler cannot be made
+    return _per_trial_sampler(factory, seed)
+
+
+def _per_trial_sampler(
+    factory: Callable[[int], optuna.samplers.BaseSampler], seed: int
+) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    class PerTrialSeedSampler(optuna.samplers.BaseSampler):
+        """Delegates to a sampler made afresh, with the trial's own seed, before each trial."""
+
+        def __init__(self) -> None:
+            self.inner = factory(trial_seed(seed, 0))
+
+        def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+            self.inner = factory(trial_seed(seed, trial.number))
+            self.inner.before_trial(study, trial)
+
+        def infer_relative_search_space(
+            self, study: optuna.Study, trial: FrozenTrial
+        ) -> dict[str, BaseDistribution]:
+            return self.inner.infer_relative_search_space(study, trial)
+
+        def sample_relative(
+            self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]
+        ) -> dict[str, Any]:
+            return self.inner.sample_relative(study, trial, search_space)
+
+        def sample_independent(
+            self,
+            study: optuna.Study,
+            trial: FrozenTrial,
+            param_name: str,
+            param_distribution: BaseDistribution,
+        ) -> Any:
+            return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+        def after_trial(
+            self,
+            study: optuna.Study,
+            trial: FrozenTrial,
+            state: TrialState,
+            values: Sequence[float] | None,
+        ) -> None:
+            self.inner.after_trial(study, trial, state, values)
+
+        def reseed_rng(self) -> None:
+            self.inner.reseed_rng()
+
+    return PerTrialSeedSampler()
 
 
 def hyperband_pruner(max_epochs: int) -> optuna.pruners.BasePruner:
@@ -302,11 +425,13 @@ def create_or_check_study(
     import optuna
 
     try:
-        study = optuna.create_study(
-            storage=storage, study_name=name, direction="maximize", load_if_exists=True
+        study = retry_races(
+            lambda: optuna.create_study(
+                storage=storage, study_name=name, direction="maximize", load_if_exists=True
+            )
         )
     except Exception as exc:  # a storage that broke after it answered
-        raise StudyError(f"cannot create study {name!r}: {exc}") from None
+        raise StudyError(f"cannot create study {name!r}: {failure_reason(exc)}") from None
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise StudyError(f"study {name!r} minimises; it was not made by eegtune")
     stored = study.user_attrs

@@ -17,9 +17,11 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
@@ -37,6 +39,7 @@ __all__ = [
     "heartbeat_interval",
     "run_processes",
     "worker_device",
+    "worker_label",
 ]
 
 logger = logging.getLogger(__name__)
@@ -83,8 +86,44 @@ class Heartbeat:
         self._thread.join()
 
 
+def worker_label() -> str:
+    """``host:pid`` of this process, as running trials record it (user attribute ``worker``)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether process ``pid`` of this machine has exited (a zombie counts as exited)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
+
+
+def _lost_reason(trial: optuna.trial.FrozenTrial, now: float, grace: float) -> str | None:
+    """Why a running trial's worker is known to be gone, or None while it may be alive."""
+    host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+    if host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid():
+        if _process_gone(int(pid)):
+            return f"worker process {pid} on this machine is gone"
+    start = trial.datetime_start.timestamp() if trial.datetime_start else now
+    last = float(trial.system_attrs.get(HEARTBEAT_KEY, start))
+    if now - last > grace:
+        return f"no heartbeat for {now - last:.0f} s (worker died)"
+    return None
+
+
 def fail_stale_trials(study: optuna.Study, storage: BaseStorage, grace: float) -> list[int]:
-    """Fail running trials whose heartbeat is older than ``grace`` seconds; queue a retry.
+    """Fail running trials whose worker is gone and queue a retry of each.
+
+    A worker is gone when its process on this machine has exited (known at once), or when
+    its heartbeat is older than ``grace`` seconds (a worker on another machine).
 
     Returns:
         Numbers of the trials this call failed.
@@ -97,15 +136,12 @@ def fail_stale_trials(study: optuna.Study, storage: BaseStorage, grace: float) -
     failed = []
     now = time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        start = trial.datetime_start.timestamp() if trial.datetime_start else now
-        last = float(trial.system_attrs.get(HEARTBEAT_KEY, start))
-        if now - last <= grace:
+        reason = _lost_reason(trial, now, grace)
+        if reason is None:
             continue
         tid = trial_id(storage, study, trial.number)
         try:
-            storage.set_trial_user_attr(
-                tid, "fail_reason", f"no heartbeat for {now - last:.0f} s (worker died)"
-            )
+            storage.set_trial_user_attr(tid, "fail_reason", reason)
             if not storage.set_trial_state_values(tid, state=TrialState.FAIL):
                 continue
         except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
@@ -200,15 +236,19 @@ def run_processes(
     workers: int,
     device: str,
     deadline: float | None,
-) -> None:
+) -> list[int]:
     """Run ``target(*args_of(i), deadline=deadline)`` in ``workers`` spawned processes.
 
     ``target`` must be a module-level function (it is pickled). The CPU cores are divided
     among the workers; with ``device="auto"`` each worker takes a GPU in turn.
 
+    Returns:
+        The exit codes of workers that died without a message of their own (killed, for
+        example); the caller decides whether that matters.
+
     Raises:
-        WorkerError: with the first worker's own message, or the exit codes of workers that
-            died without one. ``KeyboardInterrupt`` after the workers stopped.
+        WorkerError: with the first worker's own message, word for word.
+            ``KeyboardInterrupt`` after the workers stopped.
     """
     ctx = multiprocessing.get_context("spawn")
     errors = ctx.Queue()
@@ -234,9 +274,4 @@ def run_processes(
         messages.append(errors.get())
     if messages:
         raise WorkerError(messages[0])
-    crashed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
-    if crashed:
-        raise WorkerError(
-            f"{len(crashed)} worker(s) exited abnormally (exit codes {crashed}); "
-            "run the same command again to finish the remaining trials"
-        )
+    return [p.exitcode for p in procs if p.exitcode not in (0, None)]

@@ -1,16 +1,23 @@
-"""Shared fixtures: lab-format data folders and a local HTTP server for fetch tests."""
+"""Shared fixtures and helpers: lab-format data, a local HTTP server, search helpers."""
 
 from __future__ import annotations
 
 import http.server
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
+from optuna.trial import TrialState
 
-from eegtune.data import FILES, make_raw_synthetic
+from eegtune.data import FILES, make_raw_synthetic, make_synthetic
+from eegtune.study import StudyError, open_storage
 
 LAB_TRIALS = 540
 
@@ -44,6 +51,59 @@ def lab_copy(tmp_path: Path, lab_dir: Path) -> Path:
     for f in lab_dir.iterdir():
         (target / f.name).write_bytes(f.read_bytes())
     return target
+
+
+def damage(kind: str, path: Path) -> str:
+    """Damage one file in a given way; return a fragment the error message must contain."""
+    signal, label = make_raw_synthetic(10, seed=1)
+    if kind == "missing":
+        path.unlink()
+        return "file not found"
+    if kind == "truncated":
+        path.write_bytes(path.read_bytes()[:5000])
+        return "not a readable npz"
+    if kind == "not-npz":
+        path.write_text("hello")
+        return "not a readable npz"
+    if kind == "missing-key":
+        with path.open("wb") as fh:
+            np.savez(fh, signal=signal)
+        return "missing key(s) label"
+    if kind == "wrong-shape":
+        write_lab_file(path, signal[:, :700, :], label)
+        return "signal has shape (10, 700, 2)"
+    if kind == "wrong-dtype":
+        write_lab_file(path, signal.astype(np.int16), label)
+        return "signal has dtype int16"
+    if kind == "bad-labels":
+        write_lab_file(path, signal, label + 1)
+        return "labels must be 1 or 2, found 3"
+    if kind == "inf":
+        signal[3, 100, 0] = np.inf
+        write_lab_file(path, signal, label)
+        return "signal holds 1 infinite value(s)"
+    if kind == "one-class":
+        write_lab_file(path, signal, np.ones_like(label))
+        return "every trial has label 1; a file needs both classes"
+    if kind == "nan-channel":
+        signal[:, :, 1] = np.nan
+        write_lab_file(path, signal, label)
+        return "channel 1 is entirely NaN"
+    raise AssertionError(kind)
+
+
+BAD_KINDS = [
+    "missing",
+    "truncated",
+    "not-npz",
+    "missing-key",
+    "wrong-shape",
+    "wrong-dtype",
+    "bad-labels",
+    "nan-channel",
+    "inf",
+    "one-class",
+]
 
 
 class FileServer:
@@ -149,3 +209,74 @@ def chromium_dom(url: str, budget_ms: int = 15000) -> tuple[str, str]:
             timeout=120,
         )
     return out.stdout, out.stderr
+
+
+# --------------------------------------------------------------------------- searches
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+MYSQL = "mysql://root@127.0.0.1:3306/test"
+
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return make_synthetic(n_train=160, n_test=20, seed=0)
+
+
+def trials_of(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=open_storage(storage)).get_trials()
+
+
+def count(trials, *states) -> int:
+    return sum(1 for t in trials if t.state in states)
+
+
+def finished(trials) -> int:
+    return count(trials, TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def require_service(url: str) -> None:
+    """Skip (outside CI) or fail (in CI) when a database service does not answer."""
+    try:
+        open_storage(url)
+    except StudyError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"service needed in CI is not reachable: {exc}")
+        pytest.skip(f"no server answers at {url}: {exc}")
+
+
+def wait_until_training(journal: str, proc: subprocess.Popen, n: int = 1, timeout: float = 120):
+    """Wait until ``n`` trials are RUNNING and have reported an epoch; return them.
+
+    Fails the test (after killing ``proc``) when that does not happen in time, so a signal is
+    never sent to a search that had not started training.
+    """
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if Path(journal).exists():
+            running = [t for t in trials_of(journal, "eegnet") if t.state == TrialState.RUNNING]
+            if len(running) >= n and all(t.intermediate_values for t in running[:n]):
+                return running[:n]
+    proc.kill()
+    pytest.fail(f"no {n} trial(s) training after {timeout} s")
+
+
+def search_cmd(*args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "eegtune",
+        "search",
+        "--model",
+        "eegnet",
+        "--dataset",
+        "synthetic",
+        "--device",
+        "cpu",
+        *args,
+    ]

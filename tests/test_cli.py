@@ -10,8 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from eegtune.cli import app
-from tests.conftest import listing, unused_url
-from tests.test_data import BAD_KINDS, _damage
+from tests.conftest import BAD_KINDS, damage, listing, unused_url
 
 runner = CliRunner()
 
@@ -72,7 +71,7 @@ def test_data_info_on_lab_files(lab_dir: Path) -> None:
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
 def test_bad_file_is_one_line_exit_2_nothing_written(kind: str, lab_copy: Path) -> None:
-    fragment = _damage(kind, lab_copy / "S4b_test.npz")
+    fragment = damage(kind, lab_copy / "S4b_test.npz")
     before = listing(lab_copy)
     for args in (["data", "info"], ["train", "--epochs", "1", "--offline"]):
         result = invoke(*args, "--data-dir", str(lab_copy))

@@ -17,12 +17,11 @@ from eegtune.data import (
     inspect_file,
     load_bci_iiib,
     load_dataset,
-    make_raw_synthetic,
     make_synthetic,
     stratified_split,
 )
 from eegtune.fetch import fetch_bci_iiib
-from tests.conftest import listing, unused_url, write_lab_file
+from tests.conftest import BAD_KINDS, damage, listing, unused_url, write_lab_file
 
 
 def test_load_gives_model_format(lab_dir: Path) -> None:
@@ -60,54 +59,10 @@ def test_nan_fill_uses_training_statistics_only(tmp_path: Path) -> None:
     assert data.x_test[1, 0, 1, 20] == pytest.approx(-4.0)
 
 
-def _damage(kind: str, path: Path) -> str:
-    """Damage one file in a given way; return a fragment the error message must contain."""
-    signal, label = make_raw_synthetic(10, seed=1)
-    if kind == "missing":
-        path.unlink()
-        return "file not found"
-    if kind == "truncated":
-        path.write_bytes(path.read_bytes()[:5000])
-        return "not a readable npz"
-    if kind == "not-npz":
-        path.write_text("hello")
-        return "not a readable npz"
-    if kind == "missing-key":
-        with path.open("wb") as fh:
-            np.savez(fh, signal=signal)
-        return "missing key(s) label"
-    if kind == "wrong-shape":
-        write_lab_file(path, signal[:, :700, :], label)
-        return "signal has shape (10, 700, 2)"
-    if kind == "wrong-dtype":
-        write_lab_file(path, signal.astype(np.int16), label)
-        return "signal has dtype int16"
-    if kind == "bad-labels":
-        write_lab_file(path, signal, label + 1)
-        return "labels must be 1 or 2, found 3"
-    if kind == "nan-channel":
-        signal[:, :, 1] = np.nan
-        write_lab_file(path, signal, label)
-        return "channel 1 is entirely NaN"
-    raise AssertionError(kind)
-
-
-BAD_KINDS = [
-    "missing",
-    "truncated",
-    "not-npz",
-    "missing-key",
-    "wrong-shape",
-    "wrong-dtype",
-    "bad-labels",
-    "nan-channel",
-]
-
-
 @pytest.mark.parametrize("kind", BAD_KINDS)
 def test_bad_file_raises_one_data_error_naming_it(kind: str, lab_copy: Path) -> None:
     path = lab_copy / "X11b_test.npz"
-    fragment = _damage(kind, path)
+    fragment = damage(kind, path)
     with pytest.raises(DataError) as info:
         load_bci_iiib(lab_copy)
     message = str(info.value)

@@ -96,3 +96,58 @@ def test_build_model_rejects_bad_names(kwargs, fragment) -> None:
     with pytest.raises(ConfigError) as info:
         build_model(**kwargs)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "layers"),
+    [
+        ("eegnet", ["conv_temporal", "conv_depthwise", "conv_separable", "drop_separable"]),
+        ("deepconvnet", ["conv_temporal", "conv_spatial", "conv_4", "drop_4"]),
+    ],
+)
+def test_layers_have_names(name: str, layers: list[str]) -> None:
+    keys = build_model(name).state_dict()
+    children = dict(build_model(name).features.named_children())
+    assert all(layer in children for layer in layers)
+    assert "classifier.linear.weight" in keys and "features.conv_temporal.weight" in keys
+
+
+@pytest.mark.parametrize("name", ["eegnet", "deepconvnet"])
+def test_weights_saved_with_numbered_layer_names_still_load(name: str, tmp_path) -> None:
+    torch.manual_seed(0)
+    trained = build_model(name).eval()
+    order = list(trained.features._modules)
+    # The layout of weights saved before the layers had names: features.<i>, classify.1.
+    old = {}
+    for key, value in trained.state_dict().items():
+        head, layer, leaf = key.split(".", 2)
+        index = order.index(layer) if head == "features" else 1
+        old[f"{'features' if head == 'features' else 'classify'}.{index}.{leaf}"] = value
+    torch.save(old, tmp_path / "old.pt")
+    torch.manual_seed(1)
+    fresh = build_model(name).eval()
+    fresh.load_state_dict(torch.load(tmp_path / "old.pt"))
+    x = torch.randn(4, 1, 2, 750)
+    torch.testing.assert_close(fresh(x), trained(x))
+
+
+def test_weights_of_another_network_are_refused_naming_the_keys() -> None:
+    with pytest.raises(RuntimeError, match="Missing key"):
+        build_model("eegnet").load_state_dict(build_model("deepconvnet").state_dict())
+
+
+def test_fast_dropout_is_injected_by_build_model_not_hard_wired() -> None:
+    from eegtune.models import Dropout
+
+    built = [m for m in build_model("eegnet").modules() if isinstance(m, nn.Dropout)]
+    plain = [m for m in EEGNet().modules() if isinstance(m, nn.Dropout)]
+    assert len(built) == len(plain) == 2
+    assert all(type(m) is Dropout for m in built)
+    assert all(type(m) is nn.Dropout for m in plain)
+    stock = build_model("deepconvnet", dropout_layer=nn.Dropout)
+    assert all(type(m) is nn.Dropout for m in stock.modules() if isinstance(m, nn.Dropout))
+
+
+def test_input_too_short_for_the_pooling_is_one_line() -> None:
+    with pytest.raises(ConfigError, match="too small for deepconvnet"):
+        build_model("deepconvnet", n_times=20)

@@ -18,20 +18,23 @@ from typer.testing import CliRunner
 
 from eegtune.cli import app
 from eegtune.data import make_synthetic
+from eegtune.names import PARAMS
 from eegtune.search import SearchError, SearchSettings, run_search
 from eegtune.study import StudyError, open_storage, storage_url
-from tests.conftest import listing
+from tests.conftest import (
+    MYSQL,
+    POSTGRES,
+    REDIS,
+    count,
+    finished,
+    listing,
+    require_service,
+    search_cmd,
+    trials_of,
+    wait_until_training,
+)
 
 runner = CliRunner()
-PARAMS = {"activation", "dropout", "lr", "batch_size", "weight_decay"}
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-MYSQL = "mysql://root@127.0.0.1:3306/test"
-REDIS = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture(scope="module")
-def tiny_data():
-    return make_synthetic(n_train=160, n_test=20, seed=0)
 
 
 def settings(storage: str, **kwargs) -> SearchSettings:
@@ -48,28 +51,6 @@ def settings(storage: str, **kwargs) -> SearchSettings:
     return SearchSettings(**base)
 
 
-def trials_of(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=name, storage=open_storage(storage)).get_trials()
-
-
-def count(trials, *states) -> int:
-    return sum(1 for t in trials if t.state in states)
-
-
-def finished(trials) -> int:
-    return count(trials, TrialState.COMPLETE, TrialState.PRUNED)
-
-
-def require_service(url: str) -> None:
-    """Skip (outside CI) or fail (in CI) when a database service does not answer."""
-    try:
-        open_storage(url)
-    except StudyError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"service needed in CI is not reachable: {exc}")
-        pytest.skip(f"no server answers at {url}: {exc}")
-
-
 def invoke_search(*args: str, env: dict[str, str] | None = None):
     """`eegtune search --model eegnet --dataset synthetic ARGS` in-process."""
     base = ["search", "--model", "eegnet", "--dataset", "synthetic"]
@@ -80,39 +61,6 @@ def one_error_line(output: str) -> str:
     errors = [line for line in output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, output
     return errors[0]
-
-
-def wait_until_training(journal: str, proc: subprocess.Popen, n: int = 1, timeout: float = 120):
-    """Wait until ``n`` trials are RUNNING and have reported an epoch; return them.
-
-    Fails the test (after killing ``proc``) when that does not happen in time, so a signal is
-    never sent to a search that had not started training.
-    """
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        time.sleep(0.5)
-        if Path(journal).exists():
-            running = [t for t in trials_of(journal, "eegnet") if t.state == TrialState.RUNNING]
-            if len(running) >= n and all(t.intermediate_values for t in running[:n]):
-                return running[:n]
-    proc.kill()
-    pytest.fail(f"no {n} trial(s) training after {timeout} s")
-
-
-def search_cmd(*args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "eegtune",
-        "search",
-        "--model",
-        "eegnet",
-        "--dataset",
-        "synthetic",
-        "--device",
-        "cpu",
-        *args,
-    ]
 
 
 # --------------------------------------------------------------------------- end to end
@@ -152,7 +100,7 @@ def test_cli_search_then_optuna_cli_reads_the_study(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
-    assert len(rows) == 3 and all(set(r["params"]) == PARAMS for r in rows)
+    assert len(rows) == 3 and all(set(r["params"]) == set(PARAMS) for r in rows)
     complete = [r for r in rows if r["state"] == "COMPLETE"]
     assert complete and all(0 <= r["value"] <= 1 for r in complete)
     attrs = complete[0]["user_attrs"]
@@ -232,6 +180,11 @@ def test_sigkilled_worker_trial_fails_by_heartbeat_and_is_retried(tmp_path: Path
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert trials_of(journal, "eegnet")[victim.number].state == TrialState.RUNNING
+    # As if the worker had run on another machine: only the heartbeat can tell it is gone.
+    storage = open_storage(journal)
+    study_id = storage.get_study_id_from_name("eegnet")
+    victim_id = storage.get_trial_id_from_study_id_trial_number(study_id, victim.number)
+    storage.set_trial_user_attr(victim_id, "worker", "another-host:1")
     time.sleep(2)  # longer than the grace of 3 heartbeats
     rerun = subprocess.run(
         search_cmd("--trials", "2", "--epochs", "1", "--storage", journal),

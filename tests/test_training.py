@@ -226,3 +226,35 @@ def test_amp_learns_what_float32_learns() -> None:
     assert curves[0] != curves[1]  # it really ran in another precision
     assert max(abs(a - b) for a, b in zip(*curves, strict=True)) < 0.08
     assert abs(curves[0][-1] - curves[1][-1]) < 0.05
+
+
+def test_fit_changes_nothing_process_wide_the_entry_points_do() -> None:
+    """fit() as a library leaves malloc and cuDNN alone; the CLI calls configure_process()."""
+    code = """
+import sys, torch
+from eegtune import training
+from eegtune.data import make_synthetic
+from eegtune.models import build_model
+data = make_synthetic(n_train=64, n_test=8)
+training.fit(build_model("eegnet"), data.x_train, data.y_train, epochs=1)
+print(training._allocator_tuned, torch.backends.cudnn.benchmark)
+training.configure_process(torch.device("cpu"))
+print(training._allocator_tuned is not None)
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["None", "False", "True"]
+
+
+def test_train_command_tunes_the_process_at_its_entry(monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from eegtune import training
+    from eegtune.cli import app
+
+    calls = []
+    monkeypatch.setattr(training, "configure_process", lambda device: calls.append(device.type))
+    result = CliRunner().invoke(
+        app, ["train", "--dataset", "synthetic", "--epochs", "1", "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.output
+    assert calls == ["cpu"]

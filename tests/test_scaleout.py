@@ -1,0 +1,280 @@
+"""Scale-out and recovery: distinct work per worker, honest exits, concurrent starts, safe paths."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from eegtune.cli import app
+from eegtune.errors import EegtuneError
+from eegtune.files import atomic_write_text, safe_name
+from eegtune.search import SearchSettings, run_search
+from eegtune.study import failure_reason, open_storage
+from eegtune.workers import WorkerError, run_processes
+from tests.conftest import (
+    POSTGRES,
+    count,
+    finished,
+    listing,
+    require_service,
+    search_cmd,
+    trials_of,
+    wait_until_training,
+)
+
+runner = CliRunner()
+
+
+def configs(trials) -> list[tuple]:
+    """The configuration of each finished trial, as a comparable tuple."""
+    return [
+        tuple(sorted(t.params.items()))
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    ]
+
+
+def start_together(n: int, *args: str) -> list[subprocess.CompletedProcess]:
+    """Start ``n`` separate `eegtune search` processes at once; wait for all of them."""
+    procs = [
+        subprocess.Popen(
+            search_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(n)
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return results
+
+
+# --------------------------------------------------------------------------- distinct work
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["journal", "postgresql"])
+def test_three_processes_same_seed_train_nine_distinct_configurations(tmp_path, kind) -> None:
+    if kind == "postgresql":
+        require_service(POSTGRES)
+        storage, name = POSTGRES, f"eegtune-test-{uuid.uuid4().hex[:8]}"
+    else:
+        storage, name = str(tmp_path / "three.journal"), "eegnet"
+    try:
+        runs = start_together(
+            3, "--trials", "9", "--epochs", "1", "--storage", storage, "--study", name
+        )
+        for run in runs:
+            assert run.returncode == 0, run.stderr
+        trials = trials_of(storage, name)
+        assert finished(trials) == 9 and count(trials, TrialState.RUNNING) == 0
+        assert len(set(configs(trials))) == 9
+        assert len({t.user_attrs["worker"] for t in trials}) == 3
+    finally:
+        if kind == "postgresql":
+            optuna.delete_study(study_name=name, storage=open_storage(storage))
+
+
+def test_a_rerun_trains_no_configuration_that_already_finished(tmp_path, tiny_data) -> None:
+    storage = str(tmp_path / "rerun.journal")
+    for target in (3, 6):  # the second run continues the study, as after Ctrl-C
+        run_search(_settings(storage, trials=target), data_set=tiny_data)
+    trials = trials_of(storage, "eegnet")
+    assert finished(trials) == 6 and len(set(configs(trials))) == 6
+
+
+def test_fresh_single_worker_study_is_reproducible(tmp_path, tiny_data) -> None:
+    runs = []
+    for name in ("a", "b"):
+        storage = str(tmp_path / f"{name}.journal")
+        run_search(_settings(storage, trials=12, seed=1, sampler="tpe"), data_set=tiny_data)
+        runs.append([(t.params, t.state) for t in trials_of(storage, "eegnet")])
+    assert runs[0] == runs[1]
+
+
+def _settings(storage: str, **kwargs) -> SearchSettings:
+    base = dict(
+        model="eegnet", trials=3, epochs=1, storage=storage, dataset="synthetic", device="cpu"
+    )
+    return SearchSettings(**(base | kwargs))
+
+
+# --------------------------------------------------------------------------- honest exits
+
+
+def test_sigkill_then_immediate_rerun_reaches_the_target_and_exits_0(tmp_path) -> None:
+    journal = str(tmp_path / "kill.journal")
+    proc = subprocess.Popen(
+        search_cmd("--trials", "2", "--epochs", "300", "--pruner", "none", "--storage", journal),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    (victim,) = wait_until_training(journal, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    rerun = subprocess.run(  # at once: well within the 30 s heartbeat grace
+        search_cmd("--trials", "2", "--epochs", "1", "--storage", journal),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert "done: 2/2 finished" in rerun.stdout
+    trials = trials_of(journal, "eegnet")
+    dead = trials[victim.number]
+    assert dead.state == TrialState.FAIL and "is gone" in dead.user_attrs["fail_reason"]
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
+    assert len(retries) == 1 and retries[0].params == victim.params
+    assert finished(trials) == 2 and count(trials, TrialState.RUNNING) == 0
+
+
+@pytest.mark.slow
+def test_killed_worker_is_a_warning_when_the_target_is_met(tmp_path) -> None:
+    journal = str(tmp_path / "mw.journal")
+    proc = subprocess.Popen(
+        search_cmd(
+            "--trials", "3", "--epochs", "20", "--pruner", "none", "--workers", "2",
+            "--storage", journal,
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    running = wait_until_training(journal, proc, n=2)
+    victim_pid = int(running[0].user_attrs["worker"].rsplit(":", 1)[1])
+    os.kill(victim_pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=600)
+    trials = trials_of(journal, "eegnet")
+    assert proc.returncode == 0, err
+    assert finished(trials) == 3 and count(trials, TrialState.RUNNING) == 0
+    assert "warning: 1 worker(s) exited abnormally (exit codes [-9])" in out
+    assert "done: 3/3 finished" in out
+    assert "is gone" in trials[running[0].number].user_attrs["fail_reason"]
+
+
+def test_worker_errors_reach_the_user_word_for_word() -> None:
+    with pytest.raises(WorkerError) as info:
+        run_processes(_failing_worker, lambda i: (i,), 2, "cpu", None)
+    assert str(info.value) in {
+        f"worker {i}: the space file says no (exactly this text)" for i in (0, 1)
+    }
+
+
+def _failing_worker(index: int, *, deadline: float | None) -> None:
+    raise EegtuneError(f"worker {index}: the space file says no (exactly this text)")
+
+
+def test_workers_killed_without_a_message_are_reported_by_exit_code() -> None:
+    assert run_processes(_killed_worker, lambda i: (i,), 2, "cpu", None) == [-9, -9]
+
+
+def _killed_worker(index: int, *, deadline: float | None) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+# --------------------------------------------------------------------------- concurrent start
+
+
+@pytest.mark.slow
+def test_four_processes_start_together_on_a_new_sqlite_file(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/new.db"
+    runs = start_together(4, "--trials", "4", "--epochs", "1", "--storage", url)
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    trials = trials_of(url, "eegnet")
+    assert finished(trials) == 4 and count(trials, TrialState.RUNNING) == 0
+
+
+def test_sqlite_errors_do_not_mention_a_database_server(tmp_path) -> None:
+    (tmp_path / "db").mkdir()
+    result = runner.invoke(app, ["report", "--storage", f"sqlite:///{tmp_path}/db"])
+    assert result.exit_code == 2
+    assert "database server" not in result.output and "path and permissions" in result.output
+
+
+def test_a_lost_database_is_reported_as_lost_not_as_invalid_data() -> None:
+    import sqlalchemy.exc
+
+    try:
+        try:
+            raise sqlalchemy.exc.OperationalError(
+                "COMMIT", {}, Exception("server closed the connection unexpectedly")
+            )
+        except sqlalchemy.exc.OperationalError as exc:
+            raise optuna.exceptions.StorageInternalError(
+                "An exception is raised during the commit. This typically happens due to "
+                "invalid data in the commit, e.g. exceeding max length."
+            ) from exc
+    except optuna.exceptions.StorageInternalError as wrapped:
+        assert failure_reason(wrapped) == "server closed the connection unexpectedly"
+
+
+# --------------------------------------------------------------------------- paths and files
+
+
+@pytest.mark.parametrize("name", ["../../x", "/tmp/eegtune-abs-{}/x", "a b/c", ".."])
+def test_study_names_cannot_escape_the_output_folders(tmp_path, tiny_data, name) -> None:
+    name = name.format(uuid.uuid4().hex[:8])
+    work = tmp_path / "work" / "deep"
+    work.mkdir(parents=True)
+    storage = str(work / "s.journal")
+    run_search(_settings(storage, trials=1, study_name=name), data_set=tiny_data)
+    before_outside = listing(tmp_path)
+    out, models = work / "A", work / "B"
+    env = {"EEGTUNE_STORAGE": storage}
+    report = runner.invoke(app, ["report", "--out", str(out)], env=env)
+    assert report.exit_code == 0, report.output
+    evaluate = runner.invoke(
+        app,
+        ["evaluate", "--study", name, "--seeds", "1", "--models-dir", str(models)],
+        env=env,
+    )
+    assert evaluate.exit_code == 0, evaluate.output
+    new = set(listing(tmp_path)) - set(before_outside)
+    inside = {"work/deep/A", "work/deep/B", "work/deep/s.journal"}
+    assert new and all(any(p.startswith(d) for d in inside) for p in new), new
+    assert not Path(name).is_absolute() or not Path(name).exists()
+    assert f"weights and configs saved under {models / safe_name(name)}" in evaluate.output
+
+
+def test_safe_names_keep_plain_names_and_never_collide() -> None:
+    assert safe_name("eegnet-elu_2.v1") == "eegnet-elu_2.v1"
+    odd = ["../../x", "/x", "x/", "a b", "a_b+", "..", "."]
+    safe = [safe_name(n) for n in odd]
+    assert len(set(safe)) == len(odd) and "a_b" not in safe
+    assert all("/" not in s and s not in (".", "..") for s in safe)
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_honour_the_umask(tmp_path, umask: int, mode: int) -> None:
+    old = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "f.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == mode
+
+
+# --------------------------------------------------------------------------- complete trials
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_trials_that_train_all_their_epochs_are_complete(tmp_path, tiny_data, epochs) -> None:
+    storage = str(tmp_path / "short.journal")
+    status = run_search(
+        _settings(storage, trials=8, epochs=epochs, pruner="hyperband"), data_set=tiny_data
+    )
+    trials = trials_of(storage, "eegnet")
+    full = [t for t in trials if t.user_attrs.get("epochs_trained") == epochs]
+    assert len(full) >= 1 and all(t.state == TrialState.COMPLETE for t in full)
+    if epochs == 1:
+        assert status.complete == 8
