@@ -22,7 +22,14 @@ from eegtune.console import (
     summary_line,
     trials_table,
 )
-from eegtune.names import DEFAULT_PRUNER, NETWORKS
+from eegtune.names import (
+    DEFAULT_ACTIVATION,
+    DEFAULT_NETWORK,
+    DEFAULT_PRUNER,
+    DEFAULT_SAMPLER,
+    LAB_DATASET,
+    NETWORKS,
+)
 from eegtune.options import (
     ActivationName,
     AmpOpt,
@@ -121,10 +128,10 @@ def data_info(data_dir: DataDirOpt = Path("data")) -> None:
 @app.command()
 @handles_errors
 def train(
-    model: Annotated[ModelName, typer.Option(help="Network to train.")] = "eegnet",
+    model: Annotated[ModelName, typer.Option(help="Network to train.")] = DEFAULT_NETWORK,
     activation: Annotated[
         ActivationName, typer.Option(help="Activation function of the network.")
-    ] = "elu",
+    ] = DEFAULT_ACTIVATION,
     dropout: Annotated[float, typer.Option(min=0.0, max=0.95, help="Dropout probability.")] = 0.25,
     lr: Annotated[float, typer.Option(min=1e-8, help="Adam learning rate.")] = 1e-3,
     batch_size: Annotated[int, typer.Option(min=1, help="Mini-batch size.")] = 64,
@@ -141,7 +148,7 @@ def train(
             "--test", help="Also report test accuracy of the final weights (off by default)."
         ),
     ] = False,
-    dataset: DatasetOpt = "bci-iiib",
+    dataset: DatasetOpt = LAB_DATASET,
     data_dir: DataDirOpt = Path("data"),
     offline: OfflineOpt = False,
     device: DeviceOpt = "auto",
@@ -215,7 +222,7 @@ def search(
             show_default=False,
         ),
     ] = None,
-    sampler: Annotated[SamplerName, typer.Option(help="Optuna sampler.")] = "tpe",
+    sampler: Annotated[SamplerName, typer.Option(help="Optuna sampler.")] = DEFAULT_SAMPLER,
     pruner: Annotated[
         PrunerName,
         typer.Option(help="Pruner of poor trials (default chosen by benchmark)."),
@@ -237,7 +244,7 @@ def search(
     ] = None,
     val_fraction: ValFractionOpt = 0.2,
     split_seed: SplitSeedOpt = 0,
-    dataset: DatasetOpt = "bci-iiib",
+    dataset: DatasetOpt = LAB_DATASET,
     data_dir: DataDirOpt = Path("data"),
     offline: OfflineOpt = False,
     device: DeviceOpt = "auto",
@@ -417,7 +424,7 @@ def evaluate(
     title = f"test accuracy of study {loaded.study_name!r} ({model_name}, {searched_on})"
     console.print(evaluation_table(title, results))
     lab = NETWORKS[model_name].lab_test_acc if model_name in NETWORKS else None
-    if lab is not None and searched_on == "bci-iiib":
+    if lab is not None and searched_on == LAB_DATASET:
         console.print(
             f"lab report baseline for {model_name}: {lab:.2f}% (best test epoch, optimistic)"
         )

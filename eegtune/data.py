@@ -23,7 +23,7 @@ from typing import NamedTuple, TypedDict
 import numpy as np
 
 from eegtune.errors import DataError
-from eegtune.names import DATASETS
+from eegtune.names import DATASETS, LAB_DATASET
 
 __all__ = [
     "FILES",
@@ -300,7 +300,7 @@ def load_bci_iiib(data_dir: Path | str) -> Dataset:
     data_dir = Path(data_dir)
     train = [_read_raw(data_dir / name) for name in TRAIN_FILES]
     test = [_read_raw(data_dir / name) for name in TEST_FILES]
-    return prepare(train, test, name="bci-iiib")
+    return prepare(train, test, name=LAB_DATASET)
 
 
 def missing_files(data_dir: Path | str) -> list[str]:

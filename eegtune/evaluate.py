@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import EegtuneError
 from eegtune.files import atomic_write, atomic_write_text, safe_name
+from eegtune.names import LAB_DATASET
 from eegtune.study import EVALUATION_KEY, best_by_activation, completed_trials
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ def choose_study(storage: BaseStorage, name: str | None) -> optuna.Study:
 
 def searched_dataset(study: optuna.Study, requested: str | None = None) -> str:
     """The dataset ``study`` was searched on; a different ``requested`` one is an error."""
-    searched_on = str(study.user_attrs.get("dataset", "bci-iiib"))
+    searched_on = str(study.user_attrs.get("dataset", LAB_DATASET))
     if requested is not None and requested != searched_on:
         raise EvaluateError(
             f"study {study.study_name!r} was searched on {searched_on}; evaluate it on the same "

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from eegtune.errors import ConfigError
-from eegtune.names import ACTIVATIONS, NETWORKS
+from eegtune.names import ACTIVATIONS, DEFAULT_ACTIVATION, NETWORKS
 
 __all__ = [
     "DeepConvNet",
@@ -210,7 +210,7 @@ def activation_class(name: str) -> ActivationClass:
 
 def build_model(
     name: str,
-    activation: str = "elu",
+    activation: str = DEFAULT_ACTIVATION,
     dropout: float = 0.25,
     *,
     n_chans: int = 2,

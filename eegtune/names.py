@@ -16,8 +16,11 @@ from typing import Any
 __all__ = [
     "ACTIVATIONS",
     "DATASETS",
+    "DEFAULT_ACTIVATION",
+    "DEFAULT_NETWORK",
     "DEFAULT_PRUNER",
     "DEFAULT_SAMPLER",
+    "LAB_DATASET",
     "NETWORKS",
     "PARAMS",
     "PRUNERS",
@@ -109,6 +112,11 @@ PRUNERS: dict[str, Entry] = {
     )
 }
 DEFAULT_PRUNER = "hyperband"  # chosen by benchmarks/search_efficiency.py
+
+DEFAULT_NETWORK = "eegnet"
+DEFAULT_ACTIVATION = "elu"
+LAB_DATASET = "bci-iiib"
+"""The lab's dataset: the default everywhere, and the one lab reports' numbers refer to."""
 
 DATASETS: dict[str, Entry] = {
     e.name: e

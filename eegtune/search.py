@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from eegtune.errors import EegtuneError
-from eegtune.names import DEFAULT_PRUNER, DEFAULT_SAMPLER, PRUNERS, SAMPLERS
+from eegtune.names import DEFAULT_PRUNER, DEFAULT_SAMPLER, LAB_DATASET, PRUNERS, SAMPLERS
 from eegtune.progress import SearchStatus, snapshot
 from eegtune.workers import (
     Heartbeat,
@@ -69,7 +69,7 @@ class SearchSettings:
     sampler: str = DEFAULT_SAMPLER
     pruner: str = DEFAULT_PRUNER
     seed: int = 0
-    dataset: str = "bci-iiib"
+    dataset: str = LAB_DATASET
     data_dir: str = "data"
     offline: bool | None = None
     device: str = "auto"

@@ -38,3 +38,11 @@ def test_docs_and_code_name_only_files_the_repository_has() -> None:
         if not (ROOT / name).exists() and not (source.parent / name).exists()
     }
     assert not missing, missing
+
+
+def test_tests_named_in_the_readme_exist() -> None:
+    named = set(re.findall(r"`(test_\w+)`", (ROOT / "README.md").read_text()))
+    defined = set()
+    for path in (ROOT / "tests").glob("test_*.py"):
+        defined |= set(re.findall(r"^def (test_\w+)", path.read_text(), flags=re.M))
+    assert named and not named - defined, named - defined
