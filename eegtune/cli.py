@@ -15,10 +15,11 @@ from eegtune.console import (
     data_info_table,
     download_progress,
     epoch_progress,
+    evaluation_progress,
     evaluation_table,
     headline_table,
     make_console,
-    render_status,
+    status_display,
     summary_line,
     trials_table,
 )
@@ -145,7 +146,9 @@ def train(
     test: Annotated[
         bool,
         typer.Option(
-            "--test", help="Also report test accuracy of the final weights (off by default)."
+            "--test/--no-test",
+            metavar="",
+            help="Also report test accuracy of the final weights (off by default).",
         ),
     ] = False,
     dataset: DatasetOpt = LAB_DATASET,
@@ -284,19 +287,12 @@ def search(
         f"{workers} worker(s)",
         err=True,
     )
-    from rich.live import Live
-
-    with Live(console=make_console(stderr=True), refresh_per_second=4, transient=False) as live:
-
-        def show(status: SearchStatus) -> None:
-            live.update(render_status(status))
-
-        try:
-            final = run_search(settings, on_status=show, data_set=data)
-        except KeyboardInterrupt:
-            live.stop()
-            _print_summary(settings, None, interrupted=True)
-            raise
+    try:
+        with status_display() as show:
+            final = run_search(settings, on_status=show, data_set=data, poll_interval=0.5)
+    except KeyboardInterrupt:
+        _print_summary(settings, None, interrupted=True)
+        raise typer.Exit(130) from None  # the summary said "interrupted": once is enough
     _print_summary(settings, final)
 
 
@@ -369,7 +365,11 @@ def evaluate(
     seeds: Annotated[int, typer.Option(min=1, help="Retraining seeds (0..N-1).")] = 5,
     per_activation: Annotated[
         bool,
-        typer.Option("--per-activation", help="Evaluate the best trial of each activation."),
+        typer.Option(
+            "--per-activation/--no-per-activation",
+            metavar="",
+            help="Evaluate the best trial of each activation.",
+        ),
     ] = False,
     models_dir: Annotated[
         Path, typer.Option(help="Where trained weights and their config JSON are saved.")
@@ -389,10 +389,10 @@ def evaluate(
 ) -> None:
     """Retrain the best configuration with several seeds and measure test accuracy once each."""
     from eegtune.evaluate import (
-        choose_configs,
         choose_study,
         evaluate_study,
         models_folder,
+        planned_runs,
         searched_dataset,
     )
     from eegtune.study import open_storage, quiet_optuna
@@ -401,24 +401,22 @@ def evaluate(
     quiet_optuna()
     torch_device = resolve_device(device)
     loaded = choose_study(open_storage(storage, create=False), study)
-    choose_configs(loaded, per_activation)  # fails early when nothing completed
+    runs = planned_runs(loaded, per_activation)  # fails early when nothing completed
     searched_on = searched_dataset(loaded, None if dataset is None else str(dataset))
     configure_process(torch_device)
     data = load_data(searched_on, data_dir, offline)
-
-    def on_seed(label: str, seed: int, acc: float) -> None:
-        typer.echo(f"{label}: seed {seed} test accuracy {100 * acc:.2f}%", err=True)
-
-    results = evaluate_study(
-        loaded,
-        data,
-        seeds=seeds,
-        per_activation=per_activation,
-        device=torch_device,
-        models_dir=models_dir,
-        on_seed=on_seed,
-        amp=amp,
-    )
+    with evaluation_progress(runs, seeds) as (on_epoch, on_seed):
+        results = evaluate_study(
+            loaded,
+            data,
+            seeds=seeds,
+            per_activation=per_activation,
+            device=torch_device,
+            models_dir=models_dir,
+            on_seed=on_seed,
+            on_epoch=on_epoch,
+            amp=amp,
+        )
     model_name = str(loaded.user_attrs.get("model"))
     console = make_console()
     title = f"test accuracy of study {loaded.study_name!r} ({model_name}, {searched_on})"

@@ -6,9 +6,17 @@ __all__ = ["ConfigError", "DataError", "EegtuneError"]
 
 
 class EegtuneError(Exception):
-    """Base class of errors caused by user input or the environment, not by a bug."""
+    """Base class of errors caused by user input or the environment, not by a bug.
+
+    The message is one line; ``details`` are extra lines the CLI shows indented below it
+    (for example each download mirror tried and what it answered).
+    """
 
     exit_code: int = 2
+
+    def __init__(self, message: str, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.details = list(details or [])
 
 
 class DataError(EegtuneError):

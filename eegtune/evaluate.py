@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from eegtune.data import Dataset
+    from eegtune.training import EpochRecord
 
 __all__ = [
     "EvaluateError",
@@ -36,6 +37,7 @@ __all__ = [
     "choose_study",
     "evaluate_study",
     "models_folder",
+    "planned_runs",
     "searched_dataset",
 ]
 
@@ -106,6 +108,16 @@ def choose_configs(study: optuna.Study, per_activation: bool) -> dict[str, Froze
     return best_by_activation(ranked) if per_activation else {"best": ranked[0]}
 
 
+def chosen_epochs(trial: FrozenTrial) -> int:
+    """How long a chosen configuration is retrained: its trial's best validation epoch."""
+    return int(trial.user_attrs.get("best_epoch") or trial.user_attrs["epochs_trained"])
+
+
+def planned_runs(study: optuna.Study, per_activation: bool) -> list[tuple[str, int]]:
+    """(label, epochs) of each configuration :func:`evaluate_study` will retrain."""
+    return [(label, chosen_epochs(t)) for label, t in choose_configs(study, per_activation).items()]
+
+
 def evaluate_study(
     study: optuna.Study,
     data: Dataset,
@@ -115,6 +127,7 @@ def evaluate_study(
     device: torch.device | str = "cpu",
     models_dir: Path | str = "studies/models",
     on_seed: Callable[[str, int, float], None] | None = None,
+    on_epoch: Callable[[str, int, EpochRecord], None] | None = None,
     amp: bool = False,
 ) -> list[Evaluation]:
     """Retrain the chosen configuration(s) with ``seeds`` seeds and measure test accuracy.
@@ -128,6 +141,7 @@ def evaluate_study(
         models_dir: Weights go to ``models_dir/<study>/<label>/seed<N>.pt`` with a
             ``config.json`` beside them (names made safe by :func:`eegtune.files.safe_name`).
         on_seed: Called as ``on_seed(label, seed, test_acc)`` after each seed.
+        on_epoch: Called as ``on_epoch(label, seed, record)`` after each training epoch.
         amp: Train under bfloat16 autocast (see :func:`eegtune.training.fit`).
 
     Returns:
@@ -145,7 +159,7 @@ def evaluate_study(
     stored = dict(study.user_attrs.get(EVALUATION_KEY) or {})
     for label, trial in choose_configs(study, per_activation).items():
         params = dict(trial.params)
-        epochs = int(trial.user_attrs.get("best_epoch") or trial.user_attrs["epochs_trained"])
+        epochs = chosen_epochs(trial)
         folder = models_folder(models_dir, study.study_name) / safe_name(label)
         evaluation = Evaluation(label, trial.number, params, epochs, [], [])
         for seed in range(seeds):
@@ -167,6 +181,7 @@ def evaluate_study(
                 seed=seed,
                 device=device,
                 amp=amp,
+                callback=None if on_epoch is None else partial(on_epoch, label, seed),
             )
             if result.status == "diverged":
                 raise EvaluateError(f"{label}, seed {seed}: {result.message}")

@@ -138,9 +138,13 @@ def fetch_bci_iiib(
             if created_dir and not any(data_dir.iterdir()):
                 data_dir.rmdir()
             raise DataError(
-                f"could not download {name} from any mirror ({'; '.join(problems)}); "
-                f"copy the four BCI IIIb files ({', '.join(files)}) into {data_dir} by hand "
-                "and run again with --offline"
+                f"could not download {name} (no network?): run `eegtune data fetch` when "
+                "online, copy the files by hand (see data/README.md), or try --dataset synthetic",
+                details=[
+                    f"data folder: {data_dir}",
+                    "mirrors tried:",
+                    *(f"  {p}" for p in problems),
+                ],
             )
     return fetched
 

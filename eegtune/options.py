@@ -66,7 +66,8 @@ DataDirOpt = Annotated[
 OfflineOpt = Annotated[
     bool,
     typer.Option(
-        "--offline",
+        "--offline/--no-offline",
+        metavar="",
         help="Never download missing data files (also set by EEGTUNE_OFFLINE=1).",
     ),
 ]
@@ -85,7 +86,8 @@ ValFractionOpt = Annotated[
 AmpOpt = Annotated[
     bool,
     typer.Option(
-        "--amp",
+        "--amp/--no-amp",
+        metavar="",
         help="bfloat16 autocast: faster on CUDA and on CPUs with AVX-512 BF16/AMX, slightly "
         "different numbers.",
     ),
@@ -111,7 +113,10 @@ def handles_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except EegtuneError as exc:
-            raise fail(str(exc), exc.exit_code) from None
+            stop = fail(str(exc), exc.exit_code)
+            for line in exc.details:  # an indented block below the one error line
+                typer.echo(f"  {line}", err=True)
+            raise stop from None
         except OSError as exc:  # a path that cannot be written or read: no traceback either
             where = f" ({exc.filename})" if exc.filename else ""
             raise fail(

@@ -1,4 +1,5 @@
-"""Progress of a search: a snapshot of a study's trial counts, best trials and remaining time.
+"""Progress of a search: a snapshot of a study's trial counts, running trials, best trials and
+remaining time.
 
 Read by the live view while a search runs and by the summary after it ends (also after an
 interruption, from the storage alone).
@@ -14,7 +15,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["SearchStatus", "read_status", "snapshot"]
+__all__ = ["EtaSmoother", "RunningTrial", "SearchStatus", "read_status", "snapshot"]
+
+
+@dataclass(frozen=True)
+class RunningTrial:
+    """A trial in training: what the live view shows about it."""
+
+    number: int
+    params: dict[str, Any]
+    epoch: int  # epochs reported so far
+    epochs: int | None  # the most it will train
+    val_acc: float | None  # of the last reported epoch
+    best_val_acc: float | None
+    next_check: int | None  # the next epoch at which the pruner compares it, if known
 
 
 @dataclass
@@ -32,6 +46,7 @@ class SearchStatus:
     elapsed: float = 0.0
     eta: float | None = None
     best_trials: list[dict[str, Any]] = field(default_factory=list)
+    running_trials: list[RunningTrial] = field(default_factory=list)
     timed_out: bool = False  # the search's --timeout ended it before the target
     warnings: list[str] = field(default_factory=list)  # shown, but the search succeeded
 
@@ -41,12 +56,23 @@ class SearchStatus:
 
 
 def snapshot(
-    study: optuna.Study, target: int, started: float, finished_at_start: int, top: int = 5
+    study: optuna.Study,
+    target: int,
+    started: float,
+    finished_at_start: int,
+    top: int = 5,
+    *,
+    epochs: int | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
 ) -> SearchStatus:
-    """Count the study's trials and estimate the remaining time from this run's pace."""
+    """Count the study's trials and estimate the remaining time from this run's pace.
+
+    ``epochs`` (the most a trial trains) and ``pruner`` (the study's pruner) let the running
+    trials show their progress and the next epoch at which they can be pruned.
+    """
     from optuna.trial import TrialState
 
-    from eegtune.study import completed_trials, trial_row
+    from eegtune.study import completed_trials, next_pruning_check, trial_row
 
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state for t in trials)
@@ -65,6 +91,24 @@ def snapshot(
         status.best_number = complete[0].number
     model = str(study.user_attrs.get("model", ""))
     status.best_trials = [trial_row(study.study_name, model, t) for t in complete[:top]]
+    for t in trials:
+        if t.state != TrialState.RUNNING:
+            continue
+        values = [t.intermediate_values[step] for step in sorted(t.intermediate_values)]
+        epoch = max(t.intermediate_values, default=0)
+        status.running_trials.append(
+            RunningTrial(
+                number=t.number,
+                params=dict(t.params),
+                epoch=epoch,
+                epochs=epochs,
+                val_acc=values[-1] if values else None,
+                best_val_acc=max(values) if values else None,
+                next_check=next_pruning_check(pruner, study, t, epoch, epochs)
+                if pruner is not None
+                else None,
+            )
+        )
     done_now = status.finished - finished_at_start
     remaining = max(0, target - status.finished)
     if remaining == 0:
@@ -72,6 +116,34 @@ def snapshot(
     elif done_now > 0:
         status.eta = status.elapsed / done_now * remaining
     return status
+
+
+class EtaSmoother:
+    """Steadies a search's remaining-time estimate.
+
+    Between two finished trials the shown estimate counts down with the clock instead of
+    jumping with every poll; when a trial finishes it moves halfway to the fresh estimate.
+    """
+
+    def __init__(self) -> None:
+        self._shown: float | None = None
+        self._at = 0.0
+        self._finished: int | None = None
+
+    def __call__(self, status: SearchStatus, now: float | None = None) -> SearchStatus:
+        now = time.time() if now is None else now
+        raw = status.eta
+        if raw is None or raw == 0.0:
+            self._shown = raw
+        elif self._shown is None:
+            self._shown = raw
+        else:
+            counted_down = max(0.0, self._shown - (now - self._at))
+            moved = status.finished != self._finished
+            self._shown = 0.5 * counted_down + 0.5 * raw if moved else counted_down
+        self._at, self._finished = now, status.finished
+        status.eta = self._shown
+        return status
 
 
 def read_status(storage: str | None, name: str, target: int) -> SearchStatus | None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from eegtune.errors import EegtuneError
 from eegtune.names import DEFAULT_PRUNER, DEFAULT_SAMPLER, LAB_DATASET, PRUNERS, SAMPLERS
-from eegtune.progress import SearchStatus, snapshot
+from eegtune.progress import EtaSmoother, SearchStatus, snapshot
 from eegtune.workers import (
     Heartbeat,
     fail_stale_trials,
@@ -345,6 +345,7 @@ def run_search(
         StudyKeys,
         create_or_check_study,
         failure_reason,
+        make_pruner,
         open_storage,
         quiet_optuna,
     )
@@ -360,9 +361,20 @@ def run_search(
     study, kept = create_or_check_study(storage, settings.name, wanted)
     settings = replace(settings, split_seed=kept.split_seed, val_fraction=kept.val_fraction)
     finished_at_start = snapshot(study, settings.trials, started, 0).finished
+    pruner = make_pruner(settings.pruner, settings.epochs)  # a twin, to tell the next check
+    smooth = EtaSmoother()
 
     def status() -> SearchStatus:
-        return snapshot(study, settings.trials, started, finished_at_start)
+        return smooth(
+            snapshot(
+                study,
+                settings.trials,
+                started,
+                finished_at_start,
+                epochs=settings.epochs,
+                pruner=pruner,
+            )
+        )
 
     stop_polling = threading.Event()
 

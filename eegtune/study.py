@@ -45,6 +45,7 @@ __all__ = [
     "load_study",
     "make_pruner",
     "make_sampler",
+    "next_pruning_check",
     "open_storage",
     "quiet_optuna",
     "retry_races",
@@ -342,18 +343,33 @@ def _per_trial_sampler(
     return PerTrialSeedSampler()
 
 
+HYPERBAND_REDUCTION = 4
+
+
+def _hyperband_min_epochs(max_epochs: int) -> int:
+    return max(1, max_epochs // 27)
+
+
+def _warmup_epochs(max_epochs: int) -> int:
+    return max(1, max_epochs // 10)
+
+
 def hyperband_pruner(max_epochs: int) -> optuna.pruners.BasePruner:
     import optuna
 
     return optuna.pruners.HyperbandPruner(
-        min_resource=max(1, max_epochs // 27), max_resource=max_epochs, reduction_factor=4
+        min_resource=_hyperband_min_epochs(max_epochs),
+        max_resource=max_epochs,
+        reduction_factor=HYPERBAND_REDUCTION,
     )
 
 
 def median_pruner(max_epochs: int) -> optuna.pruners.BasePruner:
     import optuna
 
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, max_epochs // 10))
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=5, n_warmup_steps=_warmup_epochs(max_epochs)
+    )
 
 
 def patient_pruner(max_epochs: int) -> optuna.pruners.BasePruner:
@@ -370,6 +386,37 @@ def no_pruner(max_epochs: int) -> optuna.pruners.BasePruner:
     import optuna
 
     return optuna.pruners.NopPruner()
+
+
+def next_pruning_check(
+    pruner: optuna.pruners.BasePruner,
+    study: optuna.Study,
+    trial: FrozenTrial,
+    epoch: int,
+    max_epochs: int | None,
+) -> int | None:
+    """The next epoch after ``epoch`` at which ``pruner`` (made by :func:`make_pruner`) can
+    stop ``trial``; None when it never will (no pruner, or the last epoch is reached)."""
+    import optuna
+
+    if max_epochs is None or epoch + 1 >= max_epochs:
+        return None  # a trial that trains all its epochs is never pruned
+    if isinstance(pruner, optuna.pruners.HyperbandPruner):
+        # Optuna has no public way to ask which bracket a trial is in; this is the one place
+        # eegtune reads a pruner's private state. Rungs of bracket s lie at r * eta**(s + k).
+        try:
+            if not pruner._pruners:  # initialise once, as Optuna's own prune() does
+                pruner._try_initialization(study)
+            bracket = pruner._get_bracket_id(study, trial)
+        except (AttributeError, AssertionError):
+            return None
+        rung = _hyperband_min_epochs(max_epochs) * HYPERBAND_REDUCTION**bracket
+        while rung <= epoch:
+            rung *= HYPERBAND_REDUCTION
+        return rung if rung < max_epochs else None
+    if isinstance(pruner, optuna.pruners.MedianPruner | optuna.pruners.PatientPruner):
+        return max(epoch + 1, _warmup_epochs(max_epochs) + 1)
+    return None
 
 
 def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:

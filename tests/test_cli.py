@@ -124,7 +124,10 @@ def test_train_fetches_when_data_missing(tmp_path: Path) -> None:
         str(tmp_path / "d"),
         env={"EEGTUNE_MIRRORS": url + "/{name}", "EEGTUNE_OFFLINE": "0"},
     )
-    assert_one_line_error(result, f"could not download S4b_train.npz from any mirror ({url}")
+    assert_one_line_error(result, "could not download S4b_train.npz")
+    error = next(line for line in result.output.splitlines() if line.startswith("error:"))
+    assert len(error) <= 200 and "--dataset synthetic" in error and "data/README.md" in error
+    assert f"    {url}/S4b_train.npz: " in result.output  # the mirrors, indented below
     assert not (tmp_path / "d").exists()
 
 
@@ -137,8 +140,8 @@ def test_data_fetch_failure_is_one_line(tmp_path: Path, file_server) -> None:
         str(tmp_path / "d"),
         env={"EEGTUNE_MIRRORS": file_server.url + "/m/{name}"},
     )
-    assert_one_line_error(result, "17 bytes, expected 6484788")
-    assert "by hand" in result.output
+    assert_one_line_error(result, "copy the files by hand (see data/README.md)")
+    assert "17 bytes, expected 6484788" in result.output
     assert not (tmp_path / "d").exists()
 
 

@@ -153,7 +153,8 @@ def test_ctrl_c_fails_running_trial_exit_130_and_rerun_finishes(tmp_path: Path) 
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "interrupted" in out + err and "Traceback" not in err
+    assert (out + err).count("interrupted") == 1 and "Traceback" not in err
+    assert "interrupted: 0/3 finished" in out
     trials = trials_of(journal, "eegnet")
     assert count(trials, TrialState.RUNNING) == 0
     assert trials[-1].state == TrialState.FAIL
