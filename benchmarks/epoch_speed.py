@@ -26,8 +26,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from eegtune.data import make_synthetic, stratified_split
+from eegtune.data import stratified_split
 from eegtune.models import build_model
+from eegtune.synthetic import make_synthetic
 from eegtune.training import (
     configure_process,
     fit,

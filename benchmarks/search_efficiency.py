@@ -16,10 +16,10 @@ from pathlib import Path
 
 import optuna
 
-from eegtune.data import make_synthetic
 from eegtune.names import PRUNERS
 from eegtune.search import SearchSettings, run_search
 from eegtune.study import open_storage
+from eegtune.synthetic import make_synthetic
 from eegtune.training import configure_process, resolve_device
 
 

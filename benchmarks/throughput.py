@@ -25,9 +25,9 @@ from pathlib import Path
 
 import optuna
 
-from eegtune.data import make_synthetic
 from eegtune.search import SearchSettings, run_search
 from eegtune.study import open_storage
+from eegtune.synthetic import make_synthetic
 from eegtune.training import configure_process, resolve_device
 
 

@@ -27,7 +27,7 @@ _LAZY = {
     "fit": "eegtune.training",
     "load_bci_iiib": "eegtune.data",
     "load_dataset": "eegtune.data",
-    "make_synthetic": "eegtune.data",
+    "make_synthetic": "eegtune.synthetic",
 }
 
 

@@ -13,15 +13,19 @@ import typer
 
 from eegtune.console import (
     data_info_table,
-    download_progress,
-    epoch_progress,
-    evaluation_progress,
     evaluation_table,
     headline_table,
     make_console,
-    status_display,
     summary_line,
     trials_table,
+)
+from eegtune.live import (
+    download_progress,
+    epoch_progress,
+    evaluation_progress,
+    load_data,
+    offline_or_env,
+    status_display,
 )
 from eegtune.names import (
     DEFAULT_ACTIVATION,
@@ -50,7 +54,6 @@ from eegtune.options import (
 )
 
 if TYPE_CHECKING:
-    from eegtune.data import Dataset
     from eegtune.progress import SearchStatus
     from eegtune.search import SearchSettings
 
@@ -63,29 +66,6 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Get, verify and describe the dataset.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-
-
-def _offline(flag: bool) -> bool:
-    from eegtune.data import offline_from_env
-
-    return flag or offline_from_env()
-
-
-def load_data(dataset: str, data_dir: Path, offline: bool) -> Dataset:
-    """Load a dataset for a command, fetching BCI IIIb with a progress bar when needed.
-
-    The synthetic dataset is always generated with seed 0, so that every command and every
-    worker sees the same trials.
-    """
-    from eegtune.data import load_dataset
-
-    with download_progress() as hook:
-        data = load_dataset(str(dataset), data_dir, offline=_offline(offline), progress=hook)
-    if data.nan_filled:
-        typer.echo(
-            f"filled {data.nan_filled} NaN values with the training set's channel means", err=True
-        )
-    return data
 
 
 # data -----------------------------------------------------------------------------------------
@@ -269,7 +249,7 @@ def search(
         seed=seed,
         dataset=str(dataset),
         data_dir=str(data_dir),
-        offline=_offline(offline),
+        offline=offline_or_env(offline),
         device=device,
         val_fraction=val_fraction,
         split_seed=split_seed,
@@ -337,7 +317,7 @@ def report(
 ) -> None:
     """Print the best settings and export best trials (CSV/JSON) and Plotly charts (HTML)."""
     from eegtune.report import collect, headline, write_report
-    from eegtune.study import open_storage, quiet_optuna
+    from eegtune.study import describe_storage, open_storage, quiet_optuna
 
     quiet_optuna()
     reports = collect(open_storage(storage, create=False), study)
@@ -346,7 +326,7 @@ def report(
         states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(r.states.items()))
         console.print(trials_table(f"study {r.name!r} ({r.model}): {states}", r.rows(top)))
     console.print(headline_table(headline(reports)))
-    written = write_report(reports, out, top=top)
+    written = write_report(reports, out, top=top, storage=describe_storage(storage))
     console.print(f"wrote {len(written)} files to {out} (open {out / 'index.html'})")
 
 

@@ -1,4 +1,5 @@
-"""Terminal rendering for the CLI: progress bars, the live search view, result tables.
+"""Terminal rendering for the CLI: result tables and one-line summaries (live views of
+running work are in :mod:`eegtune.live`).
 
 rich is imported inside each function so that importing this module stays cheap.
 """
@@ -7,28 +8,15 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 __all__ = [
     "data_info_table",
-    "download_progress",
     "duration",
-    "epoch_progress",
-    "evaluation_progress",
     "evaluation_table",
-    "progress_interval",
-    "status_display",
     "fmt",
     "headline_table",
     "make_console",
-    "plain_status",
-    "render_status",
-    "running_line",
-    "short_params",
-    "status_rows",
     "summary_line",
     "trials_table",
 ]
@@ -41,134 +29,6 @@ def make_console(stderr: bool = False) -> Any:
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or "COLUMNS" in os.environ else 160
     return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
-
-
-@contextmanager
-def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
-    """A rich progress bar fed by the data module's download hook."""
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TransferSpeedColumn,
-    )
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=make_console(stderr=True),
-        transient=True,
-    ) as progress:
-        tasks: dict[str, Any] = {}
-
-        def hook(name: str, done: int, total: int | None) -> None:
-            if name not in tasks:
-                tasks[name] = progress.add_task(f"fetching {name}", total=total)
-            progress.update(tasks[name], completed=done, total=total)
-
-        yield hook
-
-
-@contextmanager
-def epoch_progress(epochs: int, label: str) -> Iterator[Callable[[Any], None]]:
-    """A rich progress bar over epochs showing live train/val accuracy."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[metrics]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=make_console(stderr=True),
-    ) as progress:
-        task = progress.add_task(label, total=epochs, metrics="")
-
-        def on_epoch(record: Any) -> None:
-            best = getattr(on_epoch, "best", 0.0)
-            if record.val_acc is not None:
-                best = max(best, record.val_acc)
-                on_epoch.best = best  # type: ignore[attr-defined]
-            metrics = f"train {100 * record.train_acc:5.1f}%"
-            if record.val_acc is not None:
-                metrics += f"  val {100 * record.val_acc:5.1f}%  best {100 * best:5.1f}%"
-            progress.update(task, advance=1, metrics=metrics)
-
-        yield on_epoch
-
-
-_SHORT = {"activation": "", "dropout": "drop ", "lr": "lr ", "batch_size": "batch ",
-          "weight_decay": "wd "}  # fmt: skip
-
-
-def short_params(params: dict[str, Any]) -> str:
-    """A trial's parameters in a few characters each: ``elu drop 0.56 lr 0.0024 batch 32``."""
-    return " ".join(f"{_SHORT.get(k, k + ' ')}{fmt(v)}" for k, v in params.items())
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def running_line(trial: Any) -> str:
-    """One running trial: number, parameters, epoch e/E, last and best validation accuracy,
-    and when the pruner can strike next."""
-    of = f"/{trial.epochs}" if trial.epochs else ""
-    line = (
-        f"trial {trial.number}: epoch {trial.epoch}{of}, val {_percent(trial.val_acc)} "
-        f"(best {_percent(trial.best_val_acc)}), {short_params(trial.params)}"
-    )
-    if trial.next_check is not None:
-        line += f"; next pruning check at epoch {trial.next_check}"
-    return line
-
-
-def status_rows(status: Any) -> list[tuple[str, str]]:
-    """The live view's rows as (label, text): counts, running trials, best, time."""
-    rows = [
-        (
-            "trials",
-            f"{status.finished}/{status.target} finished ({status.complete} complete, "
-            f"{status.pruned} pruned), {status.running} running, {status.failed} failed",
-        )
-    ]
-    rows += [("running", running_line(t)) for t in status.running_trials]
-    if status.best_value is not None:
-        params = ", ".join(f"{k}={fmt(v)}" for k, v in status.best_params.items())
-        rows.append(
-            ("best", f"{100 * status.best_value:.2f}% (trial {status.best_number}) {params}")
-        )
-    eta = "-" if status.eta is None else duration(status.eta)
-    rows.append(("time", f"{duration(status.elapsed)} elapsed, about {eta} left"))
-    return rows
-
-
-def render_status(status: Any) -> Any:
-    """The live view: trial counts, the running trials, best value and parameters, time."""
-    from rich.table import Table
-
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
-    for label, text in status_rows(status):
-        table.add_row(label, text)
-    return table
-
-
-def plain_status(status: Any) -> str:
-    """The live view as plain text lines, for logs and terminals-less runs."""
-    return "\n".join(f"{label:<8}{text}" for label, text in status_rows(status))
 
 
 def fmt(value: Any) -> str:
@@ -302,119 +162,3 @@ def summary_line(status: Any, interrupted: bool = False) -> str:
         f"{status.pruned} pruned), {status.failed} failed"
         + ("; run the same command again to finish the remaining trials" if resume else "")
     )
-
-
-def progress_interval() -> float:
-    """Seconds between plain progress lines when there is no terminal
-    (``$EEGTUNE_PROGRESS_INTERVAL``, default 30)."""
-    try:
-        return max(0.1, float(os.environ.get("EEGTUNE_PROGRESS_INTERVAL", "30")))
-    except ValueError:
-        return 30.0
-
-
-class _Every:
-    """True at most once per ``interval`` seconds (the first call included)."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval, self.last = interval, -float("inf")
-
-    def __call__(self) -> bool:
-        now = time.monotonic()
-        if now - self.last < self.interval:
-            return False
-        self.last = now
-        return True
-
-
-@contextmanager
-def status_display() -> Iterator[Callable[[Any], None]]:
-    """Show a search's status: a live view on a terminal, else a block of plain lines every
-    :func:`progress_interval` seconds (CI, a log file), never silence."""
-    console = make_console(stderr=True)
-    if console.is_terminal:
-        from rich.live import Live
-
-        with Live(console=console, refresh_per_second=4, transient=False) as live:
-            yield lambda status: live.update(render_status(status))
-        return
-    due = _Every(progress_interval())
-
-    def show(status: Any) -> None:
-        if due():
-            print(plain_status(status), file=sys.stderr, flush=True)
-
-    yield show
-
-
-@contextmanager
-def evaluation_progress(
-    runs: list[tuple[str, int]], seeds: int
-) -> Iterator[tuple[Callable[[str, int, Any], None], Callable[[str, int, float], None]]]:
-    """Progress of ``evaluate``: one bar per seed (epoch e/E, elapsed) and one overall bar.
-
-    ``runs`` lists (label, epochs) of each configuration. Yields ``(on_epoch, on_seed)``
-    hooks for :func:`eegtune.evaluate.evaluate_study`. Without a terminal it prints plain
-    lines: each seed's result, and the running seed's epoch every :func:`progress_interval`.
-    """
-    console = make_console(stderr=True)
-    total = sum(epochs for _, epochs in runs) * seeds
-
-    def result_line(label: str, seed: int, acc: float) -> str:
-        return f"{label}: seed {seed} test accuracy {100 * acc:.2f}%"
-
-    if not console.is_terminal:
-        due = _Every(progress_interval())
-        started = time.monotonic()
-        done = [0]
-
-        def plain_epoch(label: str, seed: int, record: Any) -> None:
-            done[0] += 1
-            if due():
-                epochs = dict(runs)[label]
-                print(
-                    f"{label}: seed {seed} epoch {record.epoch}/{epochs}; overall "
-                    f"{done[0]}/{total} epochs, {duration(time.monotonic() - started)} elapsed",
-                    file=sys.stderr,
-                    flush=True,
-                )
-
-        def plain_seed(label: str, seed: int, acc: float) -> None:
-            print(result_line(label, seed, acc), file=sys.stderr, flush=True)
-
-        yield plain_epoch, plain_seed
-        return
-
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    ) as progress:
-        overall = progress.add_task("all seeds (epochs)", total=total)
-        bars: dict[tuple[str, int], Any] = {}
-
-        def on_epoch(label: str, seed: int, record: Any) -> None:
-            key = (label, seed)
-            if key not in bars:
-                bars[key] = progress.add_task(f"{label} seed {seed}", total=dict(runs)[label])
-            progress.update(bars[key], completed=record.epoch)
-            progress.advance(overall)
-
-        def on_seed(label: str, seed: int, acc: float) -> None:
-            key = (label, seed)
-            if key in bars:
-                progress.update(bars[key], description=result_line(label, seed, acc))
-
-        yield on_epoch, on_seed

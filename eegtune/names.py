@@ -94,10 +94,10 @@ PARAMS = ("activation", "dropout", "lr", "batch_size", "weight_decay")
 SAMPLERS: dict[str, Entry] = {
     e.name: e
     for e in (
-        Entry("tpe", "eegtune.study:tpe_sampler", "tree-structured Parzen estimator"),
-        Entry("random", "eegtune.study:random_sampler", "uniform random sampling"),
-        Entry("cmaes", "eegtune.study:cmaes_sampler", "CMA-ES (TPE for the categorical ones)"),
-        Entry("gp", "eegtune.study:gp_sampler", "Gaussian process (needs scipy)"),
+        Entry("tpe", "eegtune.samplers:tpe_sampler", "tree-structured Parzen estimator"),
+        Entry("random", "eegtune.samplers:random_sampler", "uniform random sampling"),
+        Entry("cmaes", "eegtune.samplers:cmaes_sampler", "CMA-ES (TPE for the categorical ones)"),
+        Entry("gp", "eegtune.samplers:gp_sampler", "Gaussian process (needs scipy)"),
     )
 }
 DEFAULT_SAMPLER = "tpe"
@@ -105,10 +105,10 @@ DEFAULT_SAMPLER = "tpe"
 PRUNERS: dict[str, Entry] = {
     e.name: e
     for e in (
-        Entry("hyperband", "eegtune.study:hyperband_pruner", "Hyperband, reduction factor 4"),
-        Entry("median", "eegtune.study:median_pruner", "median of earlier trials"),
-        Entry("patient", "eegtune.study:patient_pruner", "median, after a few poor epochs"),
-        Entry("none", "eegtune.study:no_pruner", "never prune"),
+        Entry("hyperband", "eegtune.samplers:hyperband_pruner", "Hyperband, reduction factor 4"),
+        Entry("median", "eegtune.samplers:median_pruner", "median of earlier trials"),
+        Entry("patient", "eegtune.samplers:patient_pruner", "median, after a few poor epochs"),
+        Entry("none", "eegtune.samplers:no_pruner", "never prune"),
     )
 }
 DEFAULT_PRUNER = "hyperband"  # chosen by benchmarks/search_efficiency.py
@@ -122,7 +122,7 @@ DATASETS: dict[str, Entry] = {
     e.name: e
     for e in (
         Entry("bci-iiib", "eegtune.fetch:load_bci_iiib_or_fetch", "the BCI IIIb files"),
-        Entry("synthetic", "eegtune.data:load_synthetic", "seeded synthetic trials"),
+        Entry("synthetic", "eegtune.synthetic:load_synthetic", "seeded synthetic trials"),
     )
 }
 

@@ -72,7 +72,8 @@ def snapshot(
     """
     from optuna.trial import TrialState
 
-    from eegtune.study import completed_trials, next_pruning_check, trial_row
+    from eegtune.samplers import next_pruning_check
+    from eegtune.study import completed_trials, trial_row
 
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state for t in trials)

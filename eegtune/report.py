@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eegtune.charts import Chart, build_charts
 from eegtune.errors import EegtuneError
-from eegtune.files import atomic_write_text, safe_name
-from eegtune.names import ACTIVATIONS, NETWORKS, network_title
+from eegtune.files import atomic_write_text
+from eegtune.names import ACTIVATIONS, network_title
 from eegtune.study import COLUMNS, EVALUATION_KEY, best_by_activation, completed_trials, trial_row
 
 if TYPE_CHECKING:
@@ -139,137 +140,6 @@ def headline(reports: list[StudyReport]) -> list[dict[str, Any]]:
     return rows
 
 
-# --------------------------------------------------------------------------- figures
-
-
-def _history(trial: FrozenTrial) -> dict[str, list[float]]:
-    return trial.user_attrs.get("history") or {}
-
-
-def _curve(values: list[float], name: str, **style: Any) -> go.Scatter:
-    """An accuracy-per-epoch line (fractions shown as percent, epochs from 1)."""
-    import plotly.graph_objects as go
-
-    epochs = list(range(1, len(values) + 1))
-    return go.Scatter(x=epochs, y=[100 * v for v in values], mode="lines", name=name, **style)
-
-
-def comparison_figure(report: StudyReport) -> go.Figure:
-    """The lab's figure: train and val accuracy per epoch of the best trial of each activation."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for activation, trial in sorted(report.best_by_activation().items()):
-        history = _history(trial)
-        for key, dash in (("train_acc", "dot"), ("val_acc", "solid")):
-            name = f"{activation} {key.split('_')[0]}"
-            fig.add_trace(_curve(history.get(key) or [], name, line={"dash": dash}))
-    fig.update_layout(
-        title=f"{report.title}: accuracy per epoch, best trial of each activation",
-        xaxis_title="epoch",
-        yaxis_title="accuracy (%)",
-    )
-    return fig
-
-
-def activation_box_figure(reports: list[StudyReport]) -> go.Figure:
-    """Validation accuracy of every completed trial by activation, one box per network."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for report in reports:
-        fig.add_trace(
-            go.Box(
-                x=[t.params.get("activation") for t in report.complete],
-                y=[100 * (t.value or 0.0) for t in report.complete],
-                name=report.title,
-                boxpoints="all",
-            )
-        )
-    fig.update_layout(
-        title="Validation accuracy by activation and network (completed trials)",
-        boxmode="group",
-        xaxis_title="activation",
-        yaxis_title="validation accuracy (%)",
-    )
-    return fig
-
-
-def networks_side_by_side(reports: list[StudyReport]) -> go.Figure:
-    """The networks side by side: validation curves of each activation's best trial."""
-    from plotly.subplots import make_subplots
-
-    titles = [r.title for r in reports]
-    fig = make_subplots(rows=1, cols=len(reports), subplot_titles=titles, shared_yaxes=True)
-    for col, report in enumerate(reports, start=1):
-        for activation, trial in sorted(report.best_by_activation().items()):
-            values = _history(trial).get("val_acc") or []
-            name = f"{report.model} {activation}"
-            fig.add_trace(_curve(values, name, legendgroup=activation), row=1, col=col)
-    names = " vs ".join(dict.fromkeys(network_title(r.model) for r in reports))
-    fig.update_layout(title=f"{names}: validation accuracy per epoch")
-    fig.update_yaxes(title_text="validation accuracy (%)", row=1, col=1)
-    return fig
-
-
-def build_figures(reports: list[StudyReport]) -> dict[str, go.Figure]:
-    """All charts, keyed by file stem."""
-    import warnings
-
-    import optuna.visualization as vis
-
-    figures: dict[str, go.Figure] = {}
-    for report in reports:
-        if not report.complete:
-            continue
-        study, stem = report.study, safe_name(report.name)  # file names stay inside --out
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            figures[f"{stem}_history"] = vis.plot_optimization_history(study)
-            if len(report.complete) >= 2:
-                figures[f"{stem}_importances"] = vis.plot_param_importances(study)
-            figures[f"{stem}_parallel"] = vis.plot_parallel_coordinate(study)
-            figures[f"{stem}_slice"] = vis.plot_slice(study)
-            figures[f"{stem}_intermediate"] = _intermediate_figure(report)
-        figures[f"{stem}_activations"] = comparison_figure(report)
-    usable = [r for r in reports if r.complete]
-    figures["activation_box"] = activation_box_figure(usable)
-    if len({r.model for r in usable}) >= 2:  # any number of networks, in registry order
-        rank = {name: i for i, name in enumerate(NETWORKS)}
-        order = sorted(usable, key=lambda r: (rank.get(r.model, len(rank)), r.model, r.name))
-        figures["networks_side_by_side"] = networks_side_by_side(order)
-    return figures
-
-
-def _intermediate_figure(report: StudyReport) -> go.Figure:
-    """Validation accuracy per epoch of every trial, pruned ones dashed and grey."""
-    import plotly.graph_objects as go
-    from optuna.trial import TrialState
-
-    fig = go.Figure()
-    for t in report.study.get_trials(deepcopy=False):
-        if not t.intermediate_values or t.state not in (TrialState.COMPLETE, TrialState.PRUNED):
-            continue
-        steps = sorted(t.intermediate_values)
-        pruned = t.state == TrialState.PRUNED
-        fig.add_trace(
-            go.Scatter(
-                x=steps,
-                y=[100 * t.intermediate_values[step] for step in steps],
-                mode="lines",
-                name=f"trial {t.number} ({'pruned' if pruned else 'complete'})",
-                line={"dash": "dot", "color": "lightgrey"} if pruned else {},
-                legendgroup=t.state.name,
-            )
-        )
-    fig.update_layout(
-        title=f"{report.name}: validation accuracy per epoch (pruned trials dotted)",
-        xaxis_title="epoch",
-        yaxis_title="validation accuracy (%)",
-    )
-    return fig
-
-
 # --------------------------------------------------------------------------- writing
 
 
@@ -281,41 +151,119 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _index_html(figures: dict[str, go.Figure], table_rows: list[dict[str, Any]]) -> str:
-    import html
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:0 auto;padding:1.5em;max-width:1200px;color:#222}
+h1{margin-top:0}h2{margin:1.6em 0 .2em;font-size:1.2em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:4px 8px}
+td{text-align:right}td:nth-child(-n+2){text-align:left}td.empty{color:#888;font-style:italic;text-align:left}
+.chart{width:100%;min-height:450px}figcaption{color:#555;font-size:.92em;margin:.2em 0 1em}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:600}
+"""
 
-    cells = []
-    for r in table_rows:
-        val = "-" if r["val_acc"] is None else f"{100 * r['val_acc']:.2f}%"
-        test = "-"
-        if r["test_mean"] is not None:
-            test = f"{100 * r['test_mean']:.2f}% &plusmn; {100 * r['test_std']:.2f}"
-        cells.append(
-            f"<tr><td>{html.escape(r['model'])}</td><td>{r['activation']}</td>"
-            f"<td>{val}</td><td>{test}</td></tr>"
+
+def _headline_html(rows: list[dict[str, Any]]) -> str:
+    from html import escape
+
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "network",
+            "activation",
+            "best val acc",
+            "trial",
+            "test acc (mean ± std)",
+            "seeds",
         )
-    head = "\n".join(cells)
-    divs = "\n".join(
-        f'<section id="{html.escape(stem)}"><h2>{html.escape(stem)}</h2>'
-        f"{fig.to_html(full_html=False, include_plotlyjs=False, div_id=f'fig-{stem}')}</section>"
-        for stem, fig in figures.items()
     )
+    body = []
+    for r in rows:
+        first = f"<td>{escape(network_title(r['model']))} ({escape(r['study'])})</td>"
+        first += f"<td>{escape(r['activation'])}</td>"
+        if r["val_acc"] is None:
+            why = f"no completed {escape(r['activation'])} trial: search longer or narrow the space"
+            body.append(f'<tr>{first}<td class="empty" colspan="4">{why}</td></tr>')
+            continue
+        test = "not evaluated yet (run eegtune evaluate --per-activation)"
+        cells = f"<td>{100 * r['val_acc']:.2f}%</td><td>{r['trial']}</td>"
+        if r["test_mean"] is not None:
+            test = f"{100 * r['test_mean']:.2f}% ± {100 * (r['test_std'] or 0.0):.2f}"
+            cells += f"<td>{test}</td><td>{r['test_seeds']}</td>"
+        else:
+            cells += f'<td class="empty" colspan="2">{test}</td>'
+        body.append(f"<tr>{first}{cells}</tr>")
+    return f"<table><tr>{head}</tr>\n" + "\n".join(body) + "</table>"
+
+
+def provenance(reports: list[StudyReport], storage: str | None) -> dict[str, str]:
+    """How the numbers were obtained: storage, studies, split, seeds, software versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    splits = sorted(
+        {
+            f"seed {r.study.user_attrs.get('split_seed')}, "
+            f"{100 * float(r.study.user_attrs.get('val_fraction') or 0):.0f}% of training set"
+            for r in reports
+        }
+    )
+    seeds = sorted({len(e.get("test_acc", [])) for r in reports for e in r.evaluation.values()})
+    return {
+        "storage": storage or "-",
+        "studies": ", ".join(f"{r.name} ({r.model} on {r.study.user_attrs.get('dataset')})"
+                             for r in reports),
+        "validation split": "; ".join(splits),
+        "test seeds per configuration": ", ".join(map(str, seeds)) or "not evaluated",
+        "software": f"eegtune {installed('eegtune')}, torch {installed('torch')}, "
+        f"optuna {installed('optuna')}",
+    }  # fmt: skip
+
+
+def _index_html(charts: dict[str, Chart], rows: list[dict[str, Any]], facts: dict[str, str]) -> str:
+    from html import escape
+
+    sections = "\n".join(
+        f'<section id="{escape(stem)}"><h2>{escape(chart.title)}</h2><figure>'
+        + chart.figure.to_html(
+            full_html=False,
+            include_plotlyjs=False,
+            div_id=f"fig-{stem}",
+            default_width="100%",
+            config={"responsive": True, "displaylogo": False},
+        )
+        + f"<figcaption>{escape(chart.caption)}</figcaption></figure></section>"
+        for stem, chart in charts.items()
+    )
+    about = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts.items())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>eegtune report</title>
-<script src="plotly.min.js"></script>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px}}</style></head>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<script src="plotly.min.js"></script><style>{_STYLE}</style></head>
 <body><h1>eegtune report</h1>
-<table><tr><th>network</th><th>activation</th><th>best val acc</th>
-<th>test acc (mean &plusmn; std)</th></tr>
-{head}</table>
-{divs}
+<h2>Best accuracy per network and activation</h2>
+{_headline_html(rows)}
+<p>Validation accuracy chose the configurations; test accuracy was measured once per seed
+after that, by <code>eegtune evaluate</code>.</p>
+{sections}
+<h2>How this was obtained</h2><dl>{about}</dl>
 </body></html>
 """
 
 
-def write_report(reports: list[StudyReport], out: Path | str, top: int = 10) -> list[Path]:
-    """Write CSV, JSON, one HTML file per figure, ``plotly.min.js`` and ``index.html``.
+def write_report(
+    reports: list[StudyReport], out: Path | str, top: int = 10, storage: str | None = None
+) -> list[Path]:
+    """Write CSV, JSON, one HTML file per chart, ``plotly.min.js`` and ``index.html``.
+
+    Args:
+        reports: What :func:`collect` read.
+        out: The folder; every file lands inside it, whatever the study names.
+        top: Best trials exported per study.
+        storage: The storage as it should be named on the page.
 
     Returns:
         The paths written.
@@ -348,8 +296,16 @@ def write_report(reports: list[StudyReport], out: Path | str, top: int = 10) -> 
     }
     put("best_trials.json", json.dumps(document, indent=2))
     put("plotly.min.js", get_plotlyjs())
-    figures = build_figures(reports)
-    for stem, fig in figures.items():
-        put(f"{stem}.html", fig.to_html(include_plotlyjs="plotly.min.js", full_html=True))
-    put("index.html", _index_html(figures, headline(reports)))
+    charts = build_charts(reports)
+    for stem, chart in charts.items():
+        page = chart.figure.to_html(
+            include_plotlyjs="plotly.min.js", full_html=True, default_width="100%"
+        )
+        put(f"{stem}.html", page.replace("<head>", f"<head><title>{chart.title}</title>", 1))
+    put("index.html", _index_html(charts, headline(reports), provenance(reports, storage)))
     return written
+
+
+def build_figures(reports: list[StudyReport]) -> dict[str, go.Figure]:
+    """The report's Plotly figures keyed by file stem (see :func:`eegtune.charts.build_charts`)."""
+    return {stem: chart.figure for stem, chart in build_charts(reports).items()}

@@ -91,8 +91,8 @@ def check_settings(settings: SearchSettings) -> None:
     Raises:
         SearchError, SpaceError, ConfigError, StudyError: one line saying what is wrong.
     """
+    from eegtune.samplers import make_pruner, make_sampler
     from eegtune.space import load_space
-    from eegtune.study import make_pruner, make_sampler
     from eegtune.training import resolve_device
 
     if settings.trials < 1:
@@ -131,8 +131,9 @@ def _attach(
     storage: BaseStorage | None = None,
 ) -> _Job:
     from eegtune.data import load_dataset
+    from eegtune.samplers import make_pruner, make_sampler
     from eegtune.space import load_space
-    from eegtune.study import load_study, make_pruner, make_sampler, open_storage, quiet_optuna
+    from eegtune.study import load_study, open_storage, quiet_optuna
     from eegtune.training import resolve_device
 
     quiet_optuna()
@@ -167,16 +168,6 @@ def _is_surplus(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
     return sum(1 for t in ahead if t.number < trial.number) >= target
 
 
-def _failure_reason(exc: BaseException) -> str:
-    import torch
-
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        torch.cuda.empty_cache()
-        return "CUDA out of memory; try a smaller batch size or fewer workers per GPU"
-    text = first_line(exc)
-    return text if text == type(exc).__name__ else f"{type(exc).__name__}: {text}"
-
-
 def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> tuple[str, str]:
     """Train one sampled configuration; tell the study the outcome.
 
@@ -192,7 +183,7 @@ def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> 
 
     from eegtune.models import build_model, count_parameters
     from eegtune.study import trial_id
-    from eegtune.training import fit, set_seed
+    from eegtune.training import fit, set_seed, training_failure
 
     study, settings = job.study, job.settings
     config = job.space.sample(trial)
@@ -238,7 +229,7 @@ def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> 
         study.tell(trial, state=TrialState.FAIL)
         raise
     except Exception as exc:
-        reason = _failure_reason(exc)
+        reason = training_failure(exc)
         logger.warning("trial %d failed: %s", trial.number, reason)
         trial.set_user_attr("fail_reason", reason)
         study.tell(trial, state=TrialState.FAIL)
@@ -344,8 +335,9 @@ def run_search(
     from eegtune.study import (
         StudyKeys,
         create_or_check_study,
+        describe_storage,
         failure_reason,
-        make_pruner,
+        is_storage_error,
         open_storage,
         quiet_optuna,
     )
@@ -361,6 +353,8 @@ def run_search(
     study, kept = create_or_check_study(storage, settings.name, wanted)
     settings = replace(settings, split_seed=kept.split_seed, val_fraction=kept.val_fraction)
     finished_at_start = snapshot(study, settings.trials, started, 0).finished
+    from eegtune.samplers import make_pruner
+
     pruner = make_pruner(settings.pruner, settings.epochs)  # a twin, to tell the next check
     smooth = EtaSmoother()
 
@@ -406,11 +400,11 @@ def run_search(
                 deadline,
             )
     except Exception as exc:
-        if not _is_storage_error(exc):
+        if not is_storage_error(exc):
             raise
+        lost = f"lost the storage {describe_storage(settings.storage)} ({failure_reason(exc)})"
         raise SearchError(
-            f"lost the storage {_shown(settings.storage)} ({failure_reason(exc)}); finished "
-            "trials are kept: run the same command again to resume"
+            f"{lost}; finished trials are kept: run the same command again to resume"
         ) from None
     finally:
         stop_polling.set()
@@ -427,30 +421,3 @@ def run_search(
     if on_status is not None:
         on_status(final)
     return final
-
-
-def _is_storage_error(exc: BaseException) -> bool:
-    """Whether an exception comes from the storage (a database or Redis going away, a disk)."""
-    import optuna
-
-    if isinstance(exc, OSError | optuna.exceptions.StorageInternalError):
-        return True
-    return type(exc).__module__.split(".")[0] in (
-        "sqlalchemy",
-        "redis",
-        "psycopg",
-        "psycopg2",
-        "pymysql",
-    )
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type name when it has none)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _shown(storage: str | None) -> str:
-    from eegtune.study import describe_storage
-
-    return describe_storage(storage)

@@ -33,6 +33,7 @@ __all__ = [
     "fit",
     "resolve_device",
     "set_seed",
+    "training_failure",
     "tune_cpu_allocator",
 ]
 
@@ -103,6 +104,15 @@ def resolve_device(spec: str = "auto") -> torch.device:
     elif device.type != "cpu":
         raise ConfigError(f"unsupported device {spec!r}; use auto, cpu, cuda or cuda:N")
     return device
+
+
+def training_failure(exc: BaseException) -> str:
+    """One line on why training raised ``exc`` (CUDA out of memory gets advice)."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        torch.cuda.empty_cache()
+        return "CUDA out of memory; try a smaller batch size or fewer workers per GPU"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def set_seed(seed: int) -> None:

@@ -16,8 +16,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from eegtune.data import FILES, make_raw_synthetic, make_synthetic
+from eegtune.data import FILES
 from eegtune.study import StudyError, open_storage
+from eegtune.synthetic import make_raw_synthetic, make_synthetic
 
 LAB_TRIALS = 540
 
@@ -170,33 +171,59 @@ def listing(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
-def chromium_dom(url: str, budget_ms: int = 15000) -> tuple[str, str]:
-    """Render ``url`` in headless Chromium after its scripts ran; return (DOM, browser log).
-
-    Skips outside CI when Chromium is not installed (``.ci/run`` installs it).
-    """
-    import os
+def chromium_exe() -> str:
+    """The Chromium binary; skips outside CI when it is not installed (``.ci/run`` installs it)."""
     import shutil
-    import subprocess
-    import tempfile
 
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed; .ci/run should have installed it")
         pytest.skip("chromium is not installed (apt-get install chromium)")
+    return exe
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+
+
+def chromium_screenshot(url: str, png: Path, size: tuple[int, int], budget_ms: int = 15000) -> None:
+    """Save a screenshot of ``url`` rendered in a window of ``size`` (width, height)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            [chromium_exe(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+             f"--window-size={size[0]},{size[1]}", f"--virtual-time-budget={budget_ms}",
+             f"--screenshot={png}", url],
+            capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+
+
+def chromium_dom(
+    url: str, budget_ms: int = 15000, size: tuple[int, int] = (1280, 900)
+) -> tuple[str, str]:
+    """Render ``url`` in headless Chromium after its scripts ran; return (DOM, browser log).
+
+    Skips outside CI when Chromium is not installed (``.ci/run`` installs it).
+    """
+    import tempfile
+
     with tempfile.TemporaryDirectory() as profile:
         out = subprocess.run(
             [
-                exe,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--disable-sync",
+                chromium_exe(),
+                *CHROMIUM_FLAGS,
+                f"--window-size={size[0]},{size[1]}",
                 f"--user-data-dir={profile}",
                 "--enable-logging=stderr",
                 "--v=0",

@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from eegtune.cli import app
-from eegtune.data import make_synthetic
 from eegtune.search import SearchSettings, run_search
+from eegtune.synthetic import make_synthetic
 from tests.conftest import chromium_dom, free_port
 
 runner = CliRunner()

@@ -17,10 +17,10 @@ from eegtune.data import (
     inspect_file,
     load_bci_iiib,
     load_dataset,
-    make_synthetic,
     stratified_split,
 )
 from eegtune.fetch import fetch_bci_iiib
+from eegtune.synthetic import make_synthetic
 from tests.conftest import BAD_KINDS, damage, listing, unused_url, write_lab_file
 
 

@@ -11,11 +11,11 @@ import pytest
 from torch import nn
 
 from eegtune import names
-from eegtune.data import make_synthetic
 from eegtune.models import ConvClassifier
 from eegtune.report import collect, write_report
 from eegtune.search import SearchSettings, run_search
 from eegtune.study import open_storage
+from eegtune.synthetic import make_synthetic
 
 
 class ToyNet(ConvClassifier):
@@ -111,7 +111,8 @@ def test_every_entry_resolves_to_its_implementation() -> None:
 def test_unknown_names_list_the_registered_ones() -> None:
     from eegtune.errors import ConfigError, DataError
     from eegtune.models import build_model
-    from eegtune.study import StudyError, make_pruner, make_sampler
+    from eegtune.samplers import make_pruner, make_sampler
+    from eegtune.study import StudyError
 
     with pytest.raises(ConfigError, match="choose one of: eegnet, deepconvnet"):
         build_model("resnet")

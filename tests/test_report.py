@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import optuna
 import pytest
@@ -12,13 +13,13 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from eegtune.cli import app
-from eegtune.data import make_synthetic
 from eegtune.evaluate import evaluate_study
 from eegtune.models import build_model
 from eegtune.report import COLUMNS, SCHEMA_VERSION, build_figures, collect
 from eegtune.search import SearchSettings, run_search
 from eegtune.study import open_storage
-from tests.conftest import chromium_dom, listing
+from eegtune.synthetic import make_synthetic
+from tests.conftest import chromium_dom, chromium_screenshot, listing
 
 runner = CliRunner()
 
@@ -231,3 +232,59 @@ def test_evaluate_refuses_another_dataset(two_studies) -> None:
     )
     assert result.exit_code == 2
     assert "was searched on synthetic" in result.output
+
+
+PROBE = """<script>
+window.addEventListener("load", () => setTimeout(() => {
+  document.body.setAttribute("data-scroll-width", document.documentElement.scrollWidth);
+}, 1500));
+</script></body>"""
+
+
+def test_index_page_reads_well_at_1280_px(two_studies, tmp_path) -> None:
+    """The page a lab hands in: fits 1280 px, no script errors, human headings, percent axes,
+    every chart captioned, the full headline table; a screenshot is kept for people to see."""
+    out = tmp_path / "page"
+    result = runner.invoke(app, ["report", "--storage", two_studies, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    index = (out / "index.html").read_text()
+    (out / "probe.html").write_text(index.replace("</body>", PROBE, 1))
+    dom, log = chromium_dom((out / "probe.html").as_uri(), size=(1280, 900))
+    width = re.search(r'data-scroll-width="(\d+)"', dom)
+    assert width and int(width.group(1)) <= 1280, (width and width.group(1), log[-1500:])
+    assert "Uncaught" not in log and "ReferenceError" not in log
+    headings = re.findall(r"<h2>(.*?)</h2>", dom)
+    assert "Best accuracy per network and activation" in headings
+    assert "EEGNet (eegnet): search history" in headings
+    assert not [h for h in headings if re.fullmatch(r"[\w-]+_\w+", h)]  # no file stems
+    assert dom.count("<figcaption>") == len(re.findall(r'<section id="', dom)) >= 8
+    y_titles = re.findall(r'class="g-ytitle".*?>([^<]+)</text>', dom)
+    accuracy = [t for t in y_titles if "accuracy" in t]
+    assert accuracy and all("(%)" in t for t in accuracy), y_titles
+    assert "Objective Value" not in " ".join(y_titles)
+    for column in ("trial", "seeds", "test acc (mean ± std)"):
+        assert f"<th>{column}</th>" in index
+    assert "How this was obtained" in index and "torch " in index
+    shot = tmp_path / "index-1280.png"
+    chromium_screenshot((out / "index.html").as_uri(), shot, (1280, 900))
+    assert shot.stat().st_size > 10_000
+    print(f"screenshot of the report page: {shot}")
+
+
+def test_a_cell_without_completed_trials_is_shown_and_explained(tmp_path) -> None:
+    storage = str(tmp_path / "one.journal")
+    space = tmp_path / "elu.toml"
+    space.write_text('[activation]\nchoices = ["elu"]\n')
+    run_search(
+        SearchSettings(model="eegnet", trials=1, epochs=1, storage=storage, space=str(space),
+                       dataset="synthetic", device="cpu"),
+        data_set=make_synthetic(n_train=120, n_test=8),
+    )  # fmt: skip
+    reports = collect(open_storage(storage))
+    box = build_figures(reports)["activation_box"]
+    note = " ".join(a.text for a in box.layout.annotations)
+    assert "no completed relu trial" in note and "no completed leaky_relu trial" in note
+    assert list(box.layout.xaxis.categoryarray) == ["relu", "leaky_relu", "elu"]
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["report", "--storage", storage, "--out", str(out)]).exit_code == 0
+    assert "no completed relu trial" in (out / "index.html").read_text()

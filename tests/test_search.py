@@ -17,10 +17,10 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from eegtune.cli import app
-from eegtune.data import make_synthetic
 from eegtune.names import PARAMS
 from eegtune.search import SearchError, SearchSettings, run_search
 from eegtune.study import StudyError, open_storage, storage_url
+from eegtune.synthetic import make_synthetic
 from tests.conftest import (
     MYSQL,
     POSTGRES,

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from eegtune.data import make_synthetic, stratified_split
+from eegtune.data import stratified_split
 from eegtune.errors import ConfigError
 from eegtune.models import build_model
+from eegtune.synthetic import make_synthetic
 from eegtune.training import evaluate_accuracy, fit, resolve_device, set_seed
 
 
@@ -233,7 +234,7 @@ def test_fit_changes_nothing_process_wide_the_entry_points_do() -> None:
     code = """
 import sys, torch
 from eegtune import training
-from eegtune.data import make_synthetic
+from eegtune.synthetic import make_synthetic
 from eegtune.models import build_model
 data = make_synthetic(n_train=64, n_test=8)
 training.fit(build_model("eegnet"), data.x_train, data.y_train, epochs=1)

@@ -1,0 +1,243 @@
+"""The report's charts: Plotly figures with a human title and a one-line caption each.
+
+Accuracy is shown in percent everywhere. Each activation keeps one hue across the charts: its
+training curve dashed, its validation curve solid.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from eegtune.files import safe_name
+from eegtune.names import ACTIVATIONS, NETWORKS, network_title
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+    from optuna.trial import FrozenTrial
+
+    from eegtune.report import StudyReport
+
+__all__ = ["Chart", "activation_colour", "build_charts"]
+
+ACCURACY = "validation accuracy (%)"
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A figure, the heading it gets in ``index.html`` and a sentence on what to read from it."""
+
+    figure: go.Figure
+    title: str
+    caption: str
+
+
+def activation_colour(activation: str) -> str:
+    """The hue of an activation in every chart (registry order picks it)."""
+    order = list(ACTIVATIONS)
+    index = order.index(activation) if activation in order else len(order)
+    return _PALETTE[index % len(_PALETTE)]
+
+
+def _history(trial: FrozenTrial) -> dict[str, list[float]]:
+    return trial.user_attrs.get("history") or {}
+
+
+def _curve(values: list[float], name: str, **style: Any) -> go.Scatter:
+    """An accuracy-per-epoch line (fractions shown as percent, epochs from 1)."""
+    import plotly.graph_objects as go
+
+    epochs = list(range(1, len(values) + 1))
+    return go.Scatter(x=epochs, y=[100 * v for v in values], mode="lines", name=name, **style)
+
+
+def _fit_width(fig: go.Figure) -> go.Figure:
+    """Let a figure take the width of its page (Optuna's slice plot fixes 1500 px); its
+    heading is the page's, not Optuna's."""
+    fig.update_layout(
+        width=None, autosize=True, title=None, margin={"l": 60, "r": 30, "t": 40, "b": 50}
+    )
+    return fig
+
+
+def comparison_figure(report: StudyReport) -> go.Figure:
+    """The lab's figure: train and val accuracy per epoch of the best trial of each activation."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for activation, trial in sorted(report.best_by_activation().items()):
+        history, colour = _history(trial), activation_colour(activation)
+        for key, dash, part in (("train_acc", "dash", "train"), ("val_acc", "solid", "val")):
+            line = {"dash": dash, "color": colour}
+            fig.add_trace(
+                _curve(
+                    history.get(key) or [],
+                    f"{activation} {part}",
+                    line=line,
+                    legendgroup=activation,
+                )
+            )
+    fig.update_layout(xaxis_title="epoch", yaxis_title="accuracy (%)")
+    return fig
+
+
+def activation_box_figure(reports: list[StudyReport]) -> go.Figure:
+    """Validation accuracy of every completed trial by activation, one box per network.
+
+    A network-activation cell without a completed trial is named on the chart, not dropped.
+    """
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    empty = []
+    for report in reports:
+        fig.add_trace(
+            go.Box(
+                x=[t.params.get("activation") for t in report.complete],
+                y=[100 * (t.value or 0.0) for t in report.complete],
+                name=report.title,
+                boxpoints="all",
+            )
+        )
+        tried = {str(t.params.get("activation")) for t in report.complete}
+        empty += [f"{report.title}: no completed {a} trial" for a in ACTIVATIONS if a not in tried]
+    fig.update_layout(boxmode="group", xaxis_title="activation", yaxis_title=ACCURACY)
+    fig.update_xaxes(  # every activation keeps its place, with or without trials
+        categoryorder="array", categoryarray=list(ACTIVATIONS), range=[-0.5, len(ACTIVATIONS) - 0.5]
+    )
+    if empty:
+        fig.add_annotation(
+            text="<br>".join(empty), xref="paper", yref="paper", x=0.0, y=1.08,
+            showarrow=False, align="left", font={"size": 11, "color": "#a33"},
+        )  # fmt: skip
+    return fig
+
+
+def networks_side_by_side(reports: list[StudyReport]) -> go.Figure:
+    """The networks side by side: validation curves of each activation's best trial."""
+    from plotly.subplots import make_subplots
+
+    titles = [r.title for r in reports]
+    fig = make_subplots(rows=1, cols=len(reports), subplot_titles=titles, shared_yaxes=True)
+    for col, report in enumerate(reports, start=1):
+        for activation, trial in sorted(report.best_by_activation().items()):
+            values = _history(trial).get("val_acc") or []
+            style = {"color": activation_colour(activation)}
+            fig.add_trace(
+                _curve(values, activation, line=style, legendgroup=activation, showlegend=col == 1),
+                row=1,
+                col=col,
+            )
+    fig.update_yaxes(title_text=ACCURACY, row=1, col=1)
+    fig.update_xaxes(title_text="epoch")
+    return fig
+
+
+def intermediate_figure(report: StudyReport) -> go.Figure:
+    """Validation accuracy per epoch of every trial, pruned ones dotted and grey."""
+    import plotly.graph_objects as go
+    from optuna.trial import TrialState
+
+    fig = go.Figure()
+    for t in report.study.get_trials(deepcopy=False):
+        if not t.intermediate_values or t.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+            continue
+        steps = sorted(t.intermediate_values)
+        pruned = t.state == TrialState.PRUNED
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=[100 * t.intermediate_values[step] for step in steps],
+                mode="lines",
+                name=f"trial {t.number} ({'pruned' if pruned else 'complete'})",
+                line={"dash": "dot", "color": "lightgrey"} if pruned else {},
+                legendgroup=t.state.name,
+            )
+        )
+    fig.update_layout(xaxis_title="epoch", yaxis_title=ACCURACY)
+    return fig
+
+
+def _percent(trial: FrozenTrial) -> float:
+    return 100 * (trial.value or 0.0)
+
+
+def _in_percent(fig: go.Figure) -> go.Figure:
+    """Optuna's history plot in percent (its ``target`` option would drop the best-so-far
+    line, so the values are scaled here instead)."""
+    for trace in fig.data:
+        if trace.y is not None:
+            trace.y = [None if v is None else 100 * v for v in trace.y]
+    fig.update_yaxes(title_text=ACCURACY)
+    return fig
+
+
+def build_charts(reports: list[StudyReport]) -> dict[str, Chart]:
+    """Every chart of a report, keyed by its file stem (safe for any study name)."""
+    import optuna.visualization as vis
+
+    charts: dict[str, Chart] = {}
+    for report in reports:
+        if not report.complete:
+            continue
+        study, stem, who = report.study, safe_name(report.name), report.title
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            charts[f"{stem}_activations"] = Chart(
+                comparison_figure(report),
+                f"{who}: accuracy per epoch of each activation's best trial",
+                "Dashed: training accuracy, solid: validation accuracy, one colour per "
+                "activation; a widening gap between them is overfitting.",
+            )
+            charts[f"{stem}_history"] = Chart(
+                _in_percent(vis.plot_optimization_history(study)),
+                f"{who}: search history",
+                "Each dot is a completed trial; the line is the best validation accuracy so far, "
+                "so a flat line late in the search means more trials would add little.",
+            )
+            charts[f"{stem}_intermediate"] = Chart(
+                intermediate_figure(report),
+                f"{who}: validation accuracy per epoch of every trial",
+                "Pruned trials are dotted grey: they were stopped early because they trailed "
+                "the others at the same epoch.",
+            )
+            if len(report.complete) >= 2:
+                charts[f"{stem}_importances"] = Chart(
+                    vis.plot_param_importances(study),
+                    f"{who}: which hyperparameters mattered",
+                    "The share of the variation in validation accuracy each hyperparameter "
+                    "explains (fANOVA); tune the top ones first.",
+                )
+            charts[f"{stem}_parallel"] = Chart(
+                vis.plot_parallel_coordinate(study, target=_percent, target_name=ACCURACY),
+                f"{who}: hyperparameters of every completed trial",
+                "Each line is a trial, coloured by validation accuracy: follow the bright lines "
+                "to see which settings go together.",
+            )
+            charts[f"{stem}_slice"] = Chart(
+                vis.plot_slice(study, target=_percent, target_name=ACCURACY),
+                f"{who}: validation accuracy against each hyperparameter",
+                "One panel per hyperparameter; darker dots are later trials, so clusters show "
+                "where the search converged.",
+            )
+    usable = [r for r in reports if r.complete]
+    charts["activation_box"] = Chart(
+        activation_box_figure(usable),
+        "Validation accuracy by activation and network",
+        "Every completed trial as a dot; the box spans the middle half. An activation whose "
+        "box sits higher did better across the settings tried, not just at the best one.",
+    )
+    if len({r.model for r in usable}) >= 2:  # any number of networks, in registry order
+        rank = {name: i for i, name in enumerate(NETWORKS)}
+        order = sorted(usable, key=lambda r: (rank.get(r.model, len(rank)), r.model, r.name))
+        names = " vs ".join(dict.fromkeys(network_title(r.model) for r in order))
+        charts["networks_side_by_side"] = Chart(
+            networks_side_by_side(order),
+            f"{names}: validation accuracy per epoch",
+            "The best trial of each activation per network, on one accuracy scale.",
+        )
+    for chart in charts.values():
+        _fit_width(chart.figure)
+    return charts

@@ -1,0 +1,231 @@
+"""Samplers and pruners by registered name (see :mod:`eegtune.names`).
+
+Every sampler draws each trial from its own seeded stream, so that parallel workers and
+re-runs never replay each other. Pruners are sized by the most epochs a trial trains, and can
+tell when they will next look at a running trial (for the live view).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from eegtune.names import PRUNERS, SAMPLERS
+from eegtune.study import StudyError
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
+    from optuna.trial import FrozenTrial, TrialState
+
+__all__ = [
+    "cmaes_sampler",
+    "gp_sampler",
+    "hyperband_pruner",
+    "make_pruner",
+    "make_sampler",
+    "median_pruner",
+    "next_pruning_check",
+    "no_pruner",
+    "patient_pruner",
+    "random_sampler",
+    "tpe_sampler",
+    "trial_seed",
+]
+
+
+def tpe_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+    """TPE with ``constant_liar``: trials running in other workers count as poor results, so
+    parallel workers are not steered to the same region (Optuna's remedy for parallel TPE;
+    with one worker nothing is running while it samples, so nothing changes)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10, constant_liar=True)
+
+
+def random_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def cmaes_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+    """CMA-ES for the float parameters; the categorical ones go to a seeded TPE."""
+    import optuna
+
+    return optuna.samplers.CmaEsSampler(
+        seed=seed,
+        independent_sampler=optuna.samplers.TPESampler(seed=seed),
+        warn_independent_sampling=False,
+    )
+
+
+def gp_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    try:
+        import scipy  # noqa: F401
+    except ImportError:
+        raise StudyError("the gp sampler needs scipy: pip install 'eegtune[gp]'") from None
+    return optuna.samplers.GPSampler(seed=seed)
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """The sampler seed of trial ``number`` in a search seeded with ``seed``."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed % 2**32, number]).generate_state(1)[0])
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    """A registered sampler by name, drawing each trial from its own seeded stream.
+
+    Trial numbers are unique within a study, so a stream per trial number (derived from
+    ``seed``, see :func:`trial_seed`) means that parallel workers, other machines and re-runs
+    never propose the same sequence, while a fresh single-worker study with a given seed
+    proposes the same trials every time. ``seed=None`` draws unseeded.
+    """
+    if name not in SAMPLERS:
+        raise StudyError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
+    factory = SAMPLERS[name].load()
+    if seed is None:
+        unseeded: optuna.samplers.BaseSampler = factory(None)
+        return unseeded
+    factory(seed)  # fail now, not at the first trial, when the sampler cannot be made
+    return _per_trial_sampler(factory, seed)
+
+
+def _per_trial_sampler(
+    factory: Callable[[int], optuna.samplers.BaseSampler], seed: int
+) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    class PerTrialSeedSampler(optuna.samplers.BaseSampler):
+        """Delegates to a sampler made afresh, with the trial's own seed, before each trial."""
+
+        def __init__(self) -> None:
+            self.inner = factory(trial_seed(seed, 0))
+
+        def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+            self.inner = factory(trial_seed(seed, trial.number))
+            self.inner.before_trial(study, trial)
+
+        def infer_relative_search_space(
+            self, study: optuna.Study, trial: FrozenTrial
+        ) -> dict[str, BaseDistribution]:
+            return self.inner.infer_relative_search_space(study, trial)
+
+        def sample_relative(
+            self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]
+        ) -> dict[str, Any]:
+            return self.inner.sample_relative(study, trial, search_space)
+
+        def sample_independent(
+            self,
+            study: optuna.Study,
+            trial: FrozenTrial,
+            param_name: str,
+            param_distribution: BaseDistribution,
+        ) -> Any:
+            return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+        def after_trial(
+            self,
+            study: optuna.Study,
+            trial: FrozenTrial,
+            state: TrialState,
+            values: Sequence[float] | None,
+        ) -> None:
+            self.inner.after_trial(study, trial, state, values)
+
+        def reseed_rng(self) -> None:
+            self.inner.reseed_rng()
+
+    return PerTrialSeedSampler()
+
+
+HYPERBAND_REDUCTION = 4
+
+
+def _hyperband_min_epochs(max_epochs: int) -> int:
+    return max(1, max_epochs // 27)
+
+
+def _warmup_epochs(max_epochs: int) -> int:
+    return max(1, max_epochs // 10)
+
+
+def hyperband_pruner(max_epochs: int) -> optuna.pruners.BasePruner:
+    import optuna
+
+    return optuna.pruners.HyperbandPruner(
+        min_resource=_hyperband_min_epochs(max_epochs),
+        max_resource=max_epochs,
+        reduction_factor=HYPERBAND_REDUCTION,
+    )
+
+
+def median_pruner(max_epochs: int) -> optuna.pruners.BasePruner:
+    import optuna
+
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=5, n_warmup_steps=_warmup_epochs(max_epochs)
+    )
+
+
+def patient_pruner(max_epochs: int) -> optuna.pruners.BasePruner:
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.pruners.PatientPruner(
+            median_pruner(max_epochs), patience=max(2, max_epochs // 20)
+        )
+
+
+def no_pruner(max_epochs: int) -> optuna.pruners.BasePruner:
+    import optuna
+
+    return optuna.pruners.NopPruner()
+
+
+def next_pruning_check(
+    pruner: optuna.pruners.BasePruner,
+    study: optuna.Study,
+    trial: FrozenTrial,
+    epoch: int,
+    max_epochs: int | None,
+) -> int | None:
+    """The next epoch after ``epoch`` at which ``pruner`` (made by :func:`make_pruner`) can
+    stop ``trial``; None when it never will (no pruner, or the last epoch is reached)."""
+    import optuna
+
+    if max_epochs is None or epoch + 1 >= max_epochs:
+        return None  # a trial that trains all its epochs is never pruned
+    if isinstance(pruner, optuna.pruners.HyperbandPruner):
+        # Optuna has no public way to ask which bracket a trial is in; this is the one place
+        # eegtune reads a pruner's private state. Rungs of bracket s lie at r * eta**(s + k).
+        try:
+            if not pruner._pruners:  # initialise once, as Optuna's own prune() does
+                pruner._try_initialization(study)
+            bracket = pruner._get_bracket_id(study, trial)
+        except (AttributeError, AssertionError):
+            return None
+        rung = _hyperband_min_epochs(max_epochs) * HYPERBAND_REDUCTION**bracket
+        while rung <= epoch:
+            rung *= HYPERBAND_REDUCTION
+        return rung if rung < max_epochs else None
+    if isinstance(pruner, optuna.pruners.MedianPruner | optuna.pruners.PatientPruner):
+        return max(epoch + 1, _warmup_epochs(max_epochs) + 1)
+    return None
+
+
+def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+    """A registered pruner by name, sized for trials of at most ``max_epochs`` epochs."""
+    if name not in PRUNERS:
+        raise StudyError(f"unknown pruner {name!r}; choose one of: {', '.join(PRUNERS)}")
+    pruner: optuna.pruners.BasePruner = PRUNERS[name].load()(max_epochs)
+    return pruner
