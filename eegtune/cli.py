@@ -380,7 +380,8 @@ def evaluate(
 
     quiet_optuna()
     torch_device = resolve_device(device)
-    loaded = choose_study(open_storage(storage, create=False), study)
+    opened = open_storage(storage, create=False)
+    loaded = choose_study(opened, study)
     runs = planned_runs(loaded, per_activation)  # fails early when nothing completed
     searched_on = searched_dataset(loaded, None if dataset is None else str(dataset))
     configure_process(torch_device)
@@ -389,6 +390,7 @@ def evaluate(
         results = evaluate_study(
             loaded,
             data,
+            storage=opened,
             seeds=seeds,
             per_activation=per_activation,
             device=torch_device,
@@ -418,6 +420,10 @@ def dashboard(
     storage: StorageOpt = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose/--quiet", metavar="", help="Print one line per HTTP request."),
+    ] = False,
 ) -> None:
     """Start optuna-dashboard on the study storage; Ctrl-C stops it."""
     from eegtune.dashboard import check_port, serve
@@ -427,7 +433,7 @@ def dashboard(
     opened = open_storage(storage, create=False)
     check_port(host, port)
     typer.echo(f"optuna-dashboard at http://{host}:{port}/ (Ctrl-C to stop)")
-    serve(opened, host, port)
+    serve(opened, host, port, access_log=verbose)
     typer.echo("dashboard stopped")
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
+from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from eegtune.study import StudyError
 
@@ -24,11 +26,25 @@ def check_port(host: str, port: int) -> None:
             ) from None
 
 
-def serve(storage: BaseStorage, host: str, port: int) -> None:
-    """Run optuna-dashboard until Ctrl-C (bottle returns on Ctrl-C itself)."""
-    from optuna_dashboard import run_server
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
 
-    try:
-        run_server(storage, host=host, port=port)
-    except KeyboardInterrupt:
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib name)
         pass
+
+
+def serve(storage: BaseStorage, host: str, port: int, *, access_log: bool = False) -> None:
+    """Serve optuna-dashboard's WSGI app until Ctrl-C; one line per request with
+    ``access_log``."""
+    from optuna_dashboard import wsgi
+
+    handler = WSGIRequestHandler if access_log else _QuietHandler
+    with make_server(
+        host, port, wsgi(storage), server_class=_Server, handler_class=handler
+    ) as server:
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass

@@ -2,8 +2,9 @@
 
 The configuration (and its epoch count, the best validation epoch of its trial) is fixed by the
 search before the test set is touched. Each seed retrains on the full training set and is
-measured on the test set exactly once. Results are stored in the study's user attributes under
-``evaluation`` so that ``eegtune report`` can show them, and the weights are saved.
+measured on the test set exactly once. Results are stored in the study (see
+:func:`eegtune.study.save_evaluation`) so that ``eegtune report`` can show them, and the
+weights are saved.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from eegtune.errors import EegtuneError
 from eegtune.files import atomic_write, atomic_write_text, safe_name
 from eegtune.names import LAB_DATASET
-from eegtune.study import EVALUATION_KEY, best_by_activation, completed_trials
+from eegtune.study import best_by_activation, completed_trials, load_evaluation, save_evaluation
 
 if TYPE_CHECKING:
     import optuna
@@ -122,6 +123,7 @@ def evaluate_study(
     study: optuna.Study,
     data: Dataset,
     *,
+    storage: BaseStorage,
     seeds: int = 5,
     per_activation: bool = False,
     device: torch.device | str = "cpu",
@@ -135,6 +137,7 @@ def evaluate_study(
     Args:
         study: A study made by ``eegtune search``.
         data: The dataset (training and test sets).
+        storage: The study's storage, where the results are kept.
         seeds: Seeds 0..seeds-1.
         per_activation: Evaluate the best trial of each activation instead of the overall best.
         device: Training device.
@@ -156,7 +159,7 @@ def evaluate_study(
     if model_name is None:
         raise EvaluateError(f"study {study.study_name!r} was not made by eegtune search")
     results = []
-    stored = dict(study.user_attrs.get(EVALUATION_KEY) or {})
+    stored = load_evaluation(storage, study)
     for label, trial in choose_configs(study, per_activation).items():
         params = dict(trial.params)
         epochs = chosen_epochs(trial)
@@ -196,7 +199,7 @@ def evaluate_study(
         atomic_write_text(folder / "config.json", json.dumps(config, indent=2))
         stored[label] = evaluation.to_dict()
         results.append(evaluation)
-    study.set_user_attr(EVALUATION_KEY, stored)
+    save_evaluation(storage, study, stored)
     return results
 
 

@@ -199,12 +199,17 @@ def status_display() -> Iterator[Callable[[Any], None]]:
             yield lambda status: live.update(render_status(status))
         return
     due = _Every(progress_interval())
+    last: list[Any] = [None, None]  # the latest status, and the latest one printed
 
     def show(status: Any) -> None:
+        last[0] = status
         if due():
+            last[1] = status
             print(plain_status(status), file=sys.stderr, flush=True)
 
     yield show
+    if last[0] is not None and last[0] is not last[1]:  # the final state, always
+        print(plain_status(last[0]), file=sys.stderr, flush=True)
 
 
 @contextmanager

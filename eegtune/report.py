@@ -27,7 +27,7 @@ from eegtune.charts import Chart, build_charts
 from eegtune.errors import EegtuneError
 from eegtune.files import atomic_write_text
 from eegtune.names import ACTIVATIONS, network_title
-from eegtune.study import COLUMNS, EVALUATION_KEY, best_by_activation, completed_trials, trial_row
+from eegtune.study import COLUMNS, best_by_activation, completed_trials, load_evaluation, trial_row
 
 if TYPE_CHECKING:
     import optuna
@@ -100,7 +100,7 @@ def collect(storage: BaseStorage, names: list[str] | None = None) -> list[StudyR
                 model=str(study.user_attrs.get("model", name)),
                 states=dict(Counter(t.state.name for t in trials)),
                 complete=complete,
-                evaluation=dict(study.user_attrs.get(EVALUATION_KEY) or {}),
+                evaluation=load_evaluation(storage, study),
             )
         )
     if not any(r.complete for r in reports):

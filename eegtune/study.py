@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 __all__ = [
     "COLUMNS",
     "DEFAULT_STORAGE",
+    "EVALUATION_DATA_KEY",
     "EVALUATION_KEY",
+    "METRIC_NAME",
     "StudyError",
     "StudyKeys",
     "best_by_activation",
@@ -42,7 +44,9 @@ __all__ = [
     "describe_storage",
     "failure_reason",
     "is_storage_error",
+    "load_evaluation",
     "load_study",
+    "save_evaluation",
     "open_storage",
     "quiet_optuna",
     "retry_races",
@@ -55,7 +59,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_STORAGE = "studies/eegtune.journal"
 EVALUATION_KEY = "evaluation"
-"""Study user attribute holding ``eegtune evaluate``'s results, keyed by configuration label."""
+"""Prefix of the study user attributes ``evaluation <label>``: one readable line per evaluated
+configuration (what the dashboard shows); the full results are the system attribute below."""
+EVALUATION_DATA_KEY = "eegtune:evaluation"
+METRIC_NAME = "validation accuracy"
 RDB_PREFIXES = ("sqlite:", "postgresql", "postgres:", "mysql", "mariadb")
 
 
@@ -296,6 +303,10 @@ def create_or_check_study(
         raise StudyError(f"cannot create study {name!r}: {failure_reason(exc)}") from None
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise StudyError(f"study {name!r} minimises; it was not made by eegtune")
+    if study.metric_names is None:  # the dashboard's name for the objective
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([METRIC_NAME])
     stored = study.user_attrs
     if all(stored.get(k) is None for k in StudyKeys.__dataclass_fields__):
         for key, value in vars(keys).items():
@@ -317,6 +328,32 @@ def create_or_check_study(
             kept.val_fraction,
         )
     return study, kept
+
+
+def save_evaluation(
+    storage: BaseStorage, study: optuna.Study, results: dict[str, dict[str, Any]]
+) -> None:
+    """Store ``evaluate``'s full results (a system attribute) and a readable line per label
+    (the user attribute the dashboard shows)."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    storage.set_study_system_attr(study_id, EVALUATION_DATA_KEY, results)
+    for label, r in results.items():
+        study.set_user_attr(
+            f"{EVALUATION_KEY} {label}",
+            f"test accuracy {100 * r['mean']:.2f}% ± {100 * r['std']:.2f} over "
+            f"{len(r['test_acc'])} seed(s); trial {r['trial']}, {r['epochs']} epochs",
+        )
+
+
+def load_evaluation(storage: BaseStorage, study: optuna.Study) -> dict[str, dict[str, Any]]:
+    """``evaluate``'s full results per label ({} before any); reads the older layout too,
+    where the user attribute held the full results."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    full = storage.get_study_system_attrs(study_id).get(EVALUATION_DATA_KEY)
+    if isinstance(full, dict):
+        return dict(full)
+    legacy = study.user_attrs.get(EVALUATION_KEY) or {}
+    return {k: v for k, v in legacy.items() if isinstance(v, dict)}
 
 
 def trial_id(storage: BaseStorage, study: optuna.Study, number: int) -> int:

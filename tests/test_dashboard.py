@@ -74,6 +74,7 @@ def test_dashboard_serves_the_study_and_stops_on_ctrl_c(journal: str) -> None:
             "weight_decay",
         }
         assert len(detail["trials"][0]["intermediate_values"]) == 2
+        assert detail["objective_names"] == ["validation accuracy"]
         dom, log = chromium_dom(f"http://127.0.0.1:{port}/dashboard/")
         assert "dash-study" in dom, log[-2000:]
     finally:
@@ -82,6 +83,7 @@ def test_dashboard_serves_the_study_and_stops_on_ctrl_c(journal: str) -> None:
     assert f"http://127.0.0.1:{port}/" in out
     assert proc.returncode == 0, err
     assert "dashboard stopped" in out and "Traceback" not in err
+    assert "GET /api" not in out + err  # no access log unless --verbose
 
 
 def test_dashboard_port_in_use_is_one_line(journal: str) -> None:

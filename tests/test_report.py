@@ -17,7 +17,7 @@ from eegtune.evaluate import evaluate_study
 from eegtune.models import build_model
 from eegtune.report import COLUMNS, SCHEMA_VERSION, build_figures, collect
 from eegtune.search import SearchSettings, run_search
-from eegtune.study import open_storage
+from eegtune.study import load_evaluation, open_storage
 from eegtune.synthetic import make_synthetic
 from tests.conftest import chromium_dom, chromium_screenshot, listing
 
@@ -183,8 +183,11 @@ def test_evaluate_stores_per_seed_test_accuracy_that_report_shows(two_studies, t
     assert result.exit_code == 0, result.output
     assert "mean ± std" in result.output
     study = optuna.load_study(study_name="eegnet", storage=open_storage(two_studies))
-    best = study.user_attrs["evaluation"]["best"]
+    best = load_evaluation(open_storage(two_studies), study)["best"]
     assert best["seeds"] == [0, 1] and len(best["test_acc"]) == 2
+    readable = study.user_attrs["evaluation best"]  # what the dashboard shows
+    assert readable.startswith(f"test accuracy {100 * best['mean']:.2f}% ± ")
+    assert readable.endswith(f"over 2 seed(s); trial {best['trial']}, {best['epochs']} epochs")
     assert best["trial"] == complete_trials(two_studies, "eegnet")[0].number
     config = json.loads((models_dir / "eegnet" / "best" / "config.json").read_text())
     assert config["params"] == best["params"]
@@ -201,7 +204,14 @@ def test_evaluate_stores_per_seed_test_accuracy_that_report_shows(two_studies, t
 def test_evaluate_per_activation(two_studies, tmp_path) -> None:
     data = make_synthetic(n_train=100, n_test=20, seed=0)
     study = optuna.load_study(study_name="deepconvnet", storage=open_storage(two_studies))
-    results = evaluate_study(study, data, seeds=1, per_activation=True, models_dir=tmp_path / "m")
+    results = evaluate_study(
+        study,
+        data,
+        storage=open_storage(two_studies),
+        seeds=1,
+        per_activation=True,
+        models_dir=tmp_path / "m",
+    )
     activations = {t.params["activation"] for t in complete_trials(two_studies, "deepconvnet")}
     assert {r.label for r in results} == activations
     assert all(len(r.test_acc) == 1 and 0 <= r.test_acc[0] <= 1 for r in results)
@@ -288,3 +298,11 @@ def test_a_cell_without_completed_trials_is_shown_and_explained(tmp_path) -> Non
     out = tmp_path / "out"
     assert runner.invoke(app, ["report", "--storage", storage, "--out", str(out)]).exit_code == 0
     assert "no completed relu trial" in (out / "index.html").read_text()
+
+
+def test_evaluations_stored_in_the_older_layout_still_report(tmp_path) -> None:
+    storage = open_storage(str(tmp_path / "old.journal"))
+    study = optuna.create_study(study_name="old", storage=storage, direction="maximize")
+    full = {"mean": 0.8, "std": 0.01, "test_acc": [0.79, 0.81], "trial": 0, "epochs": 3}
+    study.set_user_attr("evaluation", {"best": full})  # eegtune before the readable lines
+    assert load_evaluation(storage, study) == {"best": full}
