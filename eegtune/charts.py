@@ -17,9 +17,10 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
     from optuna.trial import FrozenTrial
 
+    from eegtune.compare import Cell
     from eegtune.report import StudyReport
 
-__all__ = ["Chart", "activation_colour", "build_charts"]
+__all__ = ["Chart", "activation_colour", "build_charts", "compare_figure"]
 
 ACCURACY = "validation accuracy (%)"
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
@@ -102,7 +103,9 @@ def activation_box_figure(reports: list[StudyReport]) -> go.Figure:
             )
         )
         tried = {str(t.params.get("activation")) for t in report.complete}
-        empty += [f"{report.title}: no completed {a} trial" for a in ACTIVATIONS if a not in tried]
+        empty += [
+            f"{report.title}: no completed {a} trial" for a in report.activations if a not in tried
+        ]
     fig.update_layout(boxmode="group", xaxis_title="activation", yaxis_title=ACCURACY)
     fig.update_xaxes(  # every activation keeps its place, with or without trials
         categoryorder="array", categoryarray=list(ACTIVATIONS), range=[-0.5, len(ACTIVATIONS) - 0.5]
@@ -174,8 +177,44 @@ def _in_percent(fig: go.Figure) -> go.Figure:
     return fig
 
 
-def build_charts(reports: list[StudyReport]) -> dict[str, Chart]:
-    """Every chart of a report, keyed by its file stem (safe for any study name)."""
+def compare_figure(cells: list[Cell]) -> go.Figure:
+    """Tuned vs baseline test accuracy per cell, with 95% confidence intervals as error bars."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for kind, colour in (("tuned", "#1f77b4"), ("baseline", "#999999")):
+        x, y, err, err_minus = [], [], [], []
+        for cell in cells:
+            evaluation = getattr(cell, kind)
+            if evaluation is None:
+                continue
+            ci = evaluation.interval
+            x.append(f"{network_title(cell.model)} {cell.activation}")
+            y.append(100 * ci.mean)
+            err.append(0.0 if ci.high is None else 100 * (ci.high - ci.mean))
+            err_minus.append(0.0 if ci.low is None else 100 * (ci.mean - ci.low))
+        fig.add_trace(
+            go.Bar(
+                x=x, y=y, name=kind, marker_color=colour,
+                error_y={"type": "data", "array": err, "arrayminus": err_minus, "visible": True},
+            )
+        )  # fmt: skip
+    fig.update_layout(barmode="group", yaxis_title="test accuracy (%)", xaxis_title="cell")
+    low = [t for t in fig.data if len(t.y)]
+    if low:
+        floor = min(min(t.y) for t in low)
+        fig.update_yaxes(range=[max(0.0, floor - 10), 100])
+    return fig
+
+
+def build_charts(
+    reports: list[StudyReport], per_study: tuple[str, ...] | None = None
+) -> dict[str, Chart]:
+    """Every chart of a report, keyed by its file stem (safe for any study name).
+
+    ``per_study`` limits the charts made for each study to those kinds (``activations``,
+    ``history`` ...); the comparison across studies is always made.
+    """
     import optuna.visualization as vis
 
     charts: dict[str, Chart] = {}
@@ -222,6 +261,9 @@ def build_charts(reports: list[StudyReport]) -> dict[str, Chart]:
                 "One panel per hyperparameter; darker dots are later trials, so clusters show "
                 "where the search converged.",
             )
+    if per_study is not None:
+        keep = {f"{safe_name(r.name)}_{kind}" for r in reports for kind in per_study}
+        charts = {stem: chart for stem, chart in charts.items() if stem in keep}
     usable = [r for r in reports if r.complete]
     charts["activation_box"] = Chart(
         activation_box_figure(usable),

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from eegtune.console import (
+    compare_table,
     data_info_table,
     evaluation_table,
     headline_table,
@@ -30,6 +31,7 @@ from eegtune.live import (
 from eegtune.names import (
     DEFAULT_ACTIVATION,
     DEFAULT_NETWORK,
+    DEFAULT_OBJECTIVE,
     DEFAULT_PRUNER,
     DEFAULT_SAMPLER,
     LAB_DATASET,
@@ -43,6 +45,7 @@ from eegtune.options import (
     DatasetOpt,
     DeviceOpt,
     ModelName,
+    ObjectiveName,
     OfflineOpt,
     PrunerName,
     SamplerName,
@@ -213,6 +216,10 @@ def search(
     seed: Annotated[
         int, typer.Option(help="Seed of the sampler and of each trial's training.")
     ] = 0,
+    objective: Annotated[
+        ObjectiveName,
+        typer.Option(help="How a trial is scored: smoothed (best 3-epoch mean) or best epoch."),
+    ] = DEFAULT_OBJECTIVE,
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes on this machine, sharing the storage.")
     ] = 1,
@@ -255,6 +262,7 @@ def search(
         split_seed=split_seed,
         workers=workers,
         timeout=timeout,
+        objective=str(objective),
         amp=amp,
     )
     check_settings(settings)  # bad input fails before any download or storage write
@@ -409,6 +417,101 @@ def evaluate(
             f"lab report baseline for {model_name}: {lab:.2f}% (best test epoch, optimistic)"
         )
     console.print(f"weights and configs saved under {models_folder(models_dir, loaded.study_name)}")
+
+
+# compare --------------------------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def compare(
+    model: Annotated[
+        list[ModelName] | None,
+        typer.Option(
+            "--model", help="Network (repeatable; default: every network).", show_default=False
+        ),
+    ] = None,
+    activation: Annotated[
+        list[ActivationName] | None,
+        typer.Option(
+            "--activation",
+            help="Activation (repeatable; default: every activation).",
+            show_default=False,
+        ),
+    ] = None,
+    trials: Annotated[int, typer.Option(min=1, help="Target finished trials per cell.")] = 20,
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per trial.")] = 300,
+    seeds: Annotated[int, typer.Option(min=1, help="Test seeds per configuration (0..N-1).")] = 5,
+    storage: StorageOpt = None,
+    out: Annotated[Path, typer.Option(help="Folder for the report.")] = Path("studies/report"),
+    baseline: Annotated[
+        bool,
+        typer.Option(
+            "--baseline/--no-baseline",
+            metavar="",
+            help="Enqueue the lab's settings as trial 0 of each cell and test them too.",
+        ),
+    ] = True,
+    prefix: Annotated[
+        str, typer.Option(help="Cell studies are named PREFIX-NETWORK-ACTIVATION.")
+    ] = "compare",
+    objective: Annotated[
+        ObjectiveName, typer.Option(help="How a trial is scored.")
+    ] = DEFAULT_OBJECTIVE,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the samplers and of each trial's training.")
+    ] = 0,
+    models_dir: Annotated[Path, typer.Option(help="Where tested weights are saved.")] = Path(
+        "studies/models"
+    ),
+    dataset: DatasetOpt = LAB_DATASET,
+    data_dir: DataDirOpt = Path("data"),
+    offline: OfflineOpt = False,
+    device: DeviceOpt = "auto",
+    amp: AmpOpt = False,
+) -> None:
+    """Tune and test every network x activation cell; report each against the lab's settings."""
+    from eegtune.compare import cell_settings, evaluate_cells, evaluation_plan, search_cell
+    from eegtune.names import ACTIVATIONS
+    from eegtune.report import collect, write_report
+    from eegtune.search import SearchError, SearchSettings
+    from eegtune.study import describe_storage, open_storage, quiet_optuna
+    from eegtune.training import configure_process, resolve_device
+
+    quiet_optuna()
+    template = SearchSettings(
+        model=DEFAULT_NETWORK, trials=trials, epochs=epochs, storage=storage, seed=seed,
+        dataset=str(dataset), data_dir=str(data_dir), offline=offline_or_env(offline),
+        device=device, objective=str(objective), amp=amp,
+    )  # fmt: skip
+    models = [str(m) for m in model] if model else list(NETWORKS)
+    activations = [str(a) for a in activation] if activation else list(ACTIVATIONS)
+    cells = cell_settings(template, models, activations, prefix)
+    torch_device = resolve_device(device)
+    configure_process(torch_device)
+    data = load_data(dataset, data_dir, offline)
+    for i, cell in enumerate(cells, 1):
+        typer.echo(f"cell {i}/{len(cells)}: {cell.name}, target {trials} trials", err=True)
+        try:
+            with status_display() as show:
+                search_cell(cell, baseline=baseline, data_set=data, on_status=show)
+        except SearchError as exc:  # this cell's row will say why; the other cells go on
+            typer.echo(f"warning: cell {cell.name} stopped: {exc}", err=True)
+    plan = evaluation_plan(open_storage(storage), cells, baseline)
+    with evaluation_progress(plan, seeds) as (on_epoch, on_seed):
+        results = evaluate_cells(
+            cells, seeds=seeds, baseline=baseline, data_set=data, device=torch_device,
+            models_dir=str(models_dir), on_epoch=on_epoch, on_seed=on_seed,
+        )  # fmt: skip
+    console = make_console()
+    console.print(compare_table(results))
+    from eegtune.compare import compare_activations
+
+    for verdict in compare_activations(results):
+        console.print(f"{verdict.model}: {verdict.text}")
+    reports = collect(open_storage(storage, create=False), [c.name for c in cells])
+    written = write_report(reports, out, storage=describe_storage(storage), compare=results)
+    console.print(f"wrote {len(written)} files to {out} (open {out / 'index.html'})")
 
 
 # dashboard ------------------------------------------------------------------------------------

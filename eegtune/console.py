@@ -16,6 +16,8 @@ __all__ = [
     "evaluation_table",
     "fmt",
     "headline_table",
+    "interval_text",
+    "compare_table",
     "make_console",
     "summary_line",
     "trials_table",
@@ -75,6 +77,43 @@ def trials_table(title: str, rows: list[dict[str, Any]]) -> Any:
             else:
                 cells.append(fmt(value))
         table.add_row(*cells)
+    return table
+
+
+def interval_text(interval: Any, signed: bool = False) -> str:
+    """``81.9% ± 1.2`` (a 95% interval's half width), or just the mean for one seed."""
+    sign = "+" if signed else ""
+    mean = f"{100 * interval.mean:{sign}.1f}" + ("" if signed else "%")
+    if interval.low is None:
+        return mean
+    return f"{mean} ± {100 * (interval.mean - interval.low):.1f}"
+
+
+def compare_table(cells: list[Any]) -> Any:
+    """``eegtune compare``'s table: per cell tuned and baseline test accuracy and the gain."""
+    from rich.table import Table
+
+    table = Table(title="test accuracy per network and activation: tuned vs the lab's settings")
+    for column in (
+        "network",
+        "activation",
+        "tuned (95% CI)",
+        "baseline (95% CI)",
+        "tuned - baseline",
+        "seeds",
+        "note",
+    ):
+        table.add_column(column, justify="right" if column != "note" else "left")  # fmt: skip
+    for c in cells:
+        table.add_row(
+            c.model,
+            c.activation,
+            "-" if c.tuned is None else interval_text(c.tuned.interval),
+            "-" if c.baseline is None else interval_text(c.baseline.interval),
+            "-" if c.difference is None else interval_text(c.difference, signed=True) + " pts",
+            "-" if c.tuned is None else str(len(c.tuned.seeds)),
+            c.reason,
+        )
     return table
 
 

@@ -218,6 +218,7 @@ class Dataset:
     y_test: np.ndarray
     name: str
     nan_filled: int = 0
+    test_subjects: np.ndarray | None = None  # the subject of each test trial, where known
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -295,7 +296,10 @@ def load_bci_iiib(data_dir: Path | str) -> Dataset:
     data_dir = Path(data_dir)
     train = [_read_raw(data_dir / name) for name in TRAIN_FILES]
     test = [_read_raw(data_dir / name) for name in TEST_FILES]
-    return prepare(train, test, name=LAB_DATASET)
+    data = prepare(train, test, name=LAB_DATASET)
+    subjects = [name.split("b_", 1)[0] for name in TEST_FILES]  # S4b_test.npz -> S4
+    data.test_subjects = np.repeat(subjects, [len(label) for _, label in test])
+    return data
 
 
 def missing_files(data_dir: Path | str) -> list[str]:

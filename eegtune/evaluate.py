@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from eegtune.errors import EegtuneError
 from eegtune.files import atomic_write, atomic_write_text, safe_name
 from eegtune.names import LAB_DATASET
+from eegtune.stats import Interval, mean_ci
 from eegtune.study import best_by_activation, completed_trials, load_evaluation, save_evaluation
 
 if TYPE_CHECKING:
@@ -57,6 +58,29 @@ class Evaluation:
     epochs: int
     seeds: list[int]
     test_acc: list[float]
+    per_subject: dict[str, list[float]] = field(default_factory=dict)  # by seed, where known
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> Evaluation:
+        """An evaluation as :meth:`to_dict` stored it."""
+        return cls(
+            stored["label"],
+            stored["trial"],
+            dict(stored["params"]),
+            stored["epochs"],
+            list(stored["seeds"]),
+            list(stored["test_acc"]),
+            {k: list(v) for k, v in (stored.get("per_subject") or {}).items()},
+        )
+
+    @property
+    def by_seed(self) -> dict[int, float]:
+        return dict(zip(self.seeds, self.test_acc, strict=True))
+
+    @property
+    def interval(self) -> Interval:
+        """Mean test accuracy with its 95% confidence interval over seeds."""
+        return mean_ci(self.test_acc)
 
     @property
     def mean(self) -> float:
@@ -68,7 +92,14 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out.update(mean=self.mean, std=self.std, min=min(self.test_acc), max=max(self.test_acc))
+        ci = self.interval
+        out.update(
+            mean=self.mean,
+            std=self.std,
+            min=min(self.test_acc),
+            max=max(self.test_acc),
+            ci95=[ci.low, ci.high],
+        )
         return out
 
 
@@ -126,6 +157,7 @@ def evaluate_study(
     storage: BaseStorage,
     seeds: int = 5,
     per_activation: bool = False,
+    configs: dict[str, FrozenTrial] | None = None,
     device: torch.device | str = "cpu",
     models_dir: Path | str = "studies/models",
     on_seed: Callable[[str, int, float], None] | None = None,
@@ -134,12 +166,15 @@ def evaluate_study(
 ) -> list[Evaluation]:
     """Retrain the chosen configuration(s) with ``seeds`` seeds and measure test accuracy.
 
+    A configuration already evaluated with the same trial and seeds is not trained again.
+
     Args:
         study: A study made by ``eegtune search``.
         data: The dataset (training and test sets).
         storage: The study's storage, where the results are kept.
         seeds: Seeds 0..seeds-1.
         per_activation: Evaluate the best trial of each activation instead of the overall best.
+        configs: Trials to evaluate by label (instead of the choice ``per_activation`` makes).
         device: Training device.
         models_dir: Weights go to ``models_dir/<study>/<label>/seed<N>.pt`` with a
             ``config.json`` beside them (names made safe by :func:`eegtune.files.safe_name`).
@@ -150,9 +185,6 @@ def evaluate_study(
     Returns:
         One :class:`Evaluation` per configuration, also stored in the study.
     """
-    from eegtune.models import build_model
-    from eegtune.training import evaluate_accuracy, fit, set_seed
-
     if seeds < 1:
         raise EvaluateError(f"--seeds must be at least 1, got {seeds}")
     model_name = study.user_attrs.get("model")
@@ -160,39 +192,25 @@ def evaluate_study(
         raise EvaluateError(f"study {study.study_name!r} was not made by eegtune search")
     results = []
     stored = load_evaluation(storage, study)
-    for label, trial in choose_configs(study, per_activation).items():
-        params = dict(trial.params)
-        epochs = chosen_epochs(trial)
+    chosen = configs if configs is not None else choose_configs(study, per_activation)
+    for label, trial in chosen.items():
+        before = stored.get(label) or {}
+        if before.get("trial") == trial.number and before.get("seeds") == list(range(seeds)):
+            results.append(Evaluation.from_dict(before))  # done before: not trained again
+            continue
+        evaluation = Evaluation(
+            label, trial.number, dict(trial.params), chosen_epochs(trial), [], []
+        )
         folder = models_folder(models_dir, study.study_name) / safe_name(label)
-        evaluation = Evaluation(label, trial.number, params, epochs, [], [])
         for seed in range(seeds):
-            set_seed(seed)
-            model = build_model(
-                model_name,
-                params["activation"],
-                params["dropout"],
-                **data.model_kwargs,
+            hook = None if on_epoch is None else partial(on_epoch, label, seed)
+            acc, by_subject = _train_and_test(
+                str(model_name), evaluation, data, seed, device, amp, hook, folder
             )
-            result = fit(
-                model,
-                data.x_train,
-                data.y_train,
-                epochs=epochs,
-                lr=params["lr"],
-                batch_size=params["batch_size"],
-                weight_decay=params["weight_decay"],
-                seed=seed,
-                device=device,
-                amp=amp,
-                callback=None if on_epoch is None else partial(on_epoch, label, seed),
-            )
-            if result.status == "diverged":
-                raise EvaluateError(f"{label}, seed {seed}: {result.message}")
-            _, acc = evaluate_accuracy(model, data.x_test, data.y_test, device)
-            state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-            atomic_write(folder / f"seed{seed}.pt", partial(_save_weights, state))
             evaluation.seeds.append(seed)
             evaluation.test_acc.append(acc)
+            for subject, subject_acc in by_subject.items():
+                evaluation.per_subject.setdefault(subject, []).append(subject_acc)
             if on_seed is not None:
                 on_seed(label, seed, acc)
         config = {"model": model_name, "study": study.study_name, **evaluation.to_dict()}
@@ -201,6 +219,54 @@ def evaluate_study(
         results.append(evaluation)
     save_evaluation(storage, study, stored)
     return results
+
+
+def _train_and_test(
+    model_name: str,
+    evaluation: Evaluation,
+    data: Dataset,
+    seed: int,
+    device: torch.device | str,
+    amp: bool,
+    on_epoch: Callable[[EpochRecord], None] | None,
+    folder: Path,
+) -> tuple[float, dict[str, float]]:
+    """Train one seed on the full training set, save the weights, test once.
+
+    Returns:
+        Test accuracy, and the accuracy per subject where the data says whose trial is whose.
+    """
+    import numpy as np
+
+    from eegtune.models import build_model
+    from eegtune.training import fit, predict, set_seed
+
+    params = evaluation.params
+    set_seed(seed)
+    model = build_model(model_name, params["activation"], params["dropout"], **data.model_kwargs)
+    result = fit(
+        model,
+        data.x_train,
+        data.y_train,
+        epochs=evaluation.epochs,
+        lr=params["lr"],
+        batch_size=params["batch_size"],
+        weight_decay=params["weight_decay"],
+        seed=seed,
+        device=device,
+        amp=amp,
+        callback=on_epoch,
+    )
+    if result.status == "diverged":
+        raise EvaluateError(f"{evaluation.label}, seed {seed}: {result.message}")
+    correct = predict(model, data.x_test, device) == data.y_test
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_write(folder / f"seed{seed}.pt", partial(_save_weights, state))
+    by_subject = {}
+    if data.test_subjects is not None:
+        for subject in np.unique(data.test_subjects):
+            by_subject[str(subject)] = float(correct[data.test_subjects == subject].mean())
+    return float(correct.mean()), by_subject
 
 
 def models_folder(models_dir: Path | str, study_name: str) -> Path:

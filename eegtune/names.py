@@ -18,9 +18,12 @@ __all__ = [
     "DATASETS",
     "DEFAULT_ACTIVATION",
     "DEFAULT_NETWORK",
+    "DEFAULT_OBJECTIVE",
     "DEFAULT_PRUNER",
     "DEFAULT_SAMPLER",
     "LAB_DATASET",
+    "LAB_SETTINGS",
+    "OBJECTIVES",
     "NETWORKS",
     "PARAMS",
     "PRUNERS",
@@ -112,6 +115,20 @@ PRUNERS: dict[str, Entry] = {
     )
 }
 DEFAULT_PRUNER = "hyperband"  # chosen by benchmarks/search_efficiency.py
+
+OBJECTIVES: dict[str, str] = {
+    "smoothed": "best mean validation accuracy over 3 consecutive epochs",
+    "best": "best single-epoch validation accuracy",
+}
+DEFAULT_OBJECTIVE = "smoothed"  # chosen by benchmarks/selection.py (BENCHMARKS.md)
+
+LAB_SETTINGS: dict[str, float | int] = {
+    "lr": 0.005,
+    "dropout": 0.5,
+    "batch_size": 1024,
+    "weight_decay": 0.01,
+}
+"""The seed lab report's settings (Adam, 300 epochs): the baseline of every tuned cell."""
 
 DEFAULT_NETWORK = "eegnet"
 DEFAULT_ACTIVATION = "elu"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar
 import typer
 
 from eegtune.errors import EegtuneError
-from eegtune.names import ACTIVATIONS, DATASETS, NETWORKS, PRUNERS, SAMPLERS
+from eegtune.names import ACTIVATIONS, DATASETS, NETWORKS, OBJECTIVES, PRUNERS, SAMPLERS
 
 __all__ = [
     "ActivationName",
@@ -25,6 +25,7 @@ __all__ = [
     "DatasetOpt",
     "DeviceOpt",
     "ModelName",
+    "ObjectiveName",
     "OfflineOpt",
     "PrunerName",
     "SamplerName",
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     ActivationName: TypeAlias = str
     SamplerName: TypeAlias = str
     PrunerName: TypeAlias = str
+    ObjectiveName: TypeAlias = str
 else:
 
     def _choices(name: str, values: Any) -> type[StrEnum]:
@@ -53,6 +55,7 @@ else:
     ActivationName = _choices("ActivationName", ACTIVATIONS)
     SamplerName = _choices("SamplerName", SAMPLERS)
     PrunerName = _choices("PrunerName", PRUNERS)
+    ObjectiveName = _choices("ObjectiveName", OBJECTIVES)
 
 
 # Shared option declarations -------------------------------------------------------------------

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eegtune.charts import Chart, build_charts
+from eegtune.charts import Chart, build_charts, compare_figure
 from eegtune.errors import EegtuneError
 from eegtune.files import atomic_write_text
 from eegtune.names import ACTIVATIONS, network_title
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
+
+    from eegtune.compare import Cell, Comparison
 
 __all__ = [
     "COLUMNS",
@@ -46,7 +48,7 @@ __all__ = [
     "write_report",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: "compare" added; evaluations carry ci95 and per_subject
 
 
 class ReportError(EegtuneError):
@@ -69,6 +71,12 @@ class StudyReport:
 
     def best_by_activation(self) -> dict[str, FrozenTrial]:
         return best_by_activation(self.complete)
+
+    @property
+    def activations(self) -> list[str]:
+        """The activations this study searched: one for a cell of ``compare``, else all."""
+        fixed = self.study.user_attrs.get("activation")
+        return [str(fixed)] if fixed else list(ACTIVATIONS)
 
     @property
     def title(self) -> str:
@@ -119,12 +127,13 @@ def headline(reports: list[StudyReport]) -> list[dict[str, Any]]:
     rows = []
     for report in reports:
         best = report.best_by_activation()
-        for activation in ACTIVATIONS:
+        for activation in report.activations:
             trial = best.get(activation)
             evaluation = report.evaluation.get(activation)
-            overall = report.evaluation.get("best")
-            if evaluation is None and overall and overall["params"]["activation"] == activation:
-                evaluation = overall
+            for label in ("best", "tuned"):  # evaluate's overall best, compare's tuned one
+                overall = report.evaluation.get(label)
+                if evaluation is None and overall and overall["params"]["activation"] == activation:
+                    evaluation = overall
             rows.append(
                 {
                     "study": report.name,
@@ -223,7 +232,53 @@ def provenance(reports: list[StudyReport], storage: str | None) -> dict[str, str
     }  # fmt: skip
 
 
-def _index_html(charts: dict[str, Chart], rows: list[dict[str, Any]], facts: dict[str, str]) -> str:
+def _compare_html(cells: list[Cell], comparisons: list[Comparison], chart: Chart) -> str:
+    """The comparison's section: tuned vs baseline per cell, error bars, activation verdicts."""
+    from html import escape
+
+    from eegtune.console import interval_text
+
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("network", "activation", "tuned test acc", "baseline test acc",
+                  "tuned - baseline", "per subject (tuned)", "note")
+    )  # fmt: skip
+    body = []
+    for c in cells:
+        tuned = "-" if c.tuned is None else interval_text(c.tuned.interval)
+        base = "-" if c.baseline is None else interval_text(c.baseline.interval)
+        diff = "-" if c.difference is None else interval_text(c.difference, signed=True)
+        subjects = "-"
+        if c.tuned is not None and c.tuned.per_subject:
+            subjects = ", ".join(
+                f"{s} {100 * sum(v) / len(v):.1f}%" for s, v in c.tuned.per_subject.items()
+            )
+        body.append(
+            f"<tr><td>{escape(network_title(c.model))}</td><td>{escape(c.activation)}</td>"
+            f"<td>{tuned}</td><td>{base}</td><td>{diff}</td><td>{escape(subjects)}</td>"
+            f'<td class="empty">{escape(c.reason)}</td></tr>'
+        )
+    verdicts = "".join(f"<li>{escape(network_title(v.model))}: {escape(v.text)}</li>"
+                       for v in comparisons)  # fmt: skip
+    figure = chart.figure.to_html(
+        full_html=False, include_plotlyjs=False, div_id="fig-compare", default_width="100%",
+        config={"responsive": True, "displaylogo": False},
+    )  # fmt: skip
+    return (
+        f"<h2>Tuned vs the lab's settings (test accuracy, mean and 95% CI over seeds)</h2>"
+        f"<table><tr>{head}</tr>{''.join(body)}</table>"
+        f"<h2>Which activation is best</h2><ul>{verdicts}</ul>"
+        f'<section id="compare"><h2>{escape(chart.title)}</h2><figure>{figure}'
+        f"<figcaption>{escape(chart.caption)}</figcaption></figure></section>"
+    )
+
+
+def _index_html(
+    charts: dict[str, Chart],
+    rows: list[dict[str, Any]],
+    facts: dict[str, str],
+    compare_section: str = "",
+) -> str:
     from html import escape
 
     sections = "\n".join(
@@ -244,6 +299,7 @@ def _index_html(charts: dict[str, Chart], rows: list[dict[str, Any]], facts: dic
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <script src="plotly.min.js"></script><style>{_STYLE}</style></head>
 <body><h1>eegtune report</h1>
+{compare_section}
 <h2>Best accuracy per network and activation</h2>
 {_headline_html(rows)}
 <p>Validation accuracy chose the configurations; test accuracy was measured once per seed
@@ -255,7 +311,11 @@ after that, by <code>eegtune evaluate</code>.</p>
 
 
 def write_report(
-    reports: list[StudyReport], out: Path | str, top: int = 10, storage: str | None = None
+    reports: list[StudyReport],
+    out: Path | str,
+    top: int = 10,
+    storage: str | None = None,
+    compare: list[Cell] | None = None,
 ) -> list[Path]:
     """Write CSV, JSON, one HTML file per chart, ``plotly.min.js`` and ``index.html``.
 
@@ -264,11 +324,15 @@ def write_report(
         out: The folder; every file lands inside it, whatever the study names.
         top: Best trials exported per study.
         storage: The storage as it should be named on the page.
+        compare: The cells of ``eegtune compare``: adds their table, the error-bar chart and
+            the activation verdicts, and keeps only the accuracy-per-epoch chart per study.
 
     Returns:
         The paths written.
     """
     from plotly.offline import get_plotlyjs
+
+    from eegtune.compare import compare_activations
 
     out = Path(out)
     written: list[Path] = []
@@ -293,16 +357,34 @@ def write_report(
             for r in reports
         ],
         "headline": headline(reports),
+        "compare": None
+        if compare is None
+        else {
+            "cells": [c.to_dict() for c in compare],
+            "comparisons": [v.to_dict() for v in compare_activations(compare)],
+        },
     }
     put("best_trials.json", json.dumps(document, indent=2))
     put("plotly.min.js", get_plotlyjs())
-    charts = build_charts(reports)
+    charts = build_charts(reports, per_study=None if compare is None else ("activations",))
+    section = ""
+    if compare is not None:
+        chart = Chart(
+            compare_figure(compare),
+            "Test accuracy per cell: tuned vs the lab's settings",
+            "Bars are the mean test accuracy over seeds, whiskers the 95% confidence interval; "
+            "where the whiskers of a cell overlap, tuning did not clearly help.",
+        )
+        charts["compare"] = chart
+        section = _compare_html(compare, compare_activations(compare), chart)
     for stem, chart in charts.items():
         page = chart.figure.to_html(
             include_plotlyjs="plotly.min.js", full_html=True, default_width="100%"
         )
         put(f"{stem}.html", page.replace("<head>", f"<head><title>{chart.title}</title>", 1))
-    put("index.html", _index_html(charts, headline(reports), provenance(reports, storage)))
+    page_charts = {k: v for k, v in charts.items() if k != "compare"}
+    facts = provenance(reports, storage)
+    put("index.html", _index_html(page_charts, headline(reports), facts, section))
     return written
 
 

@@ -18,7 +18,16 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from eegtune.errors import EegtuneError
-from eegtune.names import DEFAULT_PRUNER, DEFAULT_SAMPLER, LAB_DATASET, PRUNERS, SAMPLERS
+from eegtune.names import (
+    ACTIVATIONS,
+    DEFAULT_OBJECTIVE,
+    DEFAULT_PRUNER,
+    DEFAULT_SAMPLER,
+    LAB_DATASET,
+    OBJECTIVES,
+    PRUNERS,
+    SAMPLERS,
+)
 from eegtune.progress import EtaSmoother, SearchStatus, snapshot
 from eegtune.workers import (
     Heartbeat,
@@ -36,7 +45,7 @@ if TYPE_CHECKING:
 
     from eegtune.data import Dataset, ModelShape, Split
     from eegtune.space import SearchSpace
-    from eegtune.training import EpochRecord
+    from eegtune.training import EpochRecord, FitResult
 
 __all__ = [
     "SearchError",
@@ -77,6 +86,8 @@ class SearchSettings:
     split_seed: int = 0
     workers: int = 1
     timeout: float | None = None
+    objective: str = DEFAULT_OBJECTIVE
+    activation: str | None = None  # fixes the activation (a cell of `eegtune compare`)
     max_consecutive_failures: int = 5
     amp: bool = False
 
@@ -101,6 +112,14 @@ def check_settings(settings: SearchSettings) -> None:
         raise SearchError(f"--workers must be at least 1, got {settings.workers}")
     if settings.epochs < 1:
         raise SearchError(f"--epochs must be at least 1, got {settings.epochs}")
+    if settings.objective not in OBJECTIVES:
+        raise SearchError(
+            f"unknown objective {settings.objective!r}; choose one of: {', '.join(OBJECTIVES)}"
+        )
+    if settings.activation is not None and settings.activation not in ACTIVATIONS:
+        raise SearchError(
+            f"unknown activation {settings.activation!r}; choose one of: {', '.join(ACTIVATIONS)}"
+        )
     if settings.sampler not in SAMPLERS or settings.pruner not in PRUNERS:
         make_sampler(settings.sampler, settings.seed)  # raises the one-line StudyError
         make_pruner(settings.pruner, settings.epochs)
@@ -137,7 +156,7 @@ def _attach(
     from eegtune.training import resolve_device
 
     quiet_optuna()
-    space = load_space(settings.model, settings.space)
+    space = load_space(settings.model, settings.space).fixing("activation", settings.activation)
     device = resolve_device(settings.device)
     if data_set is None:
         data_set = load_dataset(settings.dataset, settings.data_dir, offline=settings.offline)
@@ -193,6 +212,7 @@ def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> 
     trial.set_user_attr("worker", worker_label())
     started = time.perf_counter()
     timed_out = False
+    baseline = bool(trial.user_attrs.get("baseline"))  # the lab's settings: never pruned
 
     def on_epoch(record: EpochRecord) -> bool:
         nonlocal timed_out
@@ -202,7 +222,7 @@ def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> 
         if deadline is not None and time.time() >= deadline:
             timed_out = True
             return True
-        return trial.should_prune()
+        return not baseline and trial.should_prune()
 
     try:
         tid = trial_id(job.storage, study, trial.number)
@@ -244,7 +264,8 @@ def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> 
     }
     trial.set_user_attr("history", history)
     trial.set_user_attr("epochs_trained", len(result.history))
-    trial.set_user_attr("best_epoch", result.best_epoch)
+    value, best_epoch = score(result, settings.objective)
+    trial.set_user_attr("best_epoch", best_epoch)
     trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
     trial.set_user_attr("status", "timeout" if timed_out else result.status)
     if timed_out:
@@ -259,8 +280,16 @@ def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> 
     if result.status == "stopped":
         study.tell(trial, state=TrialState.PRUNED)
         return "PRUNED", ""
-    study.tell(trial, result.best_val_acc)
+    study.tell(trial, value)
     return "COMPLETE", ""
+
+
+def score(result: FitResult, objective: str) -> tuple[float | None, int | None]:
+    """A trial's value and the epoch it points at (how long ``evaluate`` retrains it)."""
+    if objective == "smoothed":
+        best = result.smoothed_best()
+        return (best[0], best[1]) if best is not None else (None, result.best_epoch)
+    return result.best_val_acc, result.best_epoch
 
 
 def run_worker(
@@ -349,9 +378,20 @@ def run_search(
     if data_set is None:
         data_set = load_dataset(settings.dataset, settings.data_dir, offline=settings.offline)
     storage = open_storage(settings.storage)
-    wanted = StudyKeys(settings.model, settings.dataset, settings.split_seed, settings.val_fraction)
+    wanted = StudyKeys(
+        settings.model,
+        settings.dataset,
+        settings.split_seed,
+        settings.val_fraction,
+        settings.objective,
+    )
     study, kept = create_or_check_study(storage, settings.name, wanted)
-    settings = replace(settings, split_seed=kept.split_seed, val_fraction=kept.val_fraction)
+    settings = replace(
+        settings,
+        split_seed=kept.split_seed,
+        val_fraction=kept.val_fraction,
+        objective=kept.objective,
+    )
     finished_at_start = snapshot(study, settings.trials, started, 0).finished
     from eegtune.samplers import make_pruner
 

@@ -81,6 +81,12 @@ class SearchSpace:
 
     params: dict[str, Range | Choice]
 
+    def fixing(self, name: str, value: Any) -> SearchSpace:
+        """This space with parameter ``name`` fixed to ``value`` (unchanged when None)."""
+        if value is None:
+            return self
+        return SearchSpace({**self.params, name: Choice((value,))})
+
     def sample(self, trial: TrialLike) -> dict[str, Any]:
         """Draw one configuration from ``trial`` (an ``optuna.Trial``)."""
         config: dict[str, Any] = {}

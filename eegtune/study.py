@@ -277,6 +277,7 @@ class StudyKeys:
     dataset: str
     split_seed: int
     val_fraction: float
+    objective: str = "best"  # what studies made before the choice was stored used
 
 
 def create_or_check_study(
@@ -318,14 +319,18 @@ def create_or_check_study(
             f"{stored.get('dataset')}; choose another --study name"
         )
     kept = replace(
-        keys, split_seed=int(stored["split_seed"]), val_fraction=float(stored["val_fraction"])
+        keys,
+        split_seed=int(stored["split_seed"]),
+        val_fraction=float(stored["val_fraction"]),
+        objective=str(stored.get("objective", "best")),
     )
     if kept != keys:
         logger.warning(
-            "study %r keeps its validation split (split seed %s, fraction %s)",
+            "study %r keeps its validation split (split seed %s, fraction %s) and objective %s",
             name,
             kept.split_seed,
             kept.val_fraction,
+            kept.objective,
         )
     return study, kept
 

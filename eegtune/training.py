@@ -31,6 +31,7 @@ __all__ = [
     "configure_process",
     "evaluate_accuracy",
     "fit",
+    "predict",
     "resolve_device",
     "set_seed",
     "training_failure",
@@ -76,6 +77,24 @@ class FitResult:
     def best_val_acc(self) -> float | None:
         scored = [r.val_acc for r in self.history if r.val_acc is not None]
         return max(scored) if scored else None
+
+    def smoothed_best(self, window: int = 3) -> tuple[float, int] | None:
+        """The best mean validation accuracy over ``window`` consecutive epochs, and the last
+        epoch of that window (the first on ties); None without validation epochs.
+
+        Less noisy than :attr:`best_val_acc`: one lucky epoch on a small validation split
+        does not make a trial the winner. Early epochs average over the epochs so far.
+        """
+        values = [r.val_acc for r in self.history if r.val_acc is not None]
+        if not values:
+            return None
+        means = [
+            sum(values[max(0, i - window + 1) : i + 1])
+            / len(values[max(0, i - window + 1) : i + 1])
+            for i in range(len(values))
+        ]
+        best = max(range(len(means)), key=lambda i: (means[i], -i))
+        return means[best], best + 1
 
     def history_dicts(self) -> list[dict[str, float | int | None]]:
         return [asdict(r) for r in self.history]
@@ -204,6 +223,22 @@ def evaluate_accuracy(
     model.to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     xt, yt = _as_tensors(x, y, device)
     return _evaluate(model, xt, yt)
+
+
+@torch.inference_mode()
+def predict(
+    model: nn.Module, x: np.ndarray | torch.Tensor, device: torch.device | str = "cpu"
+) -> np.ndarray:
+    """Predicted class of each input, in eval mode, as a NumPy array."""
+    device = torch.device(device)
+    model.to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    xt = torch.as_tensor(x, dtype=torch.float32).to(device)
+    xt = xt.contiguous(memory_format=torch.channels_last)
+    was_training = model.training
+    model.eval()
+    out = [model(xt[i : i + EVAL_BATCH]).argmax(dim=1) for i in range(0, len(xt), EVAL_BATCH)]
+    model.train(was_training)
+    return torch.cat(out).cpu().numpy()
 
 
 def _autocast(device: torch.device, enabled: bool) -> Callable[[], Any]:

@@ -1,0 +1,276 @@
+"""``eegtune compare``: the lab's network x activation table, every cell tuned and tested.
+
+Design: one study per cell, named ``<prefix>-<network>-<activation>``, searched with the
+activation fixed, so every cell gets the same trial budget and none can be starved by the
+sampler's taste. The lab's own settings are enqueued as trial 0 of each cell (never pruned).
+Then each cell's best configuration ("tuned") and its baseline trial ("baseline") are retrained
+and tested over the same seeds, exactly as ``evaluate`` does. Running the command again
+continues where it stopped: searches go on to their target, evaluations already done are kept.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from eegtune.errors import EegtuneError
+from eegtune.evaluate import Evaluation
+from eegtune.names import LAB_SETTINGS
+from eegtune.stats import Interval, paired_difference, verdict
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
+
+    from eegtune.data import Dataset
+    from eegtune.progress import SearchStatus
+    from eegtune.search import SearchSettings
+
+__all__ = [
+    "Cell",
+    "CompareError",
+    "Comparison",
+    "cell_name",
+    "cell_settings",
+    "compare_activations",
+    "evaluate_cells",
+    "evaluation_plan",
+    "search_cell",
+]
+
+
+class CompareError(EegtuneError):
+    """The comparison cannot run as asked."""
+
+
+@dataclass
+class Cell:
+    """One network x activation cell: its study and what its evaluation found."""
+
+    model: str
+    activation: str
+    study: str
+    tuned: Evaluation | None = None
+    baseline: Evaluation | None = None
+    reason: str = ""  # why there is no tested value, when there is none
+    states: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def difference(self) -> Interval | None:
+        """Tuned minus baseline test accuracy, paired over seeds."""
+        if self.tuned is None or self.baseline is None:
+            return None
+        return paired_difference(self.tuned.by_seed, self.baseline.by_seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        diff = self.difference
+        return {
+            "model": self.model,
+            "activation": self.activation,
+            "study": self.study,
+            "tuned": None if self.tuned is None else self.tuned.to_dict(),
+            "baseline": None if self.baseline is None else self.baseline.to_dict(),
+            "difference": None
+            if diff is None
+            else {"mean": diff.mean, "ci95": [diff.low, diff.high], "seeds": diff.n},
+            "reason": self.reason,
+            "states": self.states,
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two activations of one network, paired over the same seeds."""
+
+    model: str
+    first: str
+    second: str
+    difference: Interval | None
+
+    @property
+    def text(self) -> str:
+        return verdict(self.first, self.second, self.difference)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.difference
+        return {
+            "model": self.model,
+            "first": self.first,
+            "second": self.second,
+            "mean": None if d is None else d.mean,
+            "ci95": None if d is None else [d.low, d.high],
+            "verdict": self.text,
+        }
+
+
+def cell_name(prefix: str, model: str, activation: str) -> str:
+    """The study name of a cell."""
+    return f"{prefix}-{model}-{activation}"
+
+
+def _prepare_cell(storage: BaseStorage, settings: SearchSettings, baseline: bool) -> None:
+    """Create the cell's study and enqueue the lab's settings as its first trial."""
+    from eegtune.study import StudyKeys, create_or_check_study
+
+    keys = StudyKeys(
+        settings.model,
+        settings.dataset,
+        settings.split_seed,
+        settings.val_fraction,
+        settings.objective,
+    )
+    study, _ = create_or_check_study(storage, settings.name, keys)
+    study.set_user_attr("activation", settings.activation)
+    if baseline and not study.get_trials(deepcopy=False):
+        study.enqueue_trial(
+            {**LAB_SETTINGS, "activation": settings.activation}, user_attrs={"baseline": True}
+        )
+
+
+def _baseline_trial(study: optuna.Study) -> FrozenTrial | None:
+    from optuna.trial import TrialState
+
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if trial.user_attrs.get("baseline"):
+            return trial
+    return None
+
+
+def cell_settings(
+    template: SearchSettings, models: list[str], activations: list[str], prefix: str
+) -> list[SearchSettings]:
+    """The search settings of every cell, checked (nothing is written when one is wrong)."""
+    from eegtune.search import check_settings
+
+    cells = [
+        replace(template, model=m, activation=a, study_name=cell_name(prefix, m, a))
+        for m in models
+        for a in activations
+    ]
+    for settings in cells:
+        check_settings(settings)
+    return cells
+
+
+def search_cell(
+    settings: SearchSettings,
+    *,
+    baseline: bool,
+    data_set: Dataset,
+    on_status: Callable[[SearchStatus], None] | None = None,
+) -> SearchStatus:
+    """Search one cell to its trial budget (the lab's settings as trial 0 unless not wanted)."""
+    from eegtune.search import run_search
+    from eegtune.study import open_storage
+
+    _prepare_cell(open_storage(settings.storage), settings, baseline)
+    return run_search(settings, on_status=on_status, data_set=data_set)
+
+
+def _chosen(study: optuna.Study, baseline: bool) -> tuple[dict[str, FrozenTrial], str]:
+    """The configurations to test in a cell ("tuned", "baseline"), or why there are none."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if not complete:
+        counts = Counter(t.state.name.lower() for t in trials)
+        listed = ", ".join(f"{n} {s}" for s, n in counts.items())
+        return {}, f"no completed trial ({listed or 'no trials'}); search longer"
+    configs = {"tuned": max(complete, key=lambda t: (t.value or 0.0, -t.number))}
+    lab = _baseline_trial(study)
+    if lab is not None:
+        configs["baseline"] = lab
+    return configs, "" if lab is not None or not baseline else "the baseline did not complete"
+
+
+def evaluation_plan(
+    storage: BaseStorage, cells: list[SearchSettings], baseline: bool
+) -> list[tuple[str, int]]:
+    """(label, epochs) of every retraining :func:`evaluate_cells` will do, for progress."""
+    from eegtune.evaluate import chosen_epochs
+    from eegtune.study import load_study
+
+    plan = []
+    for settings in cells:
+        configs, _ = _chosen(load_study(storage, settings.name), baseline)
+        plan += [(f"{settings.name}/{label}", chosen_epochs(t)) for label, t in configs.items()]
+    return plan
+
+
+def evaluate_cells(
+    cells: list[SearchSettings],
+    *,
+    seeds: int,
+    baseline: bool,
+    data_set: Dataset,
+    device: torch.device | str = "cpu",
+    models_dir: str = "studies/models",
+    on_epoch: Callable[[str, int, Any], None] | None = None,
+    on_seed: Callable[[str, int, float], None] | None = None,
+) -> list[Cell]:
+    """Retrain and test each cell's tuned and baseline configurations over the same seeds.
+
+    Evaluations already stored with the same trials and seeds are reused, not retrained.
+    Hook labels are ``<cell study>/<tuned|baseline>``.
+    """
+    from functools import partial
+
+    from optuna.trial import TrialState
+
+    from eegtune.evaluate import evaluate_study
+    from eegtune.study import load_study, open_storage
+
+    if seeds < 1:
+        raise CompareError(f"--seeds must be at least 1, got {seeds}")
+    out = []
+    for settings in cells:
+        storage = open_storage(settings.storage)
+        study = load_study(storage, settings.name)
+        states = Counter(t.state for t in study.get_trials(deepcopy=False))
+        cell = Cell(
+            settings.model,
+            str(settings.activation),
+            settings.name,
+            states={s.name: states[s] for s in TrialState if states[s]},
+        )
+        out.append(cell)
+        configs, cell.reason = _chosen(study, baseline)
+        if not configs:
+            continue
+        evaluations = evaluate_study(
+            study,
+            data_set,
+            storage=storage,
+            seeds=seeds,
+            configs=configs,
+            device=device,
+            models_dir=models_dir,
+            on_epoch=None if on_epoch is None else partial(_relabel, on_epoch, settings.name),
+            on_seed=None if on_seed is None else partial(_relabel, on_seed, settings.name),
+            amp=settings.amp,
+        )
+        by_label = {e.label: e for e in evaluations}
+        cell.tuned, cell.baseline = by_label.get("tuned"), by_label.get("baseline")
+    return out
+
+
+def _relabel(hook: Callable[..., None], cell: str, label: str, *args: Any) -> None:
+    hook(f"{cell}/{label}", *args)
+
+
+def compare_activations(cells: list[Cell]) -> list[Comparison]:
+    """Every pair of activations within each network, tuned test accuracy paired over seeds."""
+    out = []
+    for model in dict.fromkeys(c.model for c in cells):
+        tested = [c for c in cells if c.model == model and c.tuned is not None]
+        for i, first in enumerate(tested):
+            for second in tested[i + 1 :]:
+                assert first.tuned is not None and second.tuned is not None
+                diff = paired_difference(first.tuned.by_seed, second.tuned.by_seed)
+                out.append(Comparison(model, first.activation, second.activation, diff))
+    return out

@@ -1,0 +1,132 @@
+"""eegtune compare: every cell tuned and tested against the lab's settings, honest statistics."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from eegtune.cli import app
+from eegtune.evaluate import evaluate_study
+from eegtune.names import LAB_SETTINGS
+from eegtune.search import SearchError, SearchSettings, run_search
+from eegtune.stats import mean_ci, paired_difference, verdict
+from eegtune.study import open_storage
+from eegtune.synthetic import make_synthetic
+
+runner = CliRunner()
+CELLS = [(m, a) for m in ("eegnet", "deepconvnet") for a in ("relu", "leaky_relu", "elu")]
+
+
+@pytest.mark.slow
+def test_compare_fills_every_cell_against_the_lab_baseline_and_resumes(tmp_path: Path) -> None:
+    storage, out = str(tmp_path / "c.journal"), tmp_path / "report"
+    args = ["compare", "--dataset", "synthetic", "--trials", "2", "--epochs", "2",
+            "--seeds", "2", "--storage", storage, "--out", str(out),
+            "--models-dir", str(tmp_path / "m"), "--device", "cpu"]  # fmt: skip
+    env = {"EEGTUNE_PROGRESS_INTERVAL": "60", "COLUMNS": "200"}
+    first = runner.invoke(app, args, env=env)
+    assert first.exit_code == 0, first.output
+    for model, activation in CELLS:
+        study = optuna.load_study(
+            study_name=f"compare-{model}-{activation}", storage=open_storage(storage)
+        )
+        trial0 = study.trials[0]
+        assert trial0.user_attrs["baseline"] is True
+        assert trial0.params == {**LAB_SETTINGS, "activation": activation}
+        assert trial0.state == optuna.trial.TrialState.COMPLETE  # never pruned
+        assert {t.params["activation"] for t in study.trials} == {activation}
+        row = rf"│ +{model} │ +{activation} │ +[\d.]+% ± [\d.]+ │ +[\d.]+% ± [\d.]+ │ "
+        assert re.search(row + r"+[+-][\d.]+ ± [\d.]+ pts │ +2 │", first.output), first.output
+    document = json.loads((out / "best_trials.json").read_text())
+    assert document["schema_version"] == 2
+    cells = document["compare"]["cells"]
+    assert [(c["model"], c["activation"]) for c in cells] == CELLS
+    for cell in cells:
+        assert cell["tuned"]["seeds"] == [0, 1] and len(cell["tuned"]["test_acc"]) == 2
+        assert cell["baseline"]["seeds"] == [0, 1] and len(cell["baseline"]["ci95"]) == 2
+        expected = np.mean(np.subtract(cell["tuned"]["test_acc"], cell["baseline"]["test_acc"]))
+        assert cell["difference"]["mean"] == pytest.approx(expected)
+        assert cell["difference"]["seeds"] == 2 and cell["reason"] == ""
+    verdicts = document["compare"]["comparisons"]
+    assert len(verdicts) == 6 and all(" vs " in v["verdict"] for v in verdicts)
+    index = (out / "index.html").read_text()
+    assert 'id="fig-compare"' in index and '"error_y"' in index.replace(" ", "")
+    curves = re.findall(r'<section id="compare-(\w+)-(\w+)_activations">', index)
+    assert sorted(curves) == sorted(CELLS)
+
+    before = {name: len(optuna.load_study(study_name=name, storage=open_storage(storage)).trials)
+              for name in optuna.study.get_all_study_names(open_storage(storage))}  # fmt: skip
+    again = runner.invoke(app, args, env=env)
+    assert again.exit_code == 0, again.output
+    after = {name: len(optuna.load_study(study_name=name, storage=open_storage(storage)).trials)
+             for name in before}  # fmt: skip
+    assert after == before
+    assert "seed 0 test accuracy" not in again.output  # nothing was retrained
+
+
+def test_a_cell_without_completed_trials_states_why(tmp_path: Path, monkeypatch) -> None:
+    from eegtune.compare import cell_settings, evaluate_cells, search_cell
+
+    template = SearchSettings(
+        model="eegnet", trials=1, epochs=1, storage=str(tmp_path / "s.journal"),
+        dataset="synthetic", device="cpu",
+    )  # fmt: skip
+    (cell,) = cell_settings(template, ["eegnet"], ["elu"], "x")
+
+    def broken_fit(*args, **kwargs):
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr("eegtune.training.fit", broken_fit)
+    data = make_synthetic(n_train=120, n_test=8)
+    with pytest.raises(SearchError, match="5 trials failed in a row"):
+        search_cell(cell, baseline=True, data_set=data)
+    (result,) = evaluate_cells([cell], seeds=1, baseline=True, data_set=data)
+    assert result.tuned is None and "no completed trial (" in result.reason
+    assert "fail" in result.reason and "search longer" in result.reason
+
+
+def test_per_subject_accuracy_shows_a_subject_that_differs_on_purpose(tmp_path: Path) -> None:
+    """Subject "flipped" has its test labels inverted: whatever the network learned, it scores
+    1 - accuracy on that subject, so the two subjects must come out far apart."""
+    data = make_synthetic(n_train=600, n_test=400, seed=3)
+    half = len(data.y_test) // 2
+    data.y_test[half:] = 1 - data.y_test[half:]
+    data.test_subjects = np.array(["plain"] * half + ["flipped"] * (len(data.y_test) - half))
+    storage = str(tmp_path / "subj.journal")
+    space = tmp_path / "lab.toml"
+    space.write_text(
+        '[activation]\nchoices = ["elu"]\n[lr]\nlow = 0.004\nhigh = 0.006\n'
+        "[batch_size]\nchoices = [64]\n[dropout]\nlow = 0.2\nhigh = 0.3\n"
+        "[weight_decay]\nlow = 1e-4\nhigh = 2e-4\n"
+    )
+    run_search(
+        SearchSettings(model="eegnet", trials=1, epochs=15, storage=storage, space=str(space),
+                       dataset="synthetic", device="cpu", pruner="none"),
+        data_set=data,
+    )  # fmt: skip
+    study = optuna.load_study(study_name="eegnet", storage=open_storage(storage))
+    (result,) = evaluate_study(
+        study, data, storage=open_storage(storage), seeds=1, models_dir=tmp_path / "m"
+    )
+    plain, flipped = result.per_subject["plain"][0], result.per_subject["flipped"][0]
+    assert plain - flipped > 0.15, (plain, flipped)
+    assert result.test_acc[0] == pytest.approx((plain + flipped) / 2, abs=0.01)
+
+
+def test_confidence_intervals_and_paired_verdicts() -> None:
+    ci = mean_ci([0.80, 0.82, 0.84])
+    assert ci.mean == pytest.approx(0.82)
+    assert ci.high - ci.mean == pytest.approx(4.303 * 0.02 / 3**0.5)  # t(2) = 4.303
+    assert mean_ci([0.5]).low is None
+    better = paired_difference({0: 0.85, 1: 0.86, 2: 0.84}, {0: 0.80, 1: 0.82, 2: 0.81})
+    assert better is not None and better.low > 0
+    assert verdict("elu", "relu", better).startswith("elu vs relu: +4.0 points, 95% CI [")
+    noisy = paired_difference({0: 0.85, 1: 0.75}, {0: 0.80, 1: 0.80})
+    assert "no clear difference" in verdict("elu", "relu", noisy)
+    assert paired_difference({0: 0.8}, {1: 0.8}) is None
