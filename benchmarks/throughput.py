@@ -26,7 +26,7 @@ from pathlib import Path
 import optuna
 
 from eegtune.search import SearchSettings, run_search
-from eegtune.study import open_storage
+from eegtune.storages import open_storage
 from eegtune.synthetic import make_synthetic
 from eegtune.training import configure_process, resolve_device
 

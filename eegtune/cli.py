@@ -1,7 +1,9 @@
 """The ``eegtune`` command line. Commands are thin: parse, call the library, render.
 
-Heavy libraries (torch, optuna, plotly, numpy) are imported inside the commands so that
-``eegtune --help`` answers instantly.
+This module holds the entry point and the commands that make results (``data``, ``train``,
+``search``); :mod:`eegtune.cli_studies` the ones that read and test them (``report``,
+``evaluate``, ``compare``, ``dashboard``). Heavy libraries (torch, optuna, plotly, numpy) are
+imported inside the commands so that ``eegtune --help`` answers instantly.
 """
 
 from __future__ import annotations
@@ -12,10 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from eegtune.console import (
-    compare_table,
     data_info_table,
-    evaluation_table,
-    headline_table,
     make_console,
     summary_line,
     trials_table,
@@ -23,7 +22,6 @@ from eegtune.console import (
 from eegtune.live import (
     download_progress,
     epoch_progress,
-    evaluation_progress,
     load_data,
     offline_or_env,
     status_display,
@@ -35,13 +33,11 @@ from eegtune.names import (
     DEFAULT_PRUNER,
     DEFAULT_SAMPLER,
     LAB_DATASET,
-    NETWORKS,
 )
 from eegtune.options import (
     ActivationName,
     AmpOpt,
     DataDirOpt,
-    DatasetName,
     DatasetOpt,
     DeviceOpt,
     ModelName,
@@ -52,6 +48,8 @@ from eegtune.options import (
     SplitSeedOpt,
     StorageOpt,
     ValFractionOpt,
+    app,
+    data_app,
     fail,
     handles_errors,
 )
@@ -59,17 +57,6 @@ from eegtune.options import (
 if TYPE_CHECKING:
     from eegtune.progress import SearchStatus
     from eegtune.search import SearchSettings
-
-app = typer.Typer(
-    name="eegtune",
-    help="Find the best hyperparameters for EEGNet and DeepConvNet on BCI IIIb EEG with Optuna.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-data_app = typer.Typer(help="Get, verify and describe the dataset.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
-
 
 # data -----------------------------------------------------------------------------------------
 
@@ -301,243 +288,8 @@ def _print_summary(
     console.print(summary_line(final, interrupted))
 
 
-# report and evaluate --------------------------------------------------------------------------
-
-
-@app.command()
-@handles_errors
-def report(
-    study: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--study",
-            help="Study to report (repeatable; default: every study in the storage).",
-            show_default=False,
-        ),
-    ] = None,
-    storage: StorageOpt = None,
-    top: Annotated[
-        int, typer.Option(min=1, help="Best trials listed and exported per study.")
-    ] = 10,
-    out: Annotated[Path, typer.Option(help="Folder for CSV, JSON, charts and index.html.")] = Path(
-        "studies/report"
-    ),
-) -> None:
-    """Print the best settings and export best trials (CSV/JSON) and Plotly charts (HTML)."""
-    from eegtune.report import collect, headline, write_report
-    from eegtune.study import describe_storage, open_storage, quiet_optuna
-
-    quiet_optuna()
-    reports = collect(open_storage(storage, create=False), study)
-    console = make_console()
-    for r in reports:
-        states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(r.states.items()))
-        console.print(trials_table(f"study {r.name!r} ({r.model}): {states}", r.rows(top)))
-    console.print(headline_table(headline(reports)))
-    written = write_report(reports, out, top=top, storage=describe_storage(storage))
-    console.print(f"wrote {len(written)} files to {out} (open {out / 'index.html'})")
-
-
-@app.command()
-@handles_errors
-def evaluate(
-    study: Annotated[
-        str | None,
-        typer.Option(
-            "--study",
-            help="Study to evaluate (default: the only study in the storage).",
-            show_default=False,
-        ),
-    ] = None,
-    storage: StorageOpt = None,
-    seeds: Annotated[int, typer.Option(min=1, help="Retraining seeds (0..N-1).")] = 5,
-    per_activation: Annotated[
-        bool,
-        typer.Option(
-            "--per-activation/--no-per-activation",
-            metavar="",
-            help="Evaluate the best trial of each activation.",
-        ),
-    ] = False,
-    models_dir: Annotated[
-        Path, typer.Option(help="Where trained weights and their config JSON are saved.")
-    ] = Path("studies/models"),
-    dataset: Annotated[
-        DatasetName | None,
-        typer.Option(
-            "--dataset",
-            help="Dataset; default and only allowed value: the one the study was searched on.",
-            show_default=False,
-        ),
-    ] = None,
-    data_dir: DataDirOpt = Path("data"),
-    offline: OfflineOpt = False,
-    device: DeviceOpt = "auto",
-    amp: AmpOpt = False,
-) -> None:
-    """Retrain the best configuration with several seeds and measure test accuracy once each."""
-    from eegtune.evaluate import (
-        choose_study,
-        evaluate_study,
-        models_folder,
-        planned_runs,
-        searched_dataset,
-    )
-    from eegtune.study import open_storage, quiet_optuna
-    from eegtune.training import configure_process, resolve_device
-
-    quiet_optuna()
-    torch_device = resolve_device(device)
-    opened = open_storage(storage, create=False)
-    loaded = choose_study(opened, study)
-    runs = planned_runs(loaded, per_activation)  # fails early when nothing completed
-    searched_on = searched_dataset(loaded, None if dataset is None else str(dataset))
-    configure_process(torch_device)
-    data = load_data(searched_on, data_dir, offline)
-    with evaluation_progress(runs, seeds) as (on_epoch, on_seed):
-        results = evaluate_study(
-            loaded,
-            data,
-            storage=opened,
-            seeds=seeds,
-            per_activation=per_activation,
-            device=torch_device,
-            models_dir=models_dir,
-            on_seed=on_seed,
-            on_epoch=on_epoch,
-            amp=amp,
-        )
-    model_name = str(loaded.user_attrs.get("model"))
-    console = make_console()
-    title = f"test accuracy of study {loaded.study_name!r} ({model_name}, {searched_on})"
-    console.print(evaluation_table(title, results))
-    lab = NETWORKS[model_name].lab_test_acc if model_name in NETWORKS else None
-    if lab is not None and searched_on == LAB_DATASET:
-        console.print(
-            f"lab report baseline for {model_name}: {lab:.2f}% (best test epoch, optimistic)"
-        )
-    console.print(f"weights and configs saved under {models_folder(models_dir, loaded.study_name)}")
-
-
-# compare --------------------------------------------------------------------------------------
-
-
-@app.command()
-@handles_errors
-def compare(
-    model: Annotated[
-        list[ModelName] | None,
-        typer.Option(
-            "--model", help="Network (repeatable; default: every network).", show_default=False
-        ),
-    ] = None,
-    activation: Annotated[
-        list[ActivationName] | None,
-        typer.Option(
-            "--activation",
-            help="Activation (repeatable; default: every activation).",
-            show_default=False,
-        ),
-    ] = None,
-    trials: Annotated[int, typer.Option(min=1, help="Target finished trials per cell.")] = 20,
-    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per trial.")] = 300,
-    seeds: Annotated[int, typer.Option(min=1, help="Test seeds per configuration (0..N-1).")] = 5,
-    storage: StorageOpt = None,
-    out: Annotated[Path, typer.Option(help="Folder for the report.")] = Path("studies/report"),
-    baseline: Annotated[
-        bool,
-        typer.Option(
-            "--baseline/--no-baseline",
-            metavar="",
-            help="Enqueue the lab's settings as trial 0 of each cell and test them too.",
-        ),
-    ] = True,
-    prefix: Annotated[
-        str, typer.Option(help="Cell studies are named PREFIX-NETWORK-ACTIVATION.")
-    ] = "compare",
-    objective: Annotated[
-        ObjectiveName, typer.Option(help="How a trial is scored.")
-    ] = DEFAULT_OBJECTIVE,
-    seed: Annotated[
-        int, typer.Option(help="Seed of the samplers and of each trial's training.")
-    ] = 0,
-    models_dir: Annotated[Path, typer.Option(help="Where tested weights are saved.")] = Path(
-        "studies/models"
-    ),
-    dataset: DatasetOpt = LAB_DATASET,
-    data_dir: DataDirOpt = Path("data"),
-    offline: OfflineOpt = False,
-    device: DeviceOpt = "auto",
-    amp: AmpOpt = False,
-) -> None:
-    """Tune and test every network x activation cell; report each against the lab's settings."""
-    from eegtune.compare import cell_settings, evaluate_cells, evaluation_plan, search_cell
-    from eegtune.names import ACTIVATIONS
-    from eegtune.report import collect, write_report
-    from eegtune.search import SearchError, SearchSettings
-    from eegtune.study import describe_storage, open_storage, quiet_optuna
-    from eegtune.training import configure_process, resolve_device
-
-    quiet_optuna()
-    template = SearchSettings(
-        model=DEFAULT_NETWORK, trials=trials, epochs=epochs, storage=storage, seed=seed,
-        dataset=str(dataset), data_dir=str(data_dir), offline=offline_or_env(offline),
-        device=device, objective=str(objective), amp=amp,
-    )  # fmt: skip
-    models = [str(m) for m in model] if model else list(NETWORKS)
-    activations = [str(a) for a in activation] if activation else list(ACTIVATIONS)
-    cells = cell_settings(template, models, activations, prefix)
-    torch_device = resolve_device(device)
-    configure_process(torch_device)
-    data = load_data(dataset, data_dir, offline)
-    for i, cell in enumerate(cells, 1):
-        typer.echo(f"cell {i}/{len(cells)}: {cell.name}, target {trials} trials", err=True)
-        try:
-            with status_display() as show:
-                search_cell(cell, baseline=baseline, data_set=data, on_status=show)
-        except SearchError as exc:  # this cell's row will say why; the other cells go on
-            typer.echo(f"warning: cell {cell.name} stopped: {exc}", err=True)
-    plan = evaluation_plan(open_storage(storage), cells, baseline)
-    with evaluation_progress(plan, seeds) as (on_epoch, on_seed):
-        results = evaluate_cells(
-            cells, seeds=seeds, baseline=baseline, data_set=data, device=torch_device,
-            models_dir=str(models_dir), on_epoch=on_epoch, on_seed=on_seed,
-        )  # fmt: skip
-    console = make_console()
-    console.print(compare_table(results))
-    from eegtune.compare import compare_activations
-
-    for verdict in compare_activations(results):
-        console.print(f"{verdict.model}: {verdict.text}")
-    reports = collect(open_storage(storage, create=False), [c.name for c in cells])
-    written = write_report(reports, out, storage=describe_storage(storage), compare=results)
-    console.print(f"wrote {len(written)} files to {out} (open {out / 'index.html'})")
-
-
-# dashboard ------------------------------------------------------------------------------------
-
-
-@app.command()
-@handles_errors
-def dashboard(
-    storage: StorageOpt = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
-    verbose: Annotated[
-        bool,
-        typer.Option("--verbose/--quiet", metavar="", help="Print one line per HTTP request."),
-    ] = False,
-) -> None:
-    """Start optuna-dashboard on the study storage; Ctrl-C stops it."""
-    from eegtune.dashboard import check_port, serve
-    from eegtune.study import open_storage, quiet_optuna
-
-    quiet_optuna()
-    opened = open_storage(storage, create=False)
-    check_port(host, port)
-    typer.echo(f"optuna-dashboard at http://{host}:{port}/ (Ctrl-C to stop)")
-    serve(opened, host, port, access_log=verbose)
-    typer.echo("dashboard stopped")
+# report, evaluate, compare and dashboard register themselves on the same app, after these.
+import eegtune.cli_studies  # noqa: E402, F401
 
 
 def main() -> None:

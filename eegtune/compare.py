@@ -165,7 +165,7 @@ def search_cell(
 ) -> SearchStatus:
     """Search one cell to its trial budget (the lab's settings as trial 0 unless not wanted)."""
     from eegtune.search import run_search
-    from eegtune.study import open_storage
+    from eegtune.storages import open_storage
 
     _prepare_cell(open_storage(settings.storage), settings, baseline)
     return run_search(settings, on_status=on_status, data_set=data_set)
@@ -223,7 +223,8 @@ def evaluate_cells(
     from optuna.trial import TrialState
 
     from eegtune.evaluate import evaluate_study
-    from eegtune.study import load_study, open_storage
+    from eegtune.storages import open_storage
+    from eegtune.study import load_study
 
     if seeds < 1:
         raise CompareError(f"--seeds must be at least 1, got {seeds}")

@@ -15,6 +15,7 @@ __all__ = [
     "duration",
     "evaluation_table",
     "fmt",
+    "HEADLINE_COLUMNS",
     "headline_table",
     "interval_text",
     "compare_table",
@@ -89,31 +90,43 @@ def interval_text(interval: Any, signed: bool = False) -> str:
     return f"{mean} ± {100 * (interval.mean - interval.low):.1f}"
 
 
+def _ci_text(interval: Any) -> str:
+    if interval.low is None:
+        return "-"
+    return f"[{100 * interval.low:.2f}, {100 * interval.high:.2f}]"
+
+
+def per_subject_text(evaluation: Any) -> str:
+    """``S4 84.1%, X11 79.3%``: mean test accuracy per subject over seeds, or ``-``."""
+    if evaluation is None or not evaluation.per_subject:
+        return "-"
+    return ", ".join(
+        f"{subject} {100 * sum(v) / len(v):.1f}%" for subject, v in evaluation.per_subject.items()
+    )
+
+
 def compare_table(cells: list[Any]) -> Any:
     """``eegtune compare``'s table: per cell tuned and baseline test accuracy and the gain."""
     from rich.table import Table
 
     table = Table(title="test accuracy per network and activation: tuned vs the lab's settings")
-    for column in (
-        "network",
-        "activation",
-        "tuned (95% CI)",
-        "baseline (95% CI)",
-        "tuned - baseline",
-        "seeds",
-        "note",
-    ):
-        table.add_column(column, justify="right" if column != "note" else "left")  # fmt: skip
+    subjects = any(c.tuned is not None and c.tuned.per_subject for c in cells)
+    columns = ["network", "activation", "tuned (95% CI)", "baseline (95% CI)"]
+    columns += ["tuned - baseline", "seeds"] + (["tuned per subject"] if subjects else [])
+    for column in [*columns, "note"]:
+        table.add_column(column, justify="right" if column != "note" else "left")
     for c in cells:
-        table.add_row(
+        row = [
             c.model,
             c.activation,
             "-" if c.tuned is None else interval_text(c.tuned.interval),
             "-" if c.baseline is None else interval_text(c.baseline.interval),
             "-" if c.difference is None else interval_text(c.difference, signed=True) + " pts",
             "-" if c.tuned is None else str(len(c.tuned.seeds)),
-            c.reason,
-        )
+        ]
+        if subjects:
+            row.append(per_subject_text(c.tuned))
+        table.add_row(*row, c.reason)
     return table
 
 
@@ -124,19 +137,22 @@ def percent_pm(mean: float | None, std: float | None) -> str:
     return f"{100 * mean:.2f}% ± {100 * (std or 0.0):.2f}"
 
 
+HEADLINE_COLUMNS = (
+    "network",
+    "activation",
+    "best val acc",
+    "trial",
+    "test acc (mean ± std)",
+    "seeds",
+)
+
+
 def headline_table(rows: list[dict[str, Any]]) -> Any:
     """The lab's table: best validation and test accuracy per network and activation."""
     from rich.table import Table
 
     table = Table(title="best accuracy per network and activation")
-    for column in (
-        "network",
-        "activation",
-        "best val acc",
-        "trial",
-        "test acc (mean ± std)",
-        "seeds",
-    ):
+    for column in HEADLINE_COLUMNS:
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(
@@ -155,7 +171,9 @@ def evaluation_table(title: str, results: list[Any]) -> Any:
     from rich.table import Table
 
     table = Table(title=title)
-    for column in ("config", "trial", "epochs", "mean ± std", "min", "max", "seeds"):
+    subjects = any(r.per_subject for r in results)
+    columns = ["config", "trial", "epochs", "mean ± std", "95% CI", "min", "max", "seeds"]
+    for column in columns + (["per subject"] if subjects else []):
         table.add_column(column, justify="right")
     for r in results:
         activation = r.params["activation"]
@@ -164,9 +182,11 @@ def evaluation_table(title: str, results: list[Any]) -> Any:
             str(r.trial),
             str(r.epochs),
             percent_pm(r.mean, r.std),
+            _ci_text(r.interval),
             f"{100 * min(r.test_acc):.2f}%",
             f"{100 * max(r.test_acc):.2f}%",
             str(len(r.seeds)),
+            *([per_subject_text(r)] if subjects else []),
         )
     return table
 

@@ -65,9 +65,8 @@ def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
         yield hook
 
 
-@contextmanager
-def epoch_progress(epochs: int, label: str) -> Iterator[Callable[[Any], None]]:
-    """A rich progress bar over epochs showing live train/val accuracy."""
+def _bars(console: Any, *extra: Any) -> Any:
+    """A rich Progress: description, bar, done/total, ``extra`` columns, elapsed, remaining."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -77,15 +76,23 @@ def epoch_progress(epochs: int, label: str) -> Iterator[Callable[[Any], None]]:
         TimeRemainingColumn,
     )
 
-    with Progress(
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[metrics]}"),
+        *extra,
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=make_console(stderr=True),
-    ) as progress:
+        console=console,
+    )
+
+
+@contextmanager
+def epoch_progress(epochs: int, label: str) -> Iterator[Callable[[Any], None]]:
+    """A rich progress bar over epochs showing live train/val accuracy."""
+    from rich.progress import TextColumn
+
+    with _bars(make_console(stderr=True), TextColumn("{task.fields[metrics]}")) as progress:
         task = progress.add_task(label, total=epochs, metrics="")
 
         def on_epoch(record: Any) -> None:
@@ -122,7 +129,9 @@ def running_line(trial: Any) -> str:
         f"trial {trial.number}: epoch {trial.epoch}{of}, val {_percent(trial.val_acc)} "
         f"(best {_percent(trial.best_val_acc)}), {short_params(trial.params)}"
     )
-    if trial.next_check is not None:
+    if trial.baseline:
+        line += "; the lab's settings, never pruned"
+    elif trial.next_check is not None:
         line += f"; next pruning check at epoch {trial.next_check}"
     return line
 
@@ -250,23 +259,7 @@ def evaluation_progress(
         yield plain_epoch, plain_seed
         return
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    ) as progress:
+    with _bars(console) as progress:
         overall = progress.add_task("all seeds (epochs)", total=total)
         bars: dict[tuple[str, int], Any] = {}
 

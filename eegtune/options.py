@@ -18,6 +18,8 @@ from eegtune.errors import EegtuneError
 from eegtune.names import ACTIVATIONS, DATASETS, NETWORKS, OBJECTIVES, PRUNERS, SAMPLERS
 
 __all__ = [
+    "app",
+    "data_app",
     "ActivationName",
     "AmpOpt",
     "DataDirOpt",
@@ -141,3 +143,14 @@ StorageOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+app = typer.Typer(
+    name="eegtune",
+    help="Find the best hyperparameters for EEGNet and DeepConvNet on BCI IIIb EEG with Optuna.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Get, verify and describe the dataset.", no_args_is_help=True)
+app.add_typer(data_app, name="data")

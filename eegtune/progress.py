@@ -7,15 +7,28 @@ interruption, from the storage alone).
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["EtaSmoother", "RunningTrial", "SearchStatus", "read_status", "snapshot"]
+__all__ = [
+    "EtaSmoother",
+    "Poller",
+    "RunningTrial",
+    "SearchStatus",
+    "StatusReader",
+    "read_status",
+    "snapshot",
+]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,7 @@ class RunningTrial:
     val_acc: float | None  # of the last reported epoch
     best_val_acc: float | None
     next_check: int | None  # the next epoch at which the pruner compares it, if known
+    baseline: bool = False  # the lab's settings (``compare``): never pruned
 
 
 @dataclass
@@ -106,8 +120,9 @@ def snapshot(
                 val_acc=values[-1] if values else None,
                 best_val_acc=max(values) if values else None,
                 next_check=next_pruning_check(pruner, study, t, epoch, epochs)
-                if pruner is not None
+                if pruner is not None and not t.user_attrs.get("baseline")
                 else None,
+                baseline=bool(t.user_attrs.get("baseline")),
             )
         )
     done_now = status.finished - finished_at_start
@@ -117,6 +132,64 @@ def snapshot(
     elif done_now > 0:
         status.eta = status.elapsed / done_now * remaining
     return status
+
+
+class StatusReader:
+    """Reads a running search's status from its study: each call is a fresh, smoothed snapshot."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        target: int,
+        started: float,
+        *,
+        epochs: int | None = None,
+        pruner: optuna.pruners.BasePruner | None = None,
+    ) -> None:
+        self.study, self.target, self.started = study, target, started
+        self.epochs, self.pruner = epochs, pruner
+        self.finished_at_start = snapshot(study, target, started, 0).finished
+        self.smooth = EtaSmoother()
+
+    def __call__(self) -> SearchStatus:
+        status = snapshot(
+            self.study,
+            self.target,
+            self.started,
+            self.finished_at_start,
+            epochs=self.epochs,
+            pruner=self.pruner,
+        )
+        return self.smooth(status)
+
+
+class Poller:
+    """A thread that hands ``show`` a fresh status every ``interval`` seconds (nothing when
+    ``show`` is None); a failing display never stops the search."""
+
+    def __init__(
+        self,
+        read: Callable[[], SearchStatus],
+        show: Callable[[SearchStatus], None] | None,
+        interval: float,
+    ) -> None:
+        self._read, self._show, self._interval = read, show, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="eegtune-progress")
+        if show is not None:
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._show(self._read())  # type: ignore[misc]
+            except Exception as exc:  # a display must never stop the search
+                logger.debug("progress update failed: %s", exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
 
 
 class EtaSmoother:
@@ -151,7 +224,8 @@ def read_status(storage: str | None, name: str, target: int) -> SearchStatus | N
     """A study's status read from its storage alone (after an interruption); None when the
     storage or the study cannot be read."""
     from eegtune.errors import EegtuneError
-    from eegtune.study import load_study, open_storage
+    from eegtune.storages import open_storage
+    from eegtune.study import load_study
 
     try:
         study = load_study(open_storage(storage, create=False), name)

@@ -173,17 +173,9 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weig
 def _headline_html(rows: list[dict[str, Any]]) -> str:
     from html import escape
 
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "network",
-            "activation",
-            "best val acc",
-            "trial",
-            "test acc (mean ± std)",
-            "seeds",
-        )
-    )
+    from eegtune.console import HEADLINE_COLUMNS
+
+    head = "".join(f"<th>{h}</th>" for h in HEADLINE_COLUMNS)
     body = []
     for r in rows:
         first = f"<td>{escape(network_title(r['model']))} ({escape(r['study'])})</td>"
@@ -236,7 +228,7 @@ def _compare_html(cells: list[Cell], comparisons: list[Comparison], chart: Chart
     """The comparison's section: tuned vs baseline per cell, error bars, activation verdicts."""
     from html import escape
 
-    from eegtune.console import interval_text
+    from eegtune.console import interval_text, per_subject_text
 
     head = "".join(
         f"<th>{h}</th>"
@@ -248,11 +240,7 @@ def _compare_html(cells: list[Cell], comparisons: list[Comparison], chart: Chart
         tuned = "-" if c.tuned is None else interval_text(c.tuned.interval)
         base = "-" if c.baseline is None else interval_text(c.baseline.interval)
         diff = "-" if c.difference is None else interval_text(c.difference, signed=True)
-        subjects = "-"
-        if c.tuned is not None and c.tuned.per_subject:
-            subjects = ", ".join(
-                f"{s} {100 * sum(v) / len(v):.1f}%" for s, v in c.tuned.per_subject.items()
-            )
+        subjects = per_subject_text(c.tuned)
         body.append(
             f"<tr><td>{escape(network_title(c.model))}</td><td>{escape(c.activation)}</td>"
             f"<td>{tuned}</td><td>{base}</td><td>{diff}</td><td>{escape(subjects)}</td>"

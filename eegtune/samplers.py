@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from eegtune.names import PRUNERS, SAMPLERS
-from eegtune.study import StudyError
+from eegtune.storages import StudyError
 
 if TYPE_CHECKING:
     import optuna

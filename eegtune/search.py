@@ -10,7 +10,6 @@ trials. Study creation lives in :mod:`eegtune.study`, worker processes and heart
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from eegtune.names import (
     PRUNERS,
     SAMPLERS,
 )
-from eegtune.progress import EtaSmoother, SearchStatus, snapshot
+from eegtune.progress import Poller, SearchStatus, StatusReader
 from eegtune.workers import (
     Heartbeat,
     fail_stale_trials,
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
 
     from eegtune.data import Dataset, ModelShape, Split
     from eegtune.space import SearchSpace
-    from eegtune.training import EpochRecord, FitResult
+    from eegtune.training import EpochRecord
 
 __all__ = [
     "SearchError",
@@ -152,7 +151,8 @@ def _attach(
     from eegtune.data import load_dataset
     from eegtune.samplers import make_pruner, make_sampler
     from eegtune.space import load_space
-    from eegtune.study import load_study, open_storage, quiet_optuna
+    from eegtune.storages import open_storage
+    from eegtune.study import load_study, quiet_optuna
     from eegtune.training import resolve_device
 
     quiet_optuna()
@@ -264,7 +264,7 @@ def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> 
     }
     trial.set_user_attr("history", history)
     trial.set_user_attr("epochs_trained", len(result.history))
-    value, best_epoch = score(result, settings.objective)
+    value, best_epoch = result.score(settings.objective)
     trial.set_user_attr("best_epoch", best_epoch)
     trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
     trial.set_user_attr("status", "timeout" if timed_out else result.status)
@@ -282,14 +282,6 @@ def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> 
         return "PRUNED", ""
     study.tell(trial, value)
     return "COMPLETE", ""
-
-
-def score(result: FitResult, objective: str) -> tuple[float | None, int | None]:
-    """A trial's value and the epoch it points at (how long ``evaluate`` retrains it)."""
-    if objective == "smoothed":
-        best = result.smoothed_best()
-        return (best[0], best[1]) if best is not None else (None, result.best_epoch)
-    return result.best_val_acc, result.best_epoch
 
 
 def run_worker(
@@ -361,15 +353,8 @@ def run_search(
         The final status. ``KeyboardInterrupt`` propagates after workers stopped cleanly.
     """
     from eegtune.data import load_dataset
-    from eegtune.study import (
-        StudyKeys,
-        create_or_check_study,
-        describe_storage,
-        failure_reason,
-        is_storage_error,
-        open_storage,
-        quiet_optuna,
-    )
+    from eegtune.storages import describe_storage, failure_reason, is_storage_error, open_storage
+    from eegtune.study import StudyKeys, create_or_check_study, quiet_optuna
 
     quiet_optuna()
     check_settings(settings)
@@ -392,38 +377,17 @@ def run_search(
         val_fraction=kept.val_fraction,
         objective=kept.objective,
     )
-    finished_at_start = snapshot(study, settings.trials, started, 0).finished
     from eegtune.samplers import make_pruner
 
-    pruner = make_pruner(settings.pruner, settings.epochs)  # a twin, to tell the next check
-    smooth = EtaSmoother()
-
-    def status() -> SearchStatus:
-        return smooth(
-            snapshot(
-                study,
-                settings.trials,
-                started,
-                finished_at_start,
-                epochs=settings.epochs,
-                pruner=pruner,
-            )
-        )
-
-    stop_polling = threading.Event()
-
-    def poll(show: Callable[[SearchStatus], None]) -> None:
-        while not stop_polling.wait(poll_interval):
-            try:
-                show(status())
-            except Exception as exc:  # a display must never stop the search
-                logger.debug("progress update failed: %s", exc)
-
-    poller = None
+    status = StatusReader(
+        study,
+        settings.trials,
+        started,
+        epochs=settings.epochs,
+        pruner=make_pruner(settings.pruner, settings.epochs),  # a twin: tells the next check
+    )
     crashed: list[int] = []
-    if on_status is not None:
-        poller = threading.Thread(target=poll, args=(on_status,), daemon=True)
-        poller.start()
+    poller = Poller(status, on_status, poll_interval)
     try:
         if settings.workers == 1:
             run_worker(
@@ -447,9 +411,7 @@ def run_search(
             f"{lost}; finished trials are kept: run the same command again to resume"
         ) from None
     finally:
-        stop_polling.set()
-        if poller is not None:
-            poller.join()
+        poller.stop()
     final = status()
     out_of_time = deadline is not None and time.time() >= deadline
     final.timed_out = out_of_time and final.finished < final.target

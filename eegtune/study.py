@@ -1,29 +1,18 @@
-"""Storages, samplers, pruners, and creating or loading eegtune's Optuna studies.
+"""eegtune's Optuna studies: creating and checking them, stored evaluations, trial rows.
 
-Storage strings:
-
-- none: the journal file ``studies/eegtune.journal`` (or ``$EEGTUNE_STORAGE``);
-- ``sqlite:///path.db``, ``postgresql://...``, ``mysql://...``: Optuna's RDB storage
-  (``mysql://`` uses PyMySQL and ``postgresql://`` psycopg 3, or psycopg2 where only that is
-  installed, unless a driver is named);
-- ``redis://host:port/db``: a journal kept in Redis;
-- anything else: a journal file path.
+Opening storages lives in :mod:`eegtune.storages`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import random
-import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from eegtune.errors import EegtuneError
 from eegtune.names import PARAMS
+from eegtune.storages import StudyError, failure_reason, retry_races
 
 if TYPE_CHECKING:
     import optuna
@@ -32,221 +21,28 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COLUMNS",
-    "DEFAULT_STORAGE",
     "EVALUATION_DATA_KEY",
     "EVALUATION_KEY",
     "METRIC_NAME",
-    "StudyError",
     "StudyKeys",
     "best_by_activation",
     "completed_trials",
     "create_or_check_study",
-    "describe_storage",
-    "failure_reason",
-    "is_storage_error",
     "load_evaluation",
     "load_study",
     "save_evaluation",
-    "open_storage",
     "quiet_optuna",
-    "retry_races",
-    "storage_url",
     "trial_id",
     "trial_row",
 ]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_STORAGE = "studies/eegtune.journal"
 EVALUATION_KEY = "evaluation"
 """Prefix of the study user attributes ``evaluation <label>``: one readable line per evaluated
 configuration (what the dashboard shows); the full results are the system attribute below."""
 EVALUATION_DATA_KEY = "eegtune:evaluation"
 METRIC_NAME = "validation accuracy"
-RDB_PREFIXES = ("sqlite:", "postgresql", "postgres:", "mysql", "mariadb")
-
-
-class StudyError(EegtuneError):
-    """A storage cannot be reached, or a study is missing or incompatible."""
-
-
-def storage_url(spec: str | None) -> str:
-    """Normalise a ``--storage`` value (None: ``$EEGTUNE_STORAGE`` or the default journal)."""
-    spec = (spec or os.environ.get("EEGTUNE_STORAGE") or DEFAULT_STORAGE).strip()
-    if spec.startswith(("postgres://", "postgresql://")):
-        # SQLAlchemy's default driver for a bare postgresql:// changed (psycopg2 in 2.0,
-        # psycopg 3 in 2.1): name the one that is installed.
-        spec = f"postgresql+{_postgres_driver()}://" + spec.split("://", 1)[1]
-    if spec.startswith(("mysql://", "mariadb://")):
-        spec = "mysql+pymysql://" + spec.split("://", 1)[1]
-    return spec
-
-
-def _postgres_driver() -> str:
-    from importlib.util import find_spec
-
-    return "psycopg2" if find_spec("psycopg") is None and find_spec("psycopg2") else "psycopg"
-
-
-def describe_storage(spec: str | None) -> str:
-    """A ``--storage`` value as messages show it: normalised, without a password."""
-    return _describe(storage_url(spec))
-
-
-def _describe(url: str) -> str:
-    """The URL without a password, for messages."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-    return url
-
-
-def open_storage(spec: str | None, *, create: bool = True) -> BaseStorage:
-    """Open an Optuna storage for a ``--storage`` value, checking that it answers.
-
-    Args:
-        spec: The storage string (see the module docstring).
-        create: Whether a journal file may be created. With False a missing file is an error
-            (commands that only read never create a storage).
-
-    Raises:
-        StudyError: with one line saying what could not be reached and what to do.
-    """
-    import optuna
-
-    url = storage_url(spec)
-    shown = _describe(url)
-    if url.startswith(RDB_PREFIXES):
-        if url.startswith("sqlite:///"):
-            db = Path(url[len("sqlite:///") :])
-            if not create and not db.exists():
-                raise StudyError(f"storage {shown}: database file not found")
-            if not db.parent.is_dir():
-                raise StudyError(f"storage {shown}: folder {db.parent} does not exist")
-        try:
-            return retry_races(
-                lambda: optuna.storages.RDBStorage(
-                    url, engine_kwargs=_engine_kwargs(url), skip_compatibility_check=False
-                )
-            )
-        except ImportError as exc:
-            raise StudyError(
-                f"storage {shown}: database driver missing ({exc.name or exc}); install it, "
-                "e.g. pip install 'eegtune[postgres]' or 'eegtune[mysql]'"
-            ) from None
-        except Exception as exc:  # sqlalchemy raises many types; all mean "cannot use it"
-            reason = failure_reason(exc)
-            if url.startswith("sqlite"):
-                raise StudyError(
-                    f"cannot open storage {shown}: {reason}; check the file's path and permissions"
-                ) from None
-            raise StudyError(
-                f"cannot reach storage {shown}: {reason}; check that the database server "
-                "runs and the URL is right"
-            ) from None
-    if url.startswith("redis://") or url.startswith("rediss://"):
-        from optuna.storages.journal import JournalRedisBackend
-
-        try:
-            import redis
-
-            redis.Redis.from_url(url, socket_connect_timeout=5).ping()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.JournalStorage(JournalRedisBackend(url))
-        except ImportError:
-            raise StudyError(
-                f"storage {shown}: the redis package is missing; pip install 'eegtune[redis]'"
-            ) from None
-        except Exception as exc:
-            raise StudyError(
-                f"cannot reach storage {shown}: {exc}; check that Redis runs and the URL is right"
-            ) from None
-    if "://" in url:
-        raise StudyError(
-            f"storage {shown}: unknown scheme; use sqlite:///, postgresql://, mysql://, "
-            "redis:// or a journal file path"
-        )
-    path = Path(url)
-    if path.is_dir():
-        raise StudyError(f"storage {shown}: is a folder; give a journal file path")
-    if not path.exists():
-        if not create:
-            raise StudyError(f"storage {shown}: journal file not found; run `eegtune search` first")
-        if url == DEFAULT_STORAGE:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        elif not path.parent.is_dir():
-            raise StudyError(f"storage {shown}: folder {path.parent} does not exist")
-    from optuna.storages.journal import JournalFileBackend
-
-    try:
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    except OSError as exc:
-        raise StudyError(f"storage {shown}: cannot open journal file ({exc.strerror})") from None
-
-
-T = TypeVar("T")
-
-_RACE_MARKS = ("already exists", "unique constraint", "duplicate", "database is locked")
-
-
-def retry_races(create: Callable[[], T], attempts: int = 30) -> T:
-    """Call ``create`` (a storage or study creation), retrying when it lost a race with
-    another process creating the same schema or study at the same moment."""
-    for attempt in range(attempts):
-        try:
-            return create()
-        except Exception as exc:
-            text = failure_reason(exc).lower()
-            if attempt == attempts - 1 or not any(mark in text for mark in _RACE_MARKS):
-                raise
-            logger.debug("storage creation raced with another process (%s); retrying", text)
-            time.sleep(0.05 + 0.25 * random.random())
-    raise AssertionError("unreachable")
-
-
-def failure_reason(exc: BaseException) -> str:
-    """What really went wrong in a storage error, in one line.
-
-    Optuna wraps a database error in ``StorageInternalError`` ("invalid data in the commit"),
-    which hides a lost connection: the first line of the innermost database error is shown
-    instead.
-    """
-    inner: BaseException = exc
-    seen = {id(exc)}
-    while True:
-        nxt = inner.__cause__ or inner.__context__
-        if nxt is None or id(nxt) in seen:
-            break
-        seen.add(id(nxt))
-        inner = nxt
-    original = getattr(inner, "orig", None) or inner
-    text = str(original).strip()
-    return text.splitlines()[0] if text else type(original).__name__
-
-
-def is_storage_error(exc: BaseException) -> bool:
-    """Whether an exception comes from the storage (a database or Redis going away, a disk)."""
-    import optuna
-
-    if isinstance(exc, OSError | optuna.exceptions.StorageInternalError):
-        return True
-    return type(exc).__module__.split(".")[0] in (
-        "sqlalchemy",
-        "redis",
-        "psycopg",
-        "psycopg2",
-        "pymysql",
-    )
-
-
-def _engine_kwargs(url: str) -> dict[str, Any]:
-    if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 60}}
-    connect_timeout = {"connect_timeout": 10}
-    return {"pool_pre_ping": True, "connect_args": connect_timeout}
 
 
 def quiet_optuna() -> None:

@@ -96,6 +96,14 @@ class FitResult:
         best = max(range(len(means)), key=lambda i: (means[i], -i))
         return means[best], best + 1
 
+    def score(self, objective: str) -> tuple[float | None, int | None]:
+        """A trial's value under ``objective`` (``smoothed`` or ``best``) and the epoch it
+        points at (how long ``evaluate`` retrains the configuration)."""
+        if objective == "smoothed":
+            best = self.smoothed_best()
+            return (best[0], best[1]) if best is not None else (None, self.best_epoch)
+        return self.best_val_acc, self.best_epoch
+
     def history_dicts(self) -> list[dict[str, float | int | None]]:
         return [asdict(r) for r in self.history]
 

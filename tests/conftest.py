@@ -17,7 +17,7 @@ import pytest
 from optuna.trial import TrialState
 
 from eegtune.data import FILES
-from eegtune.study import StudyError, open_storage
+from eegtune.storages import StudyError, open_storage
 from eegtune.synthetic import make_raw_synthetic, make_synthetic
 
 LAB_TRIALS = 540

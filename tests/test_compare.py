@@ -16,7 +16,7 @@ from eegtune.evaluate import evaluate_study
 from eegtune.names import LAB_SETTINGS
 from eegtune.search import SearchError, SearchSettings, run_search
 from eegtune.stats import mean_ci, paired_difference, verdict
-from eegtune.study import open_storage
+from eegtune.storages import open_storage
 from eegtune.synthetic import make_synthetic
 
 runner = CliRunner()

@@ -14,7 +14,7 @@ from eegtune import names
 from eegtune.models import ConvClassifier
 from eegtune.report import collect, write_report
 from eegtune.search import SearchSettings, run_search
-from eegtune.study import open_storage
+from eegtune.storages import open_storage
 from eegtune.synthetic import make_synthetic
 
 
@@ -112,7 +112,7 @@ def test_unknown_names_list_the_registered_ones() -> None:
     from eegtune.errors import ConfigError, DataError
     from eegtune.models import build_model
     from eegtune.samplers import make_pruner, make_sampler
-    from eegtune.study import StudyError
+    from eegtune.storages import StudyError
 
     with pytest.raises(ConfigError, match="choose one of: eegnet, deepconvnet"):
         build_model("resnet")

@@ -17,7 +17,8 @@ from eegtune.evaluate import evaluate_study
 from eegtune.models import build_model
 from eegtune.report import COLUMNS, SCHEMA_VERSION, build_figures, collect
 from eegtune.search import SearchSettings, run_search
-from eegtune.study import load_evaluation, open_storage
+from eegtune.storages import open_storage
+from eegtune.study import load_evaluation
 from eegtune.synthetic import make_synthetic
 from tests.conftest import chromium_dom, chromium_screenshot, listing
 

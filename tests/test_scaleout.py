@@ -18,7 +18,7 @@ from eegtune.cli import app
 from eegtune.errors import EegtuneError
 from eegtune.files import atomic_write_text, safe_name
 from eegtune.search import SearchSettings, run_search
-from eegtune.study import failure_reason, open_storage
+from eegtune.storages import failure_reason, open_storage
 from eegtune.workers import WorkerError, run_processes
 from tests.conftest import (
     POSTGRES,

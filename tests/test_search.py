@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from eegtune.cli import app
 from eegtune.names import PARAMS
 from eegtune.search import SearchError, SearchSettings, run_search
-from eegtune.study import StudyError, open_storage, storage_url
+from eegtune.storages import StudyError, open_storage, storage_url
 from eegtune.synthetic import make_synthetic
 from tests.conftest import (
     MYSQL,
