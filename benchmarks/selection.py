@@ -30,8 +30,8 @@ from eegtune.synthetic import make_synthetic
 from eegtune.training import configure_process, fit, predict, resolve_device, set_seed
 
 FIRST_RUNGS = {
-    "r=E//27": lambda epochs: max(1, epochs // 27),  # eegtune before this benchmark
-    "r>=3": lambda epochs: max(3, epochs // 9),  # slow starters get 3 epochs
+    "r=E//27": lambda epochs: max(1, epochs // 27),  # eegtune's first rung before this run
+    "r>=3": lambda epochs: max(3, epochs // 9),  # slow starters get 3 epochs: the default
 }
 
 

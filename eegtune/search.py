@@ -124,6 +124,7 @@ def check_settings(settings: SearchSettings) -> None:
         make_pruner(settings.pruner, settings.epochs)
     load_space(settings.model, settings.space)
     resolve_device(settings.device)
+    heartbeat_interval()  # a bad $EEGTUNE_HEARTBEAT_INTERVAL fails here, not in a worker
 
 
 # --------------------------------------------------------------------------- one worker

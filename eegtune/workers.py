@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
-from eegtune.errors import EegtuneError
+from eegtune.errors import ConfigError, EegtuneError
 
 if TYPE_CHECKING:
     import optuna
@@ -48,14 +48,29 @@ HEARTBEAT_KEY = "eegtune:heartbeat"
 
 
 class WorkerError(EegtuneError):
-    """A worker process stopped with an error, or exited abnormally."""
+    """A worker process stopped with an error of its own (its message and exit code)."""
 
-    exit_code = 1
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def heartbeat_interval() -> float:
-    """Seconds between heartbeats (``$EEGTUNE_HEARTBEAT_INTERVAL``, default 10)."""
-    return float(os.environ.get("EEGTUNE_HEARTBEAT_INTERVAL", "10"))
+    """Seconds between heartbeats (``$EEGTUNE_HEARTBEAT_INTERVAL``, default 10).
+
+    Raises:
+        ConfigError: when the variable is not a positive number.
+    """
+    raw = os.environ.get("EEGTUNE_HEARTBEAT_INTERVAL", "10")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(
+            f"EEGTUNE_HEARTBEAT_INTERVAL must be a positive number of seconds, got {raw!r}"
+        )
+    return seconds
 
 
 class Heartbeat:
@@ -153,7 +168,7 @@ def fail_stale_trials(study: optuna.Study, storage: BaseStorage, grace: float) -
 
 
 class ErrorQueue(Protocol):
-    def put(self, obj: str) -> None: ...
+    def put(self, obj: tuple[int, str]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -189,7 +204,7 @@ def _worker_main(
     except KeyboardInterrupt:
         code = 130
     except EegtuneError as exc:
-        errors.put(str(exc))
+        errors.put((exc.exit_code, str(exc)))
         code = exc.exit_code
     # Flush the queue before leaving: os._exit skips the feeder thread that sends it.
     errors.close()
@@ -273,5 +288,6 @@ def run_processes(
     while not errors.empty():
         messages.append(errors.get())
     if messages:
-        raise WorkerError(messages[0])
+        code, message = messages[0]
+        raise WorkerError(message, exit_code=code)
     return [p.exitcode for p in procs if p.exitcode not in (0, None)]

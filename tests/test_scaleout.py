@@ -278,3 +278,37 @@ def test_trials_that_train_all_their_epochs_are_complete(tmp_path, tiny_data, ep
     assert len(full) >= 1 and all(t.state == TrialState.COMPLETE for t in full)
     if epochs == 1:
         assert status.complete == 8
+
+
+def test_a_workers_own_error_reaches_the_output_of_workers_2(tmp_path, lab_copy) -> None:
+    """The data vanish after the parent loaded them: each worker fails to load them itself,
+    and its one-line DataError (not "exited abnormally") is what the user reads."""
+    proc = subprocess.Popen(
+        search_cmd("--trials", "2", "--epochs", "1", "--workers", "2", "--storage",
+                   str(tmp_path / "w.journal"), "--dataset", "bci-iiib", "--data-dir",
+                   str(lab_copy), "--offline"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the parent says "study ..." after loading, before spawning
+        if line.startswith("study "):
+            (lab_copy / "S4b_train.npz").unlink()
+            break
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err
+    assert "S4b_train.npz: file not found and offline mode is on" in err
+    assert "exited abnormally" not in err
+
+
+def test_a_bad_heartbeat_interval_is_one_line_before_anything_runs(tmp_path) -> None:
+    result = runner.invoke(
+        app,
+        ["search", "--model", "eegnet", "--dataset", "synthetic", "--trials", "1",
+         "--storage", str(tmp_path / "h.journal")],
+        env={"EEGTUNE_HEARTBEAT_INTERVAL": "soon"},
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "error: EEGTUNE_HEARTBEAT_INTERVAL must be a positive number of seconds, got 'soon'" in (
+        result.output
+    )
+    assert listing(tmp_path) == []

@@ -23,7 +23,7 @@ def test_presets_hold_the_documented_space(model: str) -> None:
     assert space.params["activation"] == Choice(("relu", "leaky_relu", "elu"))
     assert space.params["dropout"] == Range(0.1, 0.75)
     assert space.params["lr"] == Range(1e-4, 5e-2, log=True)
-    assert space.params["batch_size"] == Choice((32, 64, 128, 256, 512))
+    assert space.params["batch_size"] == Choice((32, 64, 128, 256, 512, 1024))  # 1024: the lab's
     assert space.params["weight_decay"] == Range(1e-6, 1e-1, log=True)
 
 
@@ -32,7 +32,14 @@ def test_sampling_names_exactly_five_parameters() -> None:
     trial = study.ask()
     config = load_space("eegnet").sample(trial)
     assert set(config) == set(PARAMS) == set(trial.params)
-    assert 0.1 <= config["dropout"] <= 0.75 and config["batch_size"] in (32, 64, 128, 256, 512)
+    assert 0.1 <= config["dropout"] <= 0.75 and config["batch_size"] in (
+        32,
+        64,
+        128,
+        256,
+        512,
+        1024,
+    )
 
 
 def test_a_space_file_overrides_only_what_it_names(tmp_path: Path) -> None:
