@@ -21,7 +21,9 @@ from eegtune.search import SearchSettings, run_search
 from eegtune.storages import failure_reason, open_storage
 from eegtune.workers import WorkerError, run_processes
 from tests.conftest import (
+    MYSQL,
     POSTGRES,
+    REDIS,
     count,
     finished,
     listing,
@@ -192,6 +194,24 @@ def test_four_processes_start_together_on_a_new_sqlite_file(tmp_path) -> None:
         assert run.returncode == 0, run.stderr
     trials = trials_of(url, "eegnet")
     assert finished(trials) == 4 and count(trials, TrialState.RUNNING) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("url", [MYSQL, REDIS], ids=["mysql", "redis"])
+def test_three_processes_start_together_on_a_new_study_in_a_server(url: str) -> None:
+    require_service(url)
+    name = f"eegtune-test-{uuid.uuid4().hex[:8]}"
+    try:
+        runs = start_together(
+            3, "--trials", "3", "--epochs", "1", "--storage", url, "--study", name
+        )
+        for run in runs:
+            assert run.returncode == 0, run.stderr
+        trials = trials_of(url, name)
+        assert finished(trials) == 3 and count(trials, TrialState.RUNNING) == 0
+        assert len(set(configs(trials))) == 3
+    finally:
+        optuna.delete_study(study_name=name, storage=open_storage(url))
 
 
 def test_sqlite_errors_do_not_mention_a_database_server(tmp_path) -> None:
