@@ -217,7 +217,13 @@ def compare(
     amp: AmpOpt = False,
 ) -> None:
     """Tune and test every network x activation cell; report each against the lab's settings."""
-    from eegtune.compare import cell_settings, evaluate_cells, evaluation_plan, search_cell
+    from eegtune.compare import (
+        cell_settings,
+        compare_activations,
+        evaluate_cells,
+        evaluation_plan,
+        search_cell,
+    )
     from eegtune.names import ACTIVATIONS
     from eegtune.report import collect, write_report
     from eegtune.search import SearchError, SearchSettings
@@ -252,8 +258,6 @@ def compare(
         )  # fmt: skip
     console = make_console()
     console.print(compare_table(results))
-    from eegtune.compare import compare_activations
-
     for verdict in compare_activations(results):
         console.print(f"{verdict.model}: {verdict.text}")
     reports = collect(open_storage(storage, create=False), [c.name for c in cells])

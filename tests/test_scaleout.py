@@ -64,25 +64,31 @@ def start_together(n: int, *args: str) -> list[subprocess.CompletedProcess]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["journal", "postgresql"])
-def test_three_processes_same_seed_train_nine_distinct_configurations(tmp_path, kind) -> None:
-    if kind == "postgresql":
-        require_service(POSTGRES)
-        storage, name = POSTGRES, f"eegtune-test-{uuid.uuid4().hex[:8]}"
+@pytest.mark.parametrize(
+    ("kind", "target"), [("journal", 9), ("postgresql", 9), ("mysql", 3), ("redis", 3)]
+)
+def test_separate_processes_same_seed_train_distinct_configurations(tmp_path, kind, target) -> None:
+    """Separate `eegtune search` processes started together on one new study, every storage
+    kind: exactly the target, every configuration distinct, every process exits 0."""
+    servers = {"postgresql": POSTGRES, "mysql": MYSQL, "redis": REDIS}
+    if kind in servers:
+        storage, name = servers[kind], f"eegtune-test-{uuid.uuid4().hex[:8]}"
+        require_service(storage)
     else:
         storage, name = str(tmp_path / "three.journal"), "eegnet"
     try:
         runs = start_together(
-            3, "--trials", "9", "--epochs", "1", "--storage", storage, "--study", name
+            3, "--trials", str(target), "--epochs", "1", "--storage", storage, "--study", name
         )
         for run in runs:
             assert run.returncode == 0, run.stderr
         trials = trials_of(storage, name)
-        assert finished(trials) == 9 and count(trials, TrialState.RUNNING) == 0
-        assert len(set(configs(trials))) == 9
-        assert len({t.user_attrs["worker"] for t in trials}) == 3
+        assert finished(trials) == target and count(trials, TrialState.RUNNING) == 0
+        assert len(set(configs(trials))) == target
+        if target == 9:
+            assert len({t.user_attrs["worker"] for t in trials}) == 3
     finally:
-        if kind == "postgresql":
+        if kind in servers:
             optuna.delete_study(study_name=name, storage=open_storage(storage))
 
 
@@ -194,24 +200,6 @@ def test_four_processes_start_together_on_a_new_sqlite_file(tmp_path) -> None:
         assert run.returncode == 0, run.stderr
     trials = trials_of(url, "eegnet")
     assert finished(trials) == 4 and count(trials, TrialState.RUNNING) == 0
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("url", [MYSQL, REDIS], ids=["mysql", "redis"])
-def test_three_processes_start_together_on_a_new_study_in_a_server(url: str) -> None:
-    require_service(url)
-    name = f"eegtune-test-{uuid.uuid4().hex[:8]}"
-    try:
-        runs = start_together(
-            3, "--trials", "3", "--epochs", "1", "--storage", url, "--study", name
-        )
-        for run in runs:
-            assert run.returncode == 0, run.stderr
-        trials = trials_of(url, name)
-        assert finished(trials) == 3 and count(trials, TrialState.RUNNING) == 0
-        assert len(set(configs(trials))) == 3
-    finally:
-        optuna.delete_study(study_name=name, storage=open_storage(url))
 
 
 def test_sqlite_errors_do_not_mention_a_database_server(tmp_path) -> None:
