@@ -1,10 +1,12 @@
-"""BCI Competition III dataset IIIb: fingerprints, load and validate, NaN fill, splits.
+"""The model-ready :class:`Dataset`; BCI Competition III dataset IIIb: fingerprints, load and
+validate, NaN fill, splits; :func:`load_dataset`, which loads any dataset by name.
 
-Downloading lives in :mod:`eegtune.fetch`, the synthetic dataset in :mod:`eegtune.synthetic`.
+Downloading lives in :mod:`eegtune.fetch`, the synthetic dataset in :mod:`eegtune.synthetic`,
+your own arrays (``npz:DIR``) in :mod:`eegtune.arrays`, MOABB in :mod:`eegtune.moabb_data`.
 
 Raw lab format, per file: an uncompressed ``np.savez`` archive with ``signal`` float64
 (trials, 750, 2) and ``label`` float64 (trials,) holding 1 (left hand) and 2 (right hand).
-Model format: inputs (N, 1, 2, 750) float32, labels 0/1 int64.
+Model format: inputs (N, 1, channels, samples) float32, labels 0..K-1 int64.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import logging
 import os
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple, TypedDict
+from typing import TYPE_CHECKING, NamedTuple, TypedDict
 
 import numpy as np
 
 from eegtune.errors import DataError
-from eegtune.names import DATASETS, LAB_DATASET
+from eegtune.names import DATASET_KINDS, DATASETS, LAB_DATASET
 
 __all__ = [
     "FILES",
@@ -35,6 +37,7 @@ __all__ = [
     "Split",
     "git_blob_sha1",
     "inspect_file",
+    "from_arrays",
     "inspect_folder",
     "load_bci_iiib",
     "load_dataset",
@@ -43,6 +46,9 @@ __all__ = [
     "offline_from_env",
     "stratified_split",
 ]
+
+if TYPE_CHECKING:
+    from eegtune.sources import DataSource
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +216,7 @@ def inspect_folder(data_dir: Path | str) -> dict[str, FileInfo | DataError]:
 
 @dataclass
 class Dataset:
-    """Model-ready arrays: inputs (N, 1, 2, 750) float32 and labels 0/1 int64."""
+    """Model-ready arrays: inputs (N, 1, channels, samples) float32 and labels 0..K-1 int64."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -219,6 +225,8 @@ class Dataset:
     name: str
     nan_filled: int = 0
     test_subjects: np.ndarray | None = None  # the subject of each test trial, where known
+    train_subjects: np.ndarray | None = None  # the subject of each training trial, where known
+    class_names: tuple[str, ...] = ()  # the original label of class 0, 1, ...
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -227,7 +235,20 @@ class Dataset:
 
     @property
     def n_classes(self) -> int:
+        if self.class_names:
+            return len(self.class_names)
         return int(max(self.y_train.max(), self.y_test.max()) + 1)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names in class-index order (the index itself where no name is known)."""
+        return self.class_names or tuple(str(i) for i in range(self.n_classes))
+
+    @property
+    def chance(self) -> float:
+        """Chance level: the test accuracy of always answering the most frequent test class."""
+        counts = np.bincount(self.y_test, minlength=self.n_classes)
+        return float(counts.max() / counts.sum())
 
     @property
     def model_kwargs(self) -> ModelShape:
@@ -245,11 +266,70 @@ class Dataset:
             self.y_train[val_idx],
         )
 
+    def restrict(self, subjects: Sequence[str]) -> Dataset:
+        """Only the trials of ``subjects`` (training and test sets alike).
 
-def _to_model_format(signal: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x = np.ascontiguousarray(signal.transpose(0, 2, 1)[:, None, :, :], dtype=np.float32)
-    y = (label.astype(np.int64) - 1).astype(np.int64)
-    return x, y
+        Raises:
+            DataError: the data does not say whose trial is whose, or a subject is not in it.
+        """
+        if not subjects:
+            return self
+        if self.train_subjects is None or self.test_subjects is None:
+            raise DataError(
+                f"--subject needs data that says which trial is whose; {self.name} does not "
+                "(an npz: dataset gives it with a `subject` array)"
+            )
+        known = sorted(set(map(str, self.train_subjects)) & set(map(str, self.test_subjects)))
+        unknown = [s for s in subjects if s not in known]
+        if unknown:
+            raise DataError(
+                f"{self.name}: no subject {unknown[0]} in both training and test sets "
+                f"(subjects: {', '.join(known)})"
+            )
+        train = np.isin(self.train_subjects.astype(str), list(subjects))
+        test = np.isin(self.test_subjects.astype(str), list(subjects))
+        return replace(
+            self,
+            x_train=self.x_train[train],
+            y_train=self.y_train[train],
+            x_test=self.x_test[test],
+            y_test=self.y_test[test],
+            train_subjects=self.train_subjects[train],
+            test_subjects=self.test_subjects[test],
+        )
+
+
+def from_arrays(
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    name: str,
+    class_names: Sequence[str] = (),
+    subjects: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
+) -> Dataset:
+    """A :class:`Dataset` from (trials, channels, samples) arrays and 0..K-1 labels.
+
+    NaNs in both sets are filled with the per-channel mean of the *training* set only.
+    """
+    x_train = np.ascontiguousarray(train[0][:, None, :, :], dtype=np.float32)
+    x_test = np.ascontiguousarray(test[0][:, None, :, :], dtype=np.float32)
+    means = np.asarray(np.nanmean(x_train, axis=(0, 1, 3), dtype=np.float64), dtype=np.float32)
+    filled = _fill_nan(x_train, means) + _fill_nan(x_test, means)
+    if filled:
+        logger.info("filled %d NaN values with training-set channel means", filled)
+    return Dataset(
+        x_train,
+        np.asarray(train[1], dtype=np.int64),
+        x_test,
+        np.asarray(test[1], dtype=np.int64),
+        name=name,
+        nan_filled=filled,
+        train_subjects=subjects[0],
+        test_subjects=subjects[1],
+        class_names=tuple(class_names),
+    )
+
+
+LAB_CLASSES = ("left_hand", "right_hand")  # labels 1 and 2 of the lab files (MOABB's names)
 
 
 def _fill_nan(x: np.ndarray, channel_means: np.ndarray) -> int:
@@ -267,21 +347,13 @@ def prepare(
     test: Sequence[tuple[np.ndarray, np.ndarray]],
     name: str,
 ) -> Dataset:
-    """Turn raw (signal, label) parts into a model-ready :class:`Dataset`.
+    """Turn raw lab-format (signal, label) parts into a model-ready :class:`Dataset`."""
 
-    NaNs in both sets are filled with the per-channel mean of the *training* set only.
-    """
-    parts_train = [_to_model_format(s, y) for s, y in train]
-    parts_test = [_to_model_format(s, y) for s, y in test]
-    x_train = np.concatenate([p[0] for p in parts_train])
-    y_train = np.concatenate([p[1] for p in parts_train])
-    x_test = np.concatenate([p[0] for p in parts_test])
-    y_test = np.concatenate([p[1] for p in parts_test])
-    means = np.asarray(np.nanmean(x_train, axis=(0, 1, 3), dtype=np.float64), dtype=np.float32)
-    filled = _fill_nan(x_train, means) + _fill_nan(x_test, means)
-    if filled:
-        logger.info("filled %d NaN values with training-set channel means", filled)
-    return Dataset(x_train, y_train, x_test, y_test, name=name, nan_filled=filled)
+    def joined(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        signal = np.concatenate([s.transpose(0, 2, 1) for s, _ in parts])
+        return signal, np.concatenate([y.astype(np.int64) - 1 for _, y in parts])
+
+    return from_arrays(joined(train), joined(test), name, LAB_CLASSES)
 
 
 def load_bci_iiib(data_dir: Path | str) -> Dataset:
@@ -298,6 +370,7 @@ def load_bci_iiib(data_dir: Path | str) -> Dataset:
     test = [_read_raw(data_dir / name) for name in TEST_FILES]
     data = prepare(train, test, name=LAB_DATASET)
     subjects = [name.split("b_", 1)[0] for name in TEST_FILES]  # S4b_test.npz -> S4
+    data.train_subjects = np.repeat(subjects, [len(label) for _, label in train])
     data.test_subjects = np.repeat(subjects, [len(label) for _, label in test])
     return data
 
@@ -313,27 +386,34 @@ def offline_from_env() -> bool:
 
 
 def load_dataset(
-    name: str,
+    name: str | DataSource,
     data_dir: Path | str = "data",
     *,
     offline: bool | None = None,
     progress: ProgressHook | None = None,
 ) -> Dataset:
-    """Load a registered dataset by name (see :data:`eegtune.names.DATASETS`).
+    """Load a dataset by name, or a :class:`~eegtune.sources.DataSource` with its subjects.
 
     Args:
-        name: ``bci-iiib`` (fetched first when files are missing) or ``synthetic``.
-        data_dir: Folder with the dataset files.
+        name: ``bci-iiib`` (fetched first when files are missing), ``synthetic``, ``npz:DIR``
+            or ``moabb:NAME`` (see :data:`eegtune.names.DATASETS` and ``DATASET_KINDS``).
+        data_dir: Folder with the BCI IIIb files.
         offline: Never download; default: :func:`offline_from_env`.
         progress: Download progress hook.
     """
-    entry = DATASETS.get(name)
+    from eegtune.sources import DataSource, parse_source
+
+    source = name if isinstance(name, DataSource) else parse_source(name)
+    kind = DATASET_KINDS.get(source.kind)
+    if kind is not None:  # npz:DIR or moabb:NAME
+        loaded: Dataset = kind.load()(source.target, source.subjects, source.options)
+        return loaded.restrict(source.subjects)
+    entry = DATASETS.get(source.dataset)
     if entry is None:
-        raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
-    loader = entry.load()
+        raise DataError(f"unknown dataset {source.dataset!r}; choose one of: {', '.join(DATASETS)}")
     offline = offline_from_env() if offline is None else offline
-    dataset: Dataset = loader(Path(data_dir), offline=offline, progress=progress)
-    return dataset
+    dataset: Dataset = entry.load()(Path(data_dir), offline=offline, progress=progress)
+    return dataset.restrict(source.subjects)
 
 
 # --------------------------------------------------------------------------- splits

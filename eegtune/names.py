@@ -16,6 +16,7 @@ from typing import Any
 __all__ = [
     "ACTIVATIONS",
     "DATASETS",
+    "DATASET_KINDS",
     "DEFAULT_ACTIVATION",
     "DEFAULT_NETWORK",
     "DEFAULT_OBJECTIVE",
@@ -142,6 +143,16 @@ DATASETS: dict[str, Entry] = {
         Entry("synthetic", "eegtune.synthetic:load_synthetic", "seeded synthetic trials"),
     )
 }
+
+DATASET_KINDS: dict[str, Entry] = {
+    e.name: e
+    for e in (
+        Entry("npz", "eegtune.arrays:load_npz", "DIR"),
+        Entry("moabb", "eegtune.moabb_data:load_moabb", "NAME"),
+    )
+}
+"""Datasets named with a prefix: ``npz:DIR`` (your own arrays) and ``moabb:NAME`` (any MOABB
+motor-imagery dataset). Each loader takes ``(target, subjects, preprocessing)``."""
 
 
 def register_network(
