@@ -40,19 +40,26 @@ from eegtune.options import (
     DataDirOpt,
     DatasetOpt,
     DeviceOpt,
+    FmaxOpt,
+    FminOpt,
     ModelName,
     ObjectiveName,
     OfflineOpt,
     PrunerName,
+    ResampleOpt,
     SamplerName,
     SplitSeedOpt,
     StorageOpt,
+    SubjectOpt,
+    TmaxOpt,
+    TminOpt,
     ValFractionOpt,
     app,
     data_app,
     fail,
     handles_errors,
 )
+from eegtune.sources import parse_source
 
 if TYPE_CHECKING:
     from eegtune.progress import SearchStatus
@@ -122,25 +129,34 @@ def train(
         ),
     ] = False,
     dataset: DatasetOpt = LAB_DATASET,
+    subject: SubjectOpt = None,
     data_dir: DataDirOpt = Path("data"),
     offline: OfflineOpt = False,
     device: DeviceOpt = "auto",
     amp: AmpOpt = False,
+    fmin: FminOpt = None,
+    fmax: FmaxOpt = None,
+    tmin: TminOpt = None,
+    tmax: TmaxOpt = None,
+    resample: ResampleOpt = None,
 ) -> None:
     """Train one configuration on a stratified hold-out split (the lab's baseline job)."""
-    from eegtune.models import build_model, count_parameters
+    from eegtune.models import build_model, check_input, count_parameters
     from eegtune.training import configure_process, evaluate_accuracy, fit, resolve_device, set_seed
 
+    source = parse_source(dataset, subject, fmin=fmin, fmax=fmax, tmin=tmin, tmax=tmax,
+                          resample=resample)  # fmt: skip
     torch_device = resolve_device(device)
     configure_process(torch_device)
-    data = load_data(dataset, data_dir, offline)
+    data = load_data(source, data_dir, offline)
+    check_input(str(model), data)
     split = data.holdout(val_fraction, split_seed)
     set_seed(seed)
     net = build_model(str(model), str(activation), dropout, **data.model_kwargs)
     typer.echo(
         f"{model} ({activation}, {count_parameters(net):,} parameters) on "
-        f"{data.name}: {len(split.y_train)} train / {len(split.y_val)} val trials, "
-        f"device {torch_device}",
+        f"{source.describe()}: {len(split.y_train)} train / {len(split.y_val)} val trials, "
+        f"{data.n_classes} classes, device {torch_device}",
         err=True,
     )
     with epoch_progress(epochs, f"{model}/{activation}") as on_epoch:
@@ -167,7 +183,8 @@ def train(
     if test:
         _, test_acc = evaluate_accuracy(net, data.x_test, data.y_test, torch_device)
         typer.echo(
-            f"test accuracy {100 * test_acc:.2f}% (final weights, {len(data.y_test)} trials)"
+            f"test accuracy {100 * test_acc:.2f}% (final weights, {len(data.y_test)} trials; "
+            f"chance {100 * data.chance:.2f}%)"
         )
 
 
@@ -222,15 +239,24 @@ def search(
     val_fraction: ValFractionOpt = 0.2,
     split_seed: SplitSeedOpt = 0,
     dataset: DatasetOpt = LAB_DATASET,
+    subject: SubjectOpt = None,
     data_dir: DataDirOpt = Path("data"),
     offline: OfflineOpt = False,
     device: DeviceOpt = "auto",
     amp: AmpOpt = False,
+    fmin: FminOpt = None,
+    fmax: FmaxOpt = None,
+    tmin: TminOpt = None,
+    tmax: TmaxOpt = None,
+    resample: ResampleOpt = None,
 ) -> None:
     """Run an Optuna study: sample, train, prune; resumable and parallel."""
+    from eegtune.models import check_input
     from eegtune.search import SearchSettings, check_settings, run_search
     from eegtune.training import configure_process, resolve_device
 
+    source = parse_source(dataset, subject, fmin=fmin, fmax=fmax, tmin=tmin, tmax=tmax,
+                          resample=resample)  # fmt: skip
     settings = SearchSettings(
         model=str(model),
         trials=trials,
@@ -241,7 +267,9 @@ def search(
         sampler=str(sampler),
         pruner=str(pruner),
         seed=seed,
-        dataset=str(dataset),
+        dataset=source.dataset,
+        subjects=source.subjects,
+        preprocessing=source.preprocessing,
         data_dir=str(data_dir),
         offline=offline_or_env(offline),
         device=device,
@@ -255,9 +283,11 @@ def search(
     check_settings(settings)  # bad input fails before any download or storage write
     if workers == 1:
         configure_process(resolve_device(device))  # this process trains
-    data = load_data(dataset, data_dir, offline)
+    data = load_data(source, data_dir, offline)
+    check_input(settings.model, data)
     typer.echo(
-        f"study {settings.name!r}: {model} on {dataset}, target {trials} trials, "
+        f"study {settings.name!r}: {model} on {source.describe()} ({data.n_classes} classes), "
+        f"target {trials} trials, "
         f"up to {epochs} epochs each, sampler {settings.sampler}, pruner {settings.pruner}, "
         f"{workers} worker(s)",
         err=True,

@@ -10,6 +10,7 @@ import typer
 
 from eegtune.console import (
     compare_table,
+    confusion_table,
     evaluation_table,
     headline_table,
     make_console,
@@ -31,16 +32,22 @@ from eegtune.options import (
     ActivationName,
     AmpOpt,
     DataDirOpt,
-    DatasetName,
     DatasetOpt,
     DeviceOpt,
+    FmaxOpt,
+    FminOpt,
     ModelName,
     ObjectiveName,
     OfflineOpt,
+    ResampleOpt,
     StorageOpt,
+    SubjectOpt,
+    TmaxOpt,
+    TminOpt,
     app,
     handles_errors,
 )
+from eegtune.sources import parse_source
 
 if TYPE_CHECKING:
     pass
@@ -108,7 +115,7 @@ def evaluate(
         Path, typer.Option(help="Where trained weights and their config JSON are saved.")
     ] = Path("studies/models"),
     dataset: Annotated[
-        DatasetName | None,
+        str | None,
         typer.Option(
             "--dataset",
             help="Dataset; default and only allowed value: the one the study was searched on.",
@@ -126,7 +133,7 @@ def evaluate(
         evaluate_study,
         models_folder,
         planned_runs,
-        searched_dataset,
+        searched_source,
     )
     from eegtune.storages import open_storage
     from eegtune.study import quiet_optuna
@@ -137,7 +144,7 @@ def evaluate(
     opened = open_storage(storage, create=False)
     loaded = choose_study(opened, study)
     runs = planned_runs(loaded, per_activation)  # fails early when nothing completed
-    searched_on = searched_dataset(loaded, None if dataset is None else str(dataset))
+    searched_on = searched_source(loaded, dataset)
     configure_process(torch_device)
     data = load_data(searched_on, data_dir, offline)
     with evaluation_progress(runs, seeds) as (on_epoch, on_seed):
@@ -155,10 +162,13 @@ def evaluate(
         )
     model_name = str(loaded.user_attrs.get("model"))
     console = make_console()
-    title = f"test accuracy of study {loaded.study_name!r} ({model_name}, {searched_on})"
+    title = f"test accuracy of study {loaded.study_name!r} ({model_name}, {searched_on.describe()})"
     console.print(evaluation_table(title, results))
+    for result in results:
+        if len(result.classes) > 0 and result.confusion:
+            console.print(confusion_table(result))
     lab = NETWORKS[model_name].lab_test_acc if model_name in NETWORKS else None
-    if lab is not None and searched_on == LAB_DATASET:
+    if lab is not None and searched_on.dataset == LAB_DATASET and not searched_on.subjects:
         console.print(
             f"lab report baseline for {model_name}: {lab:.2f}% (best test epoch, optimistic)"
         )
@@ -211,10 +221,16 @@ def compare(
         "studies/models"
     ),
     dataset: DatasetOpt = LAB_DATASET,
+    subject: SubjectOpt = None,
     data_dir: DataDirOpt = Path("data"),
     offline: OfflineOpt = False,
     device: DeviceOpt = "auto",
     amp: AmpOpt = False,
+    fmin: FminOpt = None,
+    fmax: FmaxOpt = None,
+    tmin: TminOpt = None,
+    tmax: TmaxOpt = None,
+    resample: ResampleOpt = None,
 ) -> None:
     """Tune and test every network x activation cell; report each against the lab's settings."""
     from eegtune.compare import (
@@ -224,6 +240,7 @@ def compare(
         evaluation_plan,
         search_cell,
     )
+    from eegtune.models import check_input
     from eegtune.names import ACTIVATIONS
     from eegtune.report import collect, write_report
     from eegtune.search import SearchError, SearchSettings
@@ -232,9 +249,12 @@ def compare(
     from eegtune.training import configure_process, resolve_device
 
     quiet_optuna()
+    source = parse_source(dataset, subject, fmin=fmin, fmax=fmax, tmin=tmin, tmax=tmax,
+                          resample=resample)  # fmt: skip
     template = SearchSettings(
         model=DEFAULT_NETWORK, trials=trials, epochs=epochs, storage=storage, seed=seed,
-        dataset=str(dataset), data_dir=str(data_dir), offline=offline_or_env(offline),
+        dataset=source.dataset, subjects=source.subjects, preprocessing=source.preprocessing,
+        data_dir=str(data_dir), offline=offline_or_env(offline),
         device=device, objective=str(objective), amp=amp,
     )  # fmt: skip
     models = [str(m) for m in model] if model else list(NETWORKS)
@@ -242,7 +262,9 @@ def compare(
     cells = cell_settings(template, models, activations, prefix)
     torch_device = resolve_device(device)
     configure_process(torch_device)
-    data = load_data(dataset, data_dir, offline)
+    data = load_data(source, data_dir, offline)
+    for name in models:
+        check_input(name, data)
     for i, cell in enumerate(cells, 1):
         typer.echo(f"cell {i}/{len(cells)}: {cell.name}, target {trials} trials", err=True)
         try:

@@ -114,16 +114,9 @@ def cell_name(prefix: str, model: str, activation: str) -> str:
 
 def _prepare_cell(storage: BaseStorage, settings: SearchSettings, baseline: bool) -> None:
     """Create the cell's study and enqueue the lab's settings as its first trial."""
-    from eegtune.study import StudyKeys, create_or_check_study
+    from eegtune.study import create_or_check_study
 
-    keys = StudyKeys(
-        settings.model,
-        settings.dataset,
-        settings.split_seed,
-        settings.val_fraction,
-        settings.objective,
-    )
-    study, _ = create_or_check_study(storage, settings.name, keys)
+    study, _ = create_or_check_study(storage, settings.name, settings.study_keys())
     study.set_user_attr("activation", settings.activation)
     if baseline and not study.get_trials(deepcopy=False):
         study.enqueue_trial(

@@ -18,7 +18,9 @@ __all__ = [
     "HEADLINE_COLUMNS",
     "headline_table",
     "interval_text",
+    "chance_text",
     "compare_table",
+    "confusion_table",
     "make_console",
     "summary_line",
     "trials_table",
@@ -112,7 +114,8 @@ def compare_table(cells: list[Any]) -> Any:
     table = Table(title="test accuracy per network and activation: tuned vs the lab's settings")
     subjects = any(c.tuned is not None and c.tuned.per_subject for c in cells)
     columns = ["network", "activation", "tuned (95% CI)", "baseline (95% CI)"]
-    columns += ["tuned - baseline", "seeds"] + (["tuned per subject"] if subjects else [])
+    columns += ["tuned - baseline", "chance", "seeds"]
+    columns += ["tuned per subject"] if subjects else []
     for column in [*columns, "note"]:
         table.add_column(column, justify="right" if column != "note" else "left")
     for c in cells:
@@ -122,6 +125,7 @@ def compare_table(cells: list[Any]) -> Any:
             "-" if c.tuned is None else interval_text(c.tuned.interval),
             "-" if c.baseline is None else interval_text(c.baseline.interval),
             "-" if c.difference is None else interval_text(c.difference, signed=True) + " pts",
+            chance_text(None if c.tuned is None else c.tuned.chance),
             "-" if c.tuned is None else str(len(c.tuned.seeds)),
         ]
         if subjects:
@@ -143,6 +147,7 @@ HEADLINE_COLUMNS = (
     "best val acc",
     "trial",
     "test acc (mean ± std)",
+    "chance",
     "seeds",
 )
 
@@ -161,6 +166,7 @@ def headline_table(rows: list[dict[str, Any]]) -> Any:
             "-" if row["val_acc"] is None else f"{100 * row['val_acc']:.2f}%",
             "-" if row["trial"] is None else str(row["trial"]),
             percent_pm(row["test_mean"], row["test_std"]),
+            chance_text(row.get("chance")),
             str(row["test_seeds"]),
         )
     return table
@@ -172,8 +178,8 @@ def evaluation_table(title: str, results: list[Any]) -> Any:
 
     table = Table(title=title)
     subjects = any(r.per_subject for r in results)
-    columns = ["config", "trial", "epochs", "mean ± std", "95% CI", "min", "max", "seeds"]
-    for column in columns + (["per subject"] if subjects else []):
+    columns = ["config", "trial", "epochs", "mean ± std", "95% CI", "min", "max", "chance"]
+    for column in [*columns, "seeds"] + (["per subject"] if subjects else []):
         table.add_column(column, justify="right")
     for r in results:
         activation = r.params["activation"]
@@ -185,9 +191,36 @@ def evaluation_table(title: str, results: list[Any]) -> Any:
             _ci_text(r.interval),
             f"{100 * min(r.test_acc):.2f}%",
             f"{100 * max(r.test_acc):.2f}%",
+            chance_text(r.chance),
             str(len(r.seeds)),
             *([per_subject_text(r)] if subjects else []),
         )
+    return table
+
+
+def chance_text(chance: float | None) -> str:
+    """Chance level in percent (the most frequent test class's share), or ``-``."""
+    return "-" if chance is None else f"{100 * chance:.1f}%"
+
+
+def confusion_table(evaluation: Any) -> Any:
+    """Confusion matrix (test trials of every seed) with each class's accuracy."""
+    from rich.table import Table
+
+    seeds = len(evaluation.seeds)
+    table = Table(
+        title=f"confusion matrix of {evaluation.label}: true class (rows) x predicted class "
+        f"(columns), test trials of {seeds} seed{'s' if seeds != 1 else ''}"
+    )
+    table.add_column("true class")
+    for name in evaluation.classes:
+        table.add_column(name, justify="right")
+    table.add_column("class accuracy", justify="right")
+    per_class = evaluation.per_class
+    for name, row in zip(evaluation.classes, evaluation.confusion, strict=True):
+        accuracy = per_class.get(name)
+        shown = "-" if accuracy is None else f"{100 * accuracy:.1f}%"
+        table.add_row(name, *(str(n) for n in row), shown)
     return table
 
 

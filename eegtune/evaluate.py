@@ -17,6 +17,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from eegtune.errors import EegtuneError
 from eegtune.files import atomic_write, atomic_write_text, safe_name
 from eegtune.names import LAB_DATASET
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from eegtune.data import Dataset
+    from eegtune.sources import DataSource
     from eegtune.training import EpochRecord
 
 __all__ = [
@@ -40,7 +43,7 @@ __all__ = [
     "evaluate_study",
     "models_folder",
     "planned_runs",
-    "searched_dataset",
+    "searched_source",
 ]
 
 
@@ -59,6 +62,9 @@ class Evaluation:
     seeds: list[int]
     test_acc: list[float]
     per_subject: dict[str, list[float]] = field(default_factory=dict)  # by seed, where known
+    classes: list[str] = field(default_factory=list)  # class names, in class-index order
+    confusion: list[list[int]] = field(default_factory=list)  # [true][predicted], all seeds
+    chance: float | None = None  # test accuracy of always answering the most frequent class
 
     @classmethod
     def from_dict(cls, stored: dict[str, Any]) -> Evaluation:
@@ -71,7 +77,20 @@ class Evaluation:
             list(stored["seeds"]),
             list(stored["test_acc"]),
             {k: list(v) for k, v in (stored.get("per_subject") or {}).items()},
+            list(stored.get("classes") or []),
+            [list(row) for row in stored.get("confusion") or []],
+            stored.get("chance"),
         )
+
+    @property
+    def per_class(self) -> dict[str, float]:
+        """Accuracy on each class (recall), over every seed's test predictions."""
+        out = {}
+        for name, row in zip(self.classes, self.confusion, strict=False):
+            total = sum(row)
+            if total:
+                out[name] = row[self.classes.index(name)] / total
+        return out
 
     @property
     def by_seed(self) -> dict[int, float]:
@@ -118,15 +137,21 @@ def choose_study(storage: BaseStorage, name: str | None) -> optuna.Study:
     return load_study(storage, name)
 
 
-def searched_dataset(study: optuna.Study, requested: str | None = None) -> str:
-    """The dataset ``study`` was searched on; a different ``requested`` one is an error."""
-    searched_on = str(study.user_attrs.get("dataset", LAB_DATASET))
-    if requested is not None and requested != searched_on:
+def searched_source(study: optuna.Study, requested: str | None = None) -> DataSource:
+    """The data ``study`` was searched on (dataset, subjects, preprocessing).
+
+    Raises:
+        EvaluateError: ``requested`` names another dataset.
+    """
+    from eegtune.sources import DataSource, parse_source
+
+    source = DataSource.from_attrs(study.user_attrs, LAB_DATASET)
+    if requested is not None and parse_source(requested).dataset != source.dataset:
         raise EvaluateError(
-            f"study {study.study_name!r} was searched on {searched_on}; evaluate it on the same "
-            f"dataset (drop --dataset {requested})"
+            f"study {study.study_name!r} was searched on {source.dataset}; evaluate it on the "
+            f"same dataset (drop --dataset {requested})"
         )
-    return searched_on
+    return source
 
 
 def choose_configs(study: optuna.Study, per_activation: bool) -> dict[str, FrozenTrial]:
@@ -199,14 +224,19 @@ def evaluate_study(
             results.append(Evaluation.from_dict(before))  # done before: not trained again
             continue
         evaluation = Evaluation(
-            label, trial.number, dict(trial.params), chosen_epochs(trial), [], []
-        )
+            label, trial.number, dict(trial.params), chosen_epochs(trial), [], [],
+            classes=list(data.classes), chance=data.chance,
+        )  # fmt: skip
+        confusion = np.zeros((data.n_classes, data.n_classes), dtype=np.int64)
         folder = models_folder(models_dir, study.study_name) / safe_name(label)
         for seed in range(seeds):
             hook = None if on_epoch is None else partial(on_epoch, label, seed)
-            acc, by_subject = _train_and_test(
+            predicted = _train_and_test(
                 str(model_name), evaluation, data, seed, device, amp, hook, folder
             )
+            acc, by_subject = _accuracies(data, predicted)
+            confusion += confusion_matrix(data.y_test, predicted, data.n_classes)
+            evaluation.confusion = confusion.tolist()
             evaluation.seeds.append(seed)
             evaluation.test_acc.append(acc)
             for subject, subject_acc in by_subject.items():
@@ -230,14 +260,8 @@ def _train_and_test(
     amp: bool,
     on_epoch: Callable[[EpochRecord], None] | None,
     folder: Path,
-) -> tuple[float, dict[str, float]]:
-    """Train one seed on the full training set, save the weights, test once.
-
-    Returns:
-        Test accuracy, and the accuracy per subject where the data says whose trial is whose.
-    """
-    import numpy as np
-
+) -> np.ndarray:
+    """Train one seed on the full training set, save the weights; return test predictions."""
     from eegtune.models import build_model
     from eegtune.training import fit, predict, set_seed
 
@@ -259,9 +283,21 @@ def _train_and_test(
     )
     if result.status == "diverged":
         raise EvaluateError(f"{evaluation.label}, seed {seed}: {result.message}")
-    correct = predict(model, data.x_test, device) == data.y_test
+    predicted = predict(model, data.x_test, device)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_write(folder / f"seed{seed}.pt", partial(_save_weights, state))
+    return predicted
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts of [true class][predicted class]."""
+    flat = np.bincount(truth * n_classes + predicted, minlength=n_classes * n_classes)
+    return flat.reshape(n_classes, n_classes)
+
+
+def _accuracies(data: Dataset, predicted: np.ndarray) -> tuple[float, dict[str, float]]:
+    """Test accuracy, and the accuracy per subject where the data says whose trial is whose."""
+    correct = predicted == data.y_test
     by_subject = {}
     if data.test_subjects is not None:
         for subject in np.unique(data.test_subjects):

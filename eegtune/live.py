@@ -19,6 +19,7 @@ from eegtune.console import duration, fmt, make_console
 
 if TYPE_CHECKING:
     from eegtune.data import Dataset
+    from eegtune.sources import DataSource
 
 __all__ = [
     "download_progress",
@@ -47,22 +48,28 @@ def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
         TransferSpeedColumn,
     )
 
-    with Progress(
+    progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         console=make_console(stderr=True),
         transient=True,
-    ) as progress:
-        tasks: dict[str, Any] = {}
+    )
+    tasks: dict[str, Any] = {}
 
-        def hook(name: str, done: int, total: int | None) -> None:
-            if name not in tasks:
-                tasks[name] = progress.add_task(f"fetching {name}", total=total)
-            progress.update(tasks[name], completed=done, total=total)
+    def hook(name: str, done: int, total: int | None) -> None:
+        if not tasks:
+            progress.start()  # only once something downloads: nothing to show otherwise
+        if name not in tasks:
+            tasks[name] = progress.add_task(f"fetching {name}", total=total)
+        progress.update(tasks[name], completed=done, total=total)
 
+    try:
         yield hook
+    finally:
+        if tasks:
+            progress.stop()
 
 
 def _bars(console: Any, *extra: Any) -> Any:
@@ -285,7 +292,7 @@ def offline_or_env(flag: bool) -> bool:
     return flag or offline_from_env()
 
 
-def load_data(dataset: str, data_dir: Path, offline: bool) -> Dataset:
+def load_data(dataset: DataSource | str, data_dir: Path, offline: bool) -> Dataset:
     """Load a dataset for a command, fetching BCI IIIb with a progress bar when needed.
 
     The synthetic dataset is always generated with seed 0, so that every command and every
@@ -294,7 +301,7 @@ def load_data(dataset: str, data_dir: Path, offline: bool) -> Dataset:
     from eegtune.data import load_dataset
 
     with download_progress() as hook:
-        data = load_dataset(str(dataset), data_dir, offline=offline_or_env(offline), progress=hook)
+        data = load_dataset(dataset, data_dir, offline=offline_or_env(offline), progress=hook)
     if data.nan_filled:
         print(
             f"filled {data.nan_filled} NaN values with the training set's channel means",

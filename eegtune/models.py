@@ -12,7 +12,7 @@ import sys
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import lru_cache, partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -20,13 +20,18 @@ from torch import nn
 from eegtune.errors import ConfigError
 from eegtune.names import ACTIVATIONS, DEFAULT_ACTIVATION, NETWORKS
 
+if TYPE_CHECKING:
+    from eegtune.data import Dataset
+
 __all__ = [
     "DeepConvNet",
     "Dropout",
     "EEGNet",
     "activation_class",
     "build_model",
+    "check_input",
     "count_parameters",
+    "min_times",
 ]
 
 ActivationClass = Callable[[], nn.Module]
@@ -247,6 +252,45 @@ def build_model(
             f"input of {n_chans} channels x {n_times} samples is too small for {name} ({exc})"
         ) from None
     return model
+
+
+def _fits(name: str, n_chans: int, n_times: int) -> bool:
+    try:
+        build_model(name, n_chans=n_chans, n_times=n_times)
+    except ConfigError:
+        return False
+    return True
+
+
+def min_times(name: str, n_chans: int, limit: int = 1 << 16) -> int | None:
+    """The fewest samples per trial that network ``name`` accepts (None: none up to limit)."""
+    high = 8
+    while not _fits(name, n_chans, high):
+        if high >= limit:
+            return None
+        high *= 2
+    low = high // 2  # does not fit (or is below 8): bisect (low, high]
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if _fits(name, n_chans, mid) else (mid, high)
+    return high
+
+
+def check_input(name: str, data: Dataset) -> None:
+    """Refuse, before any training, trials too short for the network's pooling.
+
+    Raises:
+        ConfigError: one line with the shortest trial the network accepts.
+    """
+    shape = data.model_kwargs
+    if _fits(name, shape["n_chans"], shape["n_times"]):
+        return
+    need = min_times(name, shape["n_chans"])
+    raise ConfigError(
+        f"{data.name}: trials of {shape['n_times']} samples are too short for {name}, which "
+        f"needs at least {need} (its pooling); use longer trials (moabb: a longer --tmin/--tmax "
+        "window or a higher --resample) or another --model"
+    )
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar
 import typer
 
 from eegtune.errors import EegtuneError
-from eegtune.names import ACTIVATIONS, DATASETS, NETWORKS, OBJECTIVES, PRUNERS, SAMPLERS
+from eegtune.names import ACTIVATIONS, NETWORKS, OBJECTIVES, PRUNERS, SAMPLERS
 
 __all__ = [
     "app",
@@ -23,8 +23,13 @@ __all__ = [
     "ActivationName",
     "AmpOpt",
     "DataDirOpt",
-    "DatasetName",
     "DatasetOpt",
+    "FmaxOpt",
+    "FminOpt",
+    "ResampleOpt",
+    "SubjectOpt",
+    "TmaxOpt",
+    "TminOpt",
     "DeviceOpt",
     "ModelName",
     "ObjectiveName",
@@ -41,7 +46,6 @@ __all__ = [
 # Choices come from the registry (eegtune.names). Typer reads these enums at run time; for the
 # type checker an option value is the plain string it also is at run time.
 if TYPE_CHECKING:
-    DatasetName: TypeAlias = str
     ModelName: TypeAlias = str
     ActivationName: TypeAlias = str
     SamplerName: TypeAlias = str
@@ -52,7 +56,6 @@ else:
     def _choices(name: str, values: Any) -> type[StrEnum]:
         return StrEnum(name, {value: value for value in values})
 
-    DatasetName = _choices("DatasetName", DATASETS)
     ModelName = _choices("ModelName", NETWORKS)
     ActivationName = _choices("ActivationName", ACTIVATIONS)
     SamplerName = _choices("SamplerName", SAMPLERS)
@@ -62,8 +65,47 @@ else:
 
 # Shared option declarations -------------------------------------------------------------------
 DatasetOpt = Annotated[
-    DatasetName,
-    typer.Option("--dataset", help="Dataset: the real BCI IIIb files, or seeded synthetic trials."),
+    str,
+    typer.Option(
+        "--dataset",
+        help="Dataset: bci-iiib (the lab's files), synthetic (seeded trials), npz:DIR (your "
+        "train.npz and test.npz) or moabb:NAME (a MOABB motor-imagery dataset, extra [moabb]).",
+    ),
+]
+SubjectOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--subject",
+        help="Use only this subject's trials (repeatable; default: every subject). Needs data "
+        "that says whose trial is whose: bci-iiib (S4, X11), npz: with `subject`, moabb:.",
+        show_default=False,
+    ),
+]
+_MOABB = "MOABB preprocessing (moabb: datasets only)"
+FminOpt = Annotated[
+    float | None,
+    typer.Option(help="Band-pass low edge in Hz [default: 4].", rich_help_panel=_MOABB,
+                 show_default=False),
+]
+FmaxOpt = Annotated[
+    float | None,
+    typer.Option(help="Band-pass high edge in Hz [default: 38].", rich_help_panel=_MOABB,
+                 show_default=False),
+]
+TminOpt = Annotated[
+    float | None,
+    typer.Option(help="Window start in s, from the dataset's imagery onset [default: 0].",
+                 rich_help_panel=_MOABB, show_default=False),
+]
+TmaxOpt = Annotated[
+    float | None,
+    typer.Option(help="Window end in s [default: the end of the dataset's imagery window].",
+                 rich_help_panel=_MOABB, show_default=False),
+]
+ResampleOpt = Annotated[
+    float | None,
+    typer.Option(help="Resample to this rate in Hz [default: 125, the lab data's rate].",
+                 rich_help_panel=_MOABB, show_default=False),
 ]
 DataDirOpt = Annotated[
     Path, typer.Option("--data-dir", help="Folder holding the four BCI IIIb .npz files.")

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from eegtune.charts import Chart, build_charts, compare_figure
 from eegtune.errors import EegtuneError
 from eegtune.files import atomic_write_text
-from eegtune.names import ACTIVATIONS, network_title
+from eegtune.names import ACTIVATIONS, LAB_DATASET, network_title
 from eegtune.study import COLUMNS, best_by_activation, completed_trials, load_evaluation, trial_row
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from eegtune.compare import Cell, Comparison
+    from eegtune.sources import DataSource
 
 __all__ = [
     "COLUMNS",
@@ -48,7 +49,7 @@ __all__ = [
     "write_report",
 ]
 
-SCHEMA_VERSION = 2  # 2: "compare" added; evaluations carry ci95 and per_subject
+SCHEMA_VERSION = 3  # 2: "compare", ci95, per_subject; 3: data, classes, confusion, chance
 
 
 class ReportError(EegtuneError):
@@ -81,6 +82,19 @@ class StudyReport:
     @property
     def title(self) -> str:
         return f"{network_title(self.model)} ({self.name})"
+
+    @property
+    def source(self) -> DataSource:
+        """The dataset, subjects and preprocessing the study was searched on."""
+        from eegtune.sources import DataSource
+
+        return DataSource.from_attrs(self.study.user_attrs, LAB_DATASET)
+
+    @property
+    def classes_text(self) -> str:
+        """``0 = left_hand, 1 = right_hand``: the study's label mapping."""
+        classes = self.study.user_attrs.get("classes") or []
+        return ", ".join(f"{i} = {name}" for i, name in enumerate(classes)) or "not recorded"
 
 
 def collect(storage: BaseStorage, names: list[str] | None = None) -> list[StudyReport]:
@@ -144,6 +158,7 @@ def headline(reports: list[StudyReport]) -> list[dict[str, Any]]:
                     "test_mean": evaluation["mean"] if evaluation else None,
                     "test_std": evaluation["std"] if evaluation else None,
                     "test_seeds": len(evaluation["test_acc"]) if evaluation else 0,
+                    "chance": evaluation.get("chance") if evaluation else None,
                 }
             )
     return rows
@@ -173,7 +188,7 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weig
 def _headline_html(rows: list[dict[str, Any]]) -> str:
     from html import escape
 
-    from eegtune.console import HEADLINE_COLUMNS
+    from eegtune.console import HEADLINE_COLUMNS, chance_text
 
     head = "".join(f"<th>{h}</th>" for h in HEADLINE_COLUMNS)
     body = []
@@ -182,17 +197,54 @@ def _headline_html(rows: list[dict[str, Any]]) -> str:
         first += f"<td>{escape(r['activation'])}</td>"
         if r["val_acc"] is None:
             why = f"no completed {escape(r['activation'])} trial: search longer or narrow the space"
-            body.append(f'<tr>{first}<td class="empty" colspan="4">{why}</td></tr>')
+            body.append(f'<tr>{first}<td class="empty" colspan="5">{why}</td></tr>')
             continue
         test = "not evaluated yet (run eegtune evaluate --per-activation)"
         cells = f"<td>{100 * r['val_acc']:.2f}%</td><td>{r['trial']}</td>"
         if r["test_mean"] is not None:
             test = f"{100 * r['test_mean']:.2f}% ± {100 * (r['test_std'] or 0.0):.2f}"
-            cells += f"<td>{test}</td><td>{r['test_seeds']}</td>"
+            cells += f"<td>{test}</td><td>{chance_text(r['chance'])}</td><td>{r['test_seeds']}</td>"
         else:
-            cells += f'<td class="empty" colspan="2">{test}</td>'
+            cells += f'<td class="empty" colspan="3">{test}</td>'
         body.append(f"<tr>{first}{cells}</tr>")
     return f"<table><tr>{head}</tr>\n" + "\n".join(body) + "</table>"
+
+
+def _classes_html(reports: list[StudyReport]) -> str:
+    """Per evaluated configuration: accuracy per subject, confusion matrix, class accuracy."""
+    from html import escape
+
+    from eegtune.console import chance_text, per_subject_text
+    from eegtune.evaluate import Evaluation
+
+    blocks = []
+    for report in reports:
+        for label, stored in report.evaluation.items():
+            e = Evaluation.from_dict(stored)
+            if not e.confusion:
+                continue  # evaluated before confusion matrices were kept
+            head = "".join(f"<th>{escape(c)}</th>" for c in ["true class", *e.classes])
+            per_class = e.per_class
+            rows = "".join(
+                f"<tr><td>{escape(name)}</td>" + "".join(f"<td>{n}</td>" for n in row)
+                + f"<td>{100 * per_class.get(name, 0.0):.1f}%</td></tr>"
+                for name, row in zip(e.classes, e.confusion, strict=True)
+            )  # fmt: skip
+            blocks.append(
+                f"<h3>{escape(report.title)}, {escape(label)} ({escape(e.params['activation'])})"
+                f"</h3><p>test accuracy {100 * e.mean:.2f}% over {len(e.seeds)} seed(s); "
+                f"chance level {chance_text(e.chance)}; per subject: "
+                f"{escape(per_subject_text(e))}</p><table><tr>{head}<th>class accuracy</th>"
+                f"</tr>{rows}</table>"
+            )
+    if not blocks:
+        return ""
+    return (
+        '<section id="classes"><h2>Test predictions per class and per subject</h2><p>Confusion '
+        "matrices count the test trials of every seed: rows are the true class, columns the "
+        "predicted one; class accuracy is the share of a class's trials predicted right.</p>"
+        + "".join(blocks) + "</section>"
+    )  # fmt: skip
 
 
 def provenance(reports: list[StudyReport], storage: str | None) -> dict[str, str]:
@@ -215,8 +267,8 @@ def provenance(reports: list[StudyReport], storage: str | None) -> dict[str, str
     seeds = sorted({len(e.get("test_acc", [])) for r in reports for e in r.evaluation.values()})
     return {
         "storage": storage or "-",
-        "studies": ", ".join(f"{r.name} ({r.model} on {r.study.user_attrs.get('dataset')})"
-                             for r in reports),
+        "studies": "; ".join(f"{r.name} ({r.model} on {r.source.describe()})" for r in reports),
+        "classes": "; ".join(sorted({r.classes_text for r in reports})),
         "validation split": "; ".join(splits),
         "test seeds per configuration": ", ".join(map(str, seeds)) or "not evaluated",
         "software": f"eegtune {installed('eegtune')}, torch {installed('torch')}, "
@@ -266,6 +318,7 @@ def _index_html(
     rows: list[dict[str, Any]],
     facts: dict[str, str],
     compare_section: str = "",
+    classes_section: str = "",
 ) -> str:
     from html import escape
 
@@ -291,7 +344,9 @@ def _index_html(
 <h2>Best accuracy per network and activation</h2>
 {_headline_html(rows)}
 <p>Validation accuracy chose the configurations; test accuracy was measured once per seed
-after that, by <code>eegtune evaluate</code>.</p>
+after that, by <code>eegtune evaluate</code>. Chance is the test accuracy of always answering
+the most frequent class.</p>
+{classes_section}
 {sections}
 <h2>How this was obtained</h2><dl>{about}</dl>
 </body></html>
@@ -338,6 +393,8 @@ def write_report(
             {
                 "study": r.name,
                 "model": r.model,
+                "data": r.source.attrs(),
+                "classes": r.study.user_attrs.get("classes"),
                 "states": r.states,
                 "evaluation": r.evaluation,
                 "best_trials": r.rows(top),
@@ -372,7 +429,10 @@ def write_report(
         put(f"{stem}.html", page.replace("<head>", f"<head><title>{chart.title}</title>", 1))
     page_charts = {k: v for k, v in charts.items() if k != "compare"}
     facts = provenance(reports, storage)
-    put("index.html", _index_html(page_charts, headline(reports), facts, section))
+    put(
+        "index.html",
+        _index_html(page_charts, headline(reports), facts, section, _classes_html(reports)),
+    )
     return written
 
 

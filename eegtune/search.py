@@ -43,7 +43,9 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
 
     from eegtune.data import Dataset, ModelShape, Split
+    from eegtune.sources import DataSource
     from eegtune.space import SearchSpace
+    from eegtune.study import StudyKeys
     from eegtune.training import EpochRecord
 
 __all__ = [
@@ -77,8 +79,10 @@ class SearchSettings:
     sampler: str = DEFAULT_SAMPLER
     pruner: str = DEFAULT_PRUNER
     seed: int = 0
-    dataset: str = LAB_DATASET
+    dataset: str = LAB_DATASET  # bci-iiib, synthetic, npz:DIR or moabb:NAME
     data_dir: str = "data"
+    subjects: tuple[str, ...] = ()  # restrict the study to these subjects
+    preprocessing: tuple[tuple[str, float | None], ...] = ()  # moabb: datasets only
     offline: bool | None = None
     device: str = "auto"
     val_fraction: float = 0.2
@@ -93,6 +97,27 @@ class SearchSettings:
     @property
     def name(self) -> str:
         return self.study_name or self.model
+
+    @property
+    def source(self) -> DataSource:
+        """The dataset, subjects and preprocessing, as the study remembers them."""
+        from eegtune.sources import DataSource
+
+        return DataSource(self.dataset, self.subjects, self.preprocessing)
+
+    def study_keys(self) -> StudyKeys:
+        """What the study must remember so that every worker and re-run does the same job."""
+        from eegtune.study import StudyKeys
+
+        return StudyKeys(
+            self.model,
+            self.dataset,
+            self.split_seed,
+            self.val_fraction,
+            self.objective,
+            list(self.subjects),
+            dict(self.preprocessing),
+        )
 
 
 def check_settings(settings: SearchSettings) -> None:
@@ -160,7 +185,7 @@ def _attach(
     space = load_space(settings.model, settings.space).fixing("activation", settings.activation)
     device = resolve_device(settings.device)
     if data_set is None:
-        data_set = load_dataset(settings.dataset, settings.data_dir, offline=settings.offline)
+        data_set = load_dataset(settings.source, settings.data_dir, offline=settings.offline)
     storage = storage if storage is not None else open_storage(settings.storage)
     study = load_study(
         storage,
@@ -354,24 +379,20 @@ def run_search(
         The final status. ``KeyboardInterrupt`` propagates after workers stopped cleanly.
     """
     from eegtune.data import load_dataset
+    from eegtune.models import check_input
     from eegtune.storages import describe_storage, failure_reason, is_storage_error, open_storage
-    from eegtune.study import StudyKeys, create_or_check_study, quiet_optuna
+    from eegtune.study import create_or_check_study, quiet_optuna, remember_classes
 
     quiet_optuna()
     check_settings(settings)
     started = time.time()
     deadline = None if settings.timeout is None else started + settings.timeout
     if data_set is None:
-        data_set = load_dataset(settings.dataset, settings.data_dir, offline=settings.offline)
+        data_set = load_dataset(settings.source, settings.data_dir, offline=settings.offline)
+    check_input(settings.model, data_set)
     storage = open_storage(settings.storage)
-    wanted = StudyKeys(
-        settings.model,
-        settings.dataset,
-        settings.split_seed,
-        settings.val_fraction,
-        settings.objective,
-    )
-    study, kept = create_or_check_study(storage, settings.name, wanted)
+    study, kept = create_or_check_study(storage, settings.name, settings.study_keys())
+    remember_classes(study, data_set.classes)
     settings = replace(
         settings,
         split_seed=kept.split_seed,

@@ -56,7 +56,8 @@ class DataSource:
         """One line for titles and tables."""
         parts = [self.dataset]
         if self.subjects:
-            parts.append(f"subject{'s' if len(self.subjects) > 1 else ''} {', '.join(self.subjects)}")
+            plural = "s" if len(self.subjects) > 1 else ""
+            parts.append(f"subject{plural} {', '.join(self.subjects)}")
         opts = self.options
         if opts:
             tmax = opts["tmax"]
@@ -101,7 +102,8 @@ def parse_source(
     if not sep and dataset not in DATASETS or sep and prefix not in DATASET_KINDS:
         raise ConfigError(f"unknown dataset {dataset!r}; choose one of: {kinds}")
     if sep and not target.strip():
-        raise ConfigError(f"--dataset {dataset}: name the {DATASET_KINDS[prefix].help} after the colon")
+        what = DATASET_KINDS[prefix].help
+        raise ConfigError(f"--dataset {dataset}: name the {what} after the colon ({prefix}:{what})")
     if prefix == "npz" and sep:
         dataset = f"npz:{Path(target).expanduser().resolve()}"
     chosen = tuple(dict.fromkeys(str(s).strip() for s in subjects or ()))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from eegtune.names import PARAMS
@@ -32,6 +32,7 @@ __all__ = [
     "load_study",
     "save_evaluation",
     "quiet_optuna",
+    "remember_classes",
     "trial_id",
     "trial_row",
 ]
@@ -74,6 +75,8 @@ class StudyKeys:
     split_seed: int
     val_fraction: float
     objective: str = "best"  # what studies made before the choice was stored used
+    subjects: list[str] = field(default_factory=list)  # all subjects when empty
+    preprocessing: dict[str, float | None] = field(default_factory=dict)  # moabb: only
 
 
 def create_or_check_study(
@@ -114,6 +117,13 @@ def create_or_check_study(
             f"study {name!r} was made for model {stored.get('model')} on "
             f"{stored.get('dataset')}; choose another --study name"
         )
+    for key, flag in (("subjects", "--subject"), ("preprocessing", "preprocessing options")):
+        before, now = stored.get(key) or type(getattr(keys, key))(), getattr(keys, key)
+        if before != now:
+            raise StudyError(
+                f"study {name!r} was made with {key} {_shown(before)}, not {_shown(now)}; "
+                f"give the same {flag} or choose another --study name"
+            )
     kept = replace(
         keys,
         split_seed=int(stored["split_seed"]),
@@ -129,6 +139,18 @@ def create_or_check_study(
             kept.objective,
         )
     return study, kept
+
+
+def _shown(value: list[str] | dict[str, float | None]) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+    return ", ".join(value) or "all"
+
+
+def remember_classes(study: optuna.Study, classes: tuple[str, ...]) -> None:
+    """Store the class names (the label of class 0, 1, ...) for reports, once."""
+    if study.user_attrs.get("classes") is None:
+        study.set_user_attr("classes", list(classes))
 
 
 def save_evaluation(
