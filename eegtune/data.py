@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple, TypedDict
 
 import numpy as np
 
-from eegtune.errors import DataError
+from eegtune.errors import ConfigError, DataError
 from eegtune.names import DATASET_KINDS, DATASETS, LAB_DATASET
 
 __all__ = [
@@ -403,7 +403,10 @@ def load_dataset(
     """
     from eegtune.sources import DataSource, parse_source
 
-    source = name if isinstance(name, DataSource) else parse_source(name)
+    try:
+        source = name if isinstance(name, DataSource) else parse_source(name)
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
     kind = DATASET_KINDS.get(source.kind)
     if kind is not None:  # npz:DIR or moabb:NAME
         loaded: Dataset = kind.load()(source.target, source.subjects, source.options)

@@ -240,10 +240,10 @@ def _classes_html(reports: list[StudyReport]) -> str:
     if not blocks:
         return ""
     return (
-        '<section id="classes"><h2>Test predictions per class and per subject</h2><p>Confusion '
+        '<div id="classes"><h2>Test predictions per class and per subject</h2><p>Confusion '
         "matrices count the test trials of every seed: rows are the true class, columns the "
         "predicted one; class accuracy is the share of a class's trials predicted right.</p>"
-        + "".join(blocks) + "</section>"
+        + "".join(blocks) + "</div>"
     )  # fmt: skip
 
 
