@@ -256,7 +256,6 @@ def test_subject_needs_data_that_knows_subjects(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- end to end
 
 
-@pytest.mark.slow
 def test_npz_three_classes_train_search_evaluate_report(npz_dir: Path, tmp_path: Path) -> None:
     data = ["--dataset", f"npz:{npz_dir}", "--device", "cpu"]
     result = invoke("train", *data, "--epochs", "2", "--test")
@@ -294,7 +293,6 @@ def test_npz_three_classes_train_search_evaluate_report(npz_dir: Path, tmp_path:
     assert "Test predictions per class and per subject" in dom and "Uncaught" not in log
 
 
-@pytest.mark.slow
 def test_study_remembers_its_subjects(npz_dir: Path, tmp_path: Path) -> None:
     storage = str(tmp_path / "s.db")
     base = ["search", "--model", "eegnet", "--trials", "1", "--epochs", "1", "--storage", storage,
