@@ -141,6 +141,7 @@ def train(
     resample: ResampleOpt = None,
 ) -> None:
     """Train one configuration on a stratified hold-out split (the lab's baseline job)."""
+    from eegtune.data import chance_level
     from eegtune.models import build_model, check_input, count_parameters
     from eegtune.training import configure_process, evaluate_accuracy, fit, resolve_device, set_seed
 
@@ -178,7 +179,7 @@ def train(
     typer.echo(
         f"val accuracy {100 * result.best_val_acc:.2f}% (best epoch {result.best_epoch} of "
         f"{len(result.history)}; last epoch {100 * (last.val_acc or 0.0):.2f}%; "
-        f"{result.seconds:.1f} s)"
+        f"chance {100 * chance_level(split.y_val):.2f}%; {result.seconds:.1f} s)"
     )
     if test:
         _, test_acc = evaluate_accuracy(net, data.x_test, data.y_test, torch_device)
@@ -251,6 +252,7 @@ def search(
     resample: ResampleOpt = None,
 ) -> None:
     """Run an Optuna study: sample, train, prune; resumable and parallel."""
+    from eegtune.data import chance_level
     from eegtune.models import check_input
     from eegtune.search import SearchSettings, check_settings, run_search
     from eegtune.training import configure_process, resolve_device
@@ -286,7 +288,8 @@ def search(
     data = load_data(source, data_dir, offline)
     check_input(settings.model, data)
     typer.echo(
-        f"study {settings.name!r}: {model} on {source.describe()} ({data.n_classes} classes), "
+        f"study {settings.name!r}: {model} on {source.describe()} ({data.n_classes} classes, "
+        f"chance {100 * chance_level(data.holdout(val_fraction, split_seed).y_val):.1f}%), "
         f"target {trials} trials, "
         f"up to {epochs} epochs each, sampler {settings.sampler}, pruner {settings.pruner}, "
         f"{workers} worker(s)",

@@ -37,6 +37,7 @@ __all__ = [
     "Split",
     "git_blob_sha1",
     "inspect_file",
+    "chance_level",
     "from_arrays",
     "inspect_folder",
     "load_bci_iiib",
@@ -247,8 +248,7 @@ class Dataset:
     @property
     def chance(self) -> float:
         """Chance level: the test accuracy of always answering the most frequent test class."""
-        counts = np.bincount(self.y_test, minlength=self.n_classes)
-        return float(counts.max() / counts.sum())
+        return chance_level(self.y_test)
 
     @property
     def model_kwargs(self) -> ModelShape:
@@ -297,6 +297,11 @@ class Dataset:
             train_subjects=self.train_subjects[train],
             test_subjects=self.test_subjects[test],
         )
+
+
+def chance_level(labels: np.ndarray) -> float:
+    """The accuracy of always answering the most frequent class of ``labels`` (>= 1/K)."""
+    return float(np.bincount(labels).max() / len(labels))
 
 
 def from_arrays(

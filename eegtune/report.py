@@ -280,12 +280,12 @@ def _compare_html(cells: list[Cell], comparisons: list[Comparison], chart: Chart
     """The comparison's section: tuned vs baseline per cell, error bars, activation verdicts."""
     from html import escape
 
-    from eegtune.console import interval_text, per_subject_text
+    from eegtune.console import chance_text, interval_text, per_subject_text
 
     head = "".join(
         f"<th>{h}</th>"
         for h in ("network", "activation", "tuned test acc", "baseline test acc",
-                  "tuned - baseline", "per subject (tuned)", "note")
+                  "tuned - baseline", "chance", "per subject (tuned)", "note")
     )  # fmt: skip
     body = []
     for c in cells:
@@ -293,9 +293,11 @@ def _compare_html(cells: list[Cell], comparisons: list[Comparison], chart: Chart
         base = "-" if c.baseline is None else interval_text(c.baseline.interval)
         diff = "-" if c.difference is None else interval_text(c.difference, signed=True)
         subjects = per_subject_text(c.tuned)
+        chance = chance_text(None if c.tuned is None else c.tuned.chance)
         body.append(
             f"<tr><td>{escape(network_title(c.model))}</td><td>{escape(c.activation)}</td>"
-            f"<td>{tuned}</td><td>{base}</td><td>{diff}</td><td>{escape(subjects)}</td>"
+            f"<td>{tuned}</td><td>{base}</td><td>{diff}</td><td>{chance}</td>"
+            f"<td>{escape(subjects)}</td>"
             f'<td class="empty">{escape(c.reason)}</td></tr>'
         )
     verdicts = "".join(f"<li>{escape(network_title(v.model))}: {escape(v.text)}</li>"

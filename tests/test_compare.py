@@ -42,9 +42,10 @@ def test_compare_fills_every_cell_against_the_lab_baseline_and_resumes(tmp_path:
         assert trial0.state == optuna.trial.TrialState.COMPLETE  # never pruned
         assert {t.params["activation"] for t in study.trials} == {activation}
         row = rf"│ +{model} │ +{activation} │ +[\d.]+% ± [\d.]+ │ +[\d.]+% ± [\d.]+ │ "
-        assert re.search(row + r"+[+-][\d.]+ ± [\d.]+ pts │ +2 │", first.output), first.output
+        row += r"+[+-][\d.]+ ± [\d.]+ pts │ +50\.0% │ +2 │"  # chance: balanced classes
+        assert re.search(row, first.output), first.output
     document = json.loads((out / "best_trials.json").read_text())
-    assert document["schema_version"] == 2
+    assert document["schema_version"] == 3
     cells = document["compare"]["cells"]
     assert [(c["model"], c["activation"]) for c in cells] == CELLS
     for cell in cells:

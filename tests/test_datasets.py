@@ -12,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from tests.conftest import chromium_dom, listing, make_lab_dir
-from tests.test_cli import assert_one_line_error, invoke
 
 from eegtune.arrays import load_npz
 from eegtune.data import load_dataset
@@ -21,6 +19,8 @@ from eegtune.errors import ConfigError, DataError
 from eegtune.models import check_input, min_times
 from eegtune.sources import DataSource, parse_source
 from eegtune.storages import open_storage
+from tests.conftest import chromium_dom, listing, make_lab_dir
+from tests.test_cli import assert_one_line_error, invoke
 
 CLASSES = ("rest", "left", "right")
 
@@ -309,3 +309,16 @@ def test_study_remembers_its_subjects(npz_dir: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert re.search(r"\sa \d+\.\d% │", result.output)  # subject a's test trials only
     assert not re.search(r"\s[bc] \d+\.\d%", result.output)
+
+
+def test_compare_on_three_classes_shows_chance_and_confusion(npz_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    result = invoke("compare", "--model", "eegnet", "--activation", "elu", "--trials", "1",
+                    "--epochs", "2", "--seeds", "1", "--dataset", f"npz:{npz_dir}",
+                    "--storage", str(tmp_path / "c.db"), "--out", str(out), "--device", "cpu",
+                    "--models-dir", str(tmp_path / "m"), env={"COLUMNS": "200"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert re.search(r"│ +eegnet │ +elu │.*│ +33\.3% │ +1 │", result.output), result.output
+    page = (out / "index.html").read_text()
+    assert "<th>chance</th>" in page and page.count("<th>class accuracy</th>") == 2  # both
+    assert "0 = left, 1 = rest, 2 = right" in page  # tuned and baseline each have a matrix

@@ -97,7 +97,8 @@ def test_search_and_evaluate_per_subject_offline(tmp_path: Path) -> None:
     result = invoke("search", "--model", "eegnet", "--trials", "1", "--epochs", "2",
                     "--storage", storage, *data)  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "moabb:FakeDataset, subjects 1, 2, 4-38 Hz, 0-end s, 125 Hz (3 classes)" in result.output
+    intro = "moabb:FakeDataset, subjects 1, 2, 4-38 Hz, 0-end s, 125 Hz (3 classes, chance 33.3%)"
+    assert intro in result.output
     study = optuna.load_study(study_name="eegnet", storage=open_storage(storage))
     assert study.user_attrs["subjects"] == ["1", "2"]
     assert study.user_attrs["preprocessing"] == {
