@@ -69,7 +69,7 @@ DatasetOpt = Annotated[
     typer.Option(
         "--dataset",
         help="Dataset: bci-iiib (the lab's files), synthetic (seeded trials), npz:DIR (your "
-        "train.npz and test.npz) or moabb:NAME (a MOABB motor-imagery dataset, extra [moabb]).",
+        "train.npz and test.npz) or moabb:NAME (a MOABB motor-imagery dataset, extra moabb).",
     ),
 ]
 SubjectOpt = Annotated[
@@ -77,34 +77,36 @@ SubjectOpt = Annotated[
     typer.Option(
         "--subject",
         help="Use only this subject's trials (repeatable; default: every subject). Needs data "
-        "that says whose trial is whose: bci-iiib (S4, X11), npz: with `subject`, moabb:.",
+        "that says whose trial is whose: bci-iiib (S4, X11), npz: with a subject array, "
+        "moabb: (subject numbers).",
+        metavar="ID",
         show_default=False,
     ),
 ]
 _MOABB = "MOABB preprocessing (moabb: datasets only)"
 FminOpt = Annotated[
     float | None,
-    typer.Option(help="Band-pass low edge in Hz [default: 4].", rich_help_panel=_MOABB,
+    typer.Option(help="Band-pass low edge in Hz (default 4).", rich_help_panel=_MOABB,
                  show_default=False),
 ]
 FmaxOpt = Annotated[
     float | None,
-    typer.Option(help="Band-pass high edge in Hz [default: 38].", rich_help_panel=_MOABB,
+    typer.Option(help="Band-pass high edge in Hz (default 38).", rich_help_panel=_MOABB,
                  show_default=False),
 ]
 TminOpt = Annotated[
     float | None,
-    typer.Option(help="Window start in s, from the dataset's imagery onset [default: 0].",
+    typer.Option(help="Window start in s, from the dataset's imagery onset (default 0).",
                  rich_help_panel=_MOABB, show_default=False),
 ]
 TmaxOpt = Annotated[
     float | None,
-    typer.Option(help="Window end in s [default: the end of the dataset's imagery window].",
+    typer.Option(help="Window end in s (default: the end of the dataset's imagery window).",
                  rich_help_panel=_MOABB, show_default=False),
 ]
 ResampleOpt = Annotated[
     float | None,
-    typer.Option(help="Resample to this rate in Hz [default: 125, the lab data's rate].",
+    typer.Option(help="Resample to this rate in Hz (default 125, the lab data's rate).",
                  rich_help_panel=_MOABB, show_default=False),
 ]
 DataDirOpt = Annotated[
