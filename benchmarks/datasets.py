@@ -7,7 +7,7 @@ loading cost?
    test accuracy of the chosen configuration against the chance level, and epochs spent.
 2. ``moabb:FakeDataset`` load time for 1 and 2 subjects (MOABB's paradigm path, offline).
 
-    python benchmarks/datasets.py [--seeds 2] [--trials 6] [--epochs 10]
+    python benchmarks/datasets.py [--seeds 2] [--trials 8] [--epochs 20]
 """
 
 from __future__ import annotations
@@ -29,17 +29,17 @@ from eegtune.study import load_study
 from eegtune.training import configure_process, resolve_device
 
 
-def write_rhythm_npz(folder: Path, n_train: int = 300, n_test: int = 150, seed: int = 0) -> None:
+def write_rhythm_npz(folder: Path, n_train: int = 600, n_test: int = 300, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     t = np.arange(500) / 125.0
     for name, n in (("train", n_train), ("test", n_test)):
         y = np.arange(n) % 3
-        noise = np.cumsum(rng.standard_normal((n, 8, 500)), axis=2) * 0.1
+        noise = np.cumsum(rng.standard_normal((n, 8, 500)), axis=2) * 0.02  # slow drift
         noise += rng.standard_normal((n, 8, 500))
         phase = rng.uniform(0, 2 * np.pi, n)
         for i in range(n):
-            noise[i, y[i] * 2] += 0.8 * np.sin(2 * np.pi * 10 * t + phase[i])
+            noise[i, y[i] * 2] += 0.4 * np.sin(2 * np.pi * 10 * t + phase[i])
         labels = np.array(["feet", "left_hand", "right_hand"])[y]
         np.savez(folder / f"{name}.npz", X=noise.astype(np.float32), y=labels)
 
@@ -47,8 +47,8 @@ def write_rhythm_npz(folder: Path, n_train: int = 300, n_test: int = 150, seed: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2, help="search seeds")
-    parser.add_argument("--trials", type=int, default=6, help="trials per search")
-    parser.add_argument("--epochs", type=int, default=10, help="max epochs per trial")
+    parser.add_argument("--trials", type=int, default=8, help="trials per search")
+    parser.add_argument("--epochs", type=int, default=20, help="max epochs per trial")
     args = parser.parse_args()
     configure_process(resolve_device("cpu"))
     with tempfile.TemporaryDirectory() as tmp:
