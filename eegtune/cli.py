@@ -289,7 +289,7 @@ def search(
     check_input(settings.model, data)
     typer.echo(
         f"study {settings.name!r}: {model} on {source.describe()} ({data.n_classes} classes, "
-        f"chance {100 * chance_level(data.holdout(val_fraction, split_seed).y_val):.1f}%), "
+        f"chance {100 * chance_level(data.y_train):.1f}%), "  # the stratified split's too
         f"target {trials} trials, "
         f"up to {epochs} epochs each, sampler {settings.sampler}, pruner {settings.pruner}, "
         f"{workers} worker(s)",

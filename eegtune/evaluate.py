@@ -85,12 +85,8 @@ class Evaluation:
     @property
     def per_class(self) -> dict[str, float]:
         """Accuracy on each class (recall), over every seed's test predictions."""
-        out = {}
-        for name, row in zip(self.classes, self.confusion, strict=False):
-            total = sum(row)
-            if total:
-                out[name] = row[self.classes.index(name)] / total
-        return out
+        rows = zip(self.classes, self.confusion, strict=False)
+        return {name: row[i] / sum(row) for i, (name, row) in enumerate(rows) if sum(row)}
 
     @property
     def by_seed(self) -> dict[int, float]:

@@ -131,6 +131,12 @@ def load_moabb(
             f"moabb:{target}: cannot get the data ({reason}); MOABB downloads it once into "
             f"MNE_DATA ({where}): connect to the network or copy the files there"
         ) from None
+    except ValueError as exc:  # MNE refusing a filter or window this dataset cannot have
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"moabb:{target}: MOABB cannot preprocess it this way ({reason}); change --fmin, "
+            "--fmax, --tmin, --tmax or --resample"
+        ) from None
     if len(y) == 0:
         raise DataError(f"moabb:{target}: no motor-imagery trials for subject(s) {ids}")
     trial_subjects = meta["subject"].astype(str).to_numpy()

@@ -269,7 +269,7 @@ def min_times(name: str, n_chans: int, limit: int = 1 << 16) -> int | None:
         if high >= limit:
             return None
         high *= 2
-    low = high // 2  # does not fit (or is below 8): bisect (low, high]
+    low = high // 2 if high > 8 else 0  # low does not fit: bisect (low, high]
     while high - low > 1:
         mid = (low + high) // 2
         low, high = (low, mid) if _fits(name, n_chans, mid) else (mid, high)

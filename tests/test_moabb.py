@@ -85,6 +85,14 @@ def test_no_network_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert "MNE_DATA" in result.output and not storage.exists()
 
 
+def test_preprocessing_the_dataset_cannot_have_is_one_line(tmp_path: Path) -> None:
+    # FakeDataset records at 128 Hz: a 70 Hz band edge passes our check at --resample 200
+    # but not MNE's filter on the raw data
+    result = invoke("train", "--dataset", FAKE, "--subject", "1", "--fmax", "70",
+                    "--resample", "200", "--epochs", "1", "--device", "cpu")  # fmt: skip
+    assert_one_line_error(result, "MOABB cannot preprocess it this way (h_freq")
+
+
 def test_missing_moabb_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "moabb.paradigms", None)  # import fails as if absent
     with pytest.raises(DataError, match=re.escape("pip install 'eegtune[moabb]'")):
