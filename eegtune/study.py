@@ -6,6 +6,7 @@ Opening storages lives in :mod:`eegtune.storages`.
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -107,10 +108,12 @@ def create_or_check_study(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([METRIC_NAME])
-    stored = study.user_attrs
-    if all(stored.get(k) is None for k in StudyKeys.__dataclass_fields__):
+    stored = _finished_keys(study)
+    if stored is None:  # a new study: remember the keys, "model" last (it marks them complete)
         for key, value in vars(keys).items():
-            study.set_user_attr(key, value)
+            if key != "model":
+                study.set_user_attr(key, value)
+        study.set_user_attr("model", keys.model)
         return study, keys
     if (stored.get("model"), stored.get("dataset")) != (keys.model, keys.dataset):
         raise StudyError(
@@ -139,6 +142,30 @@ def create_or_check_study(
             kept.objective,
         )
     return study, kept
+
+
+INIT_WAIT_S = 30.0
+"""How long to wait for another process that is writing a new study's keys."""
+
+
+def _finished_keys(study: optuna.Study, wait: float | None = None) -> dict[str, Any] | None:
+    """The study's stored keys, once complete; None for a study nobody has claimed.
+
+    The creator writes ``model`` last. Keys without ``model`` are another process's creation
+    in progress: wait for it; a creator that died half-way (after ``wait`` seconds) leaves the
+    study to whoever comes next.
+    """
+    deadline = time.monotonic() + (INIT_WAIT_S if wait is None else wait)
+    while True:
+        stored = study.user_attrs
+        if stored.get("model") is not None:
+            return stored
+        if not any(stored.get(k) is not None for k in StudyKeys.__dataclass_fields__):
+            return None
+        if time.monotonic() >= deadline:
+            logger.warning("study %r was left half-created; completing it", study.study_name)
+            return None
+        time.sleep(0.1)
 
 
 def _shown(value: list[str] | dict[str, float | None]) -> str:

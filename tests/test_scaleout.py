@@ -320,3 +320,33 @@ def test_a_bad_heartbeat_interval_is_one_line_before_anything_runs(tmp_path) -> 
         result.output
     )
     assert listing(tmp_path) == []
+
+
+def test_a_study_being_created_by_another_process_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Racing first starts: one process writes the keys ("model" last), the other waits for
+    them instead of reading half of them; a creator that died half-way is completed."""
+    import threading
+
+    from eegtune import study as study_module
+    from eegtune.study import StudyKeys, create_or_check_study
+
+    storage = open_storage(str(tmp_path / "s.journal"))
+    keys = StudyKeys("eegnet", "synthetic", 3, 0.25, "smoothed", ["1"], {})
+    racing = optuna.create_study(study_name="racing", storage=storage, direction="maximize")
+    for key, value in vars(keys).items():
+        if key != "model":
+            racing.set_user_attr(key, value)  # the other process is half-way
+    finisher = threading.Timer(0.5, racing.set_user_attr, ("model", "eegnet"))
+    finisher.start()
+    wanted = StudyKeys("eegnet", "synthetic", 0, 0.2, "smoothed", ["1"], {})
+    _, kept = create_or_check_study(storage, "racing", wanted)
+    finisher.join()
+    assert (kept.split_seed, kept.val_fraction) == (3, 0.25)  # the creator's, read whole
+
+    dead = optuna.create_study(study_name="dead", storage=storage, direction="maximize")
+    dead.set_user_attr("dataset", "synthetic")  # its creator died here
+    monkeypatch.setattr(study_module, "INIT_WAIT_S", 0.2)
+    made, kept = create_or_check_study(storage, "dead", wanted)
+    assert kept == wanted and made.user_attrs["model"] == "eegnet"
