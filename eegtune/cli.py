@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from eegtune import signals
 from eegtune.console import (
     data_info_table,
     make_console,
@@ -59,6 +60,7 @@ from eegtune.options import (
     fail,
     handles_errors,
 )
+from eegtune.signals import exit_code
 from eegtune.sources import parse_source
 
 if TYPE_CHECKING:
@@ -298,9 +300,9 @@ def search(
     try:
         with status_display() as show:
             final = run_search(settings, on_status=show, data_set=data, poll_interval=0.5)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _print_summary(settings, None, interrupted=True)
-        raise typer.Exit(130) from None  # the summary said "interrupted": once is enough
+        raise typer.Exit(exit_code(exc)) from None  # the summary said "interrupted": once
     _print_summary(settings, final)
 
 
@@ -326,7 +328,9 @@ import eegtune.cli_studies  # noqa: E402, F401
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: SIGTERM and SIGHUP stop work like Ctrl-C (exit 128 + N)."""
+    signals.install()
+    signals.log_to_stderr()
     app()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "EegtuneError"]
+__all__ = ["ConfigError", "DataError", "EegtuneError", "StorageError", "StudyError"]
 
 
 class EegtuneError(Exception):
@@ -25,3 +25,11 @@ class DataError(EegtuneError):
 
 class ConfigError(EegtuneError, ValueError):
     """An option value is invalid: unknown model, activation or device, a bad range."""
+
+
+class StudyError(EegtuneError):
+    """A storage cannot be reached, or a study is missing or incompatible."""
+
+
+class StorageError(StudyError):
+    """A storage file is damaged or is not a storage at all."""

@@ -13,6 +13,9 @@ from pathlib import Path
 __all__ = ["atomic_write", "atomic_write_text", "safe_name"]
 
 _SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+MAX_KEPT = 100
+"""Longest name kept as it is: with a chart suffix and :func:`atomic_write`'s temporary
+prefix it stays well inside the 255 bytes a file name may have on common file systems."""
 
 
 def safe_name(name: str) -> str:
@@ -21,9 +24,11 @@ def safe_name(name: str) -> str:
     A name made only of letters, digits, ``_``, ``-`` and ``.`` (not first) is kept as it is.
     Any other name (path separators, ``..``, an absolute path, spaces) has each run of other
     characters replaced by ``_`` and a ``+`` and 8 hex digits of its SHA-256 appended: no kept
-    name contains ``+``, and the digest keeps two different names apart.
+    name contains ``+``, and the digest keeps two different names apart. A name longer than
+    :data:`MAX_KEPT` characters is shortened the same way, so any study name the storage
+    accepts gives file names the file system accepts.
     """
-    if _SAFE.fullmatch(name):
+    if _SAFE.fullmatch(name) and len(name) <= MAX_KEPT:
         return name
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._-")[:64] or "_"
     return f"{stem}+{hashlib.sha256(name.encode()).hexdigest()[:8]}"

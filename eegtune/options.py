@@ -16,6 +16,7 @@ import typer
 
 from eegtune.errors import EegtuneError
 from eegtune.names import ACTIVATIONS, NETWORKS, OBJECTIVES, PRUNERS, SAMPLERS
+from eegtune.signals import exit_code
 
 __all__ = [
     "app",
@@ -155,7 +156,8 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def handles_errors(command: F) -> F:
-    """Turn user-caused errors into one line and an exit code, Ctrl-C into exit code 130."""
+    """Turn user-caused errors into one line and an exit code; Ctrl-C, SIGTERM and SIGHUP
+    into exit code 128 + the signal's number (130, 143, 129)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -171,9 +173,9 @@ def handles_errors(command: F) -> F:
             raise fail(
                 f"{exc.strerror or exc}{where}; check the path and its permissions", 1
             ) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             typer.echo("interrupted", err=True)
-            raise typer.Exit(130) from None
+            raise typer.Exit(exit_code(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 

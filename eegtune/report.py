@@ -16,6 +16,7 @@ Export schema (``best_trials.csv`` columns; the JSON holds the same rows per stu
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 from collections import Counter
@@ -428,7 +429,8 @@ def write_report(
         page = chart.figure.to_html(
             include_plotlyjs="plotly.min.js", full_html=True, default_width="100%"
         )
-        put(f"{stem}.html", page.replace("<head>", f"<head><title>{chart.title}</title>", 1))
+        title = html.escape(chart.title)  # a study name is text, never markup
+        put(f"{stem}.html", page.replace("<head>", f"<head><title>{title}</title>", 1))
     page_charts = {k: v for k, v in charts.items() if k != "compare"}
     facts = provenance(reports, storage)
     put(

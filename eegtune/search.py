@@ -28,6 +28,7 @@ from eegtune.names import (
     SAMPLERS,
 )
 from eegtune.progress import Poller, SearchStatus, StatusReader
+from eegtune.signals import interrupt_reason
 from eegtune.workers import (
     Heartbeat,
     fail_stale_trials,
@@ -214,6 +215,28 @@ def _is_surplus(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
 
 
 def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> tuple[str, str]:
+    """Train one sampled configuration; tell the study the outcome (see :func:`_train_trial`).
+
+    A worker that was paused (Ctrl-Z, a sleeping laptop) past the heartbeat grace comes back
+    to find its trial failed and retried by another worker: it drops the trial with a
+    warning and carries on (outcome ``DROPPED``).
+    """
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    try:
+        return _train_trial(job, trial, deadline)
+    except UpdateFinishedTrialError:
+        reason = (
+            f"trial {trial.number} was failed and retried by another worker while this one "
+            "was paused; dropped it"
+        )
+        logger.warning("%s", reason)
+        return "DROPPED", reason
+
+
+def _train_trial(
+    job: _Job, trial: optuna.Trial, deadline: float | None = None
+) -> tuple[str, str]:
     """Train one sampled configuration; tell the study the outcome.
 
     A trial still training when ``deadline`` (a ``time.time()`` value: the search's
@@ -224,6 +247,7 @@ def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> 
         The trial's final state name (``COMPLETE``, ``PRUNED`` or ``FAIL``) and the reason of
         a failure, divergence or cut (empty otherwise).
     """
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     from eegtune.models import build_model, count_parameters
@@ -270,10 +294,15 @@ def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> 
                 callback=on_epoch,
                 amp=settings.amp,
             )
-    except KeyboardInterrupt:
-        trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
-        study.tell(trial, state=TrialState.FAIL)
+    except KeyboardInterrupt as exc:
+        try:
+            trial.set_user_attr("fail_reason", interrupt_reason(exc))
+            study.tell(trial, state=TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            pass  # already failed elsewhere: nothing left to mark
         raise
+    except UpdateFinishedTrialError:
+        raise  # failed elsewhere while this worker was paused: see run_trial
     except Exception as exc:
         reason = training_failure(exc)
         logger.warning("trial %d failed: %s", trial.number, reason)

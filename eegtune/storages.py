@@ -24,7 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from eegtune.errors import EegtuneError
+from eegtune.errors import StudyError
+from eegtune.journal import open_journal_backend
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -44,10 +45,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_STORAGE = "studies/eegtune.journal"
 RDB_PREFIXES = ("sqlite:", "postgresql", "postgres:", "mysql", "mariadb")
-
-
-class StudyError(EegtuneError):
-    """A storage cannot be reached, or a study is missing or incompatible."""
 
 
 def storage_url(spec: str | None) -> str:
@@ -159,10 +156,8 @@ def open_storage(spec: str | None, *, create: bool = True) -> BaseStorage:
             path.parent.mkdir(parents=True, exist_ok=True)
         elif not path.parent.is_dir():
             raise StudyError(f"storage {shown}: folder {path.parent} does not exist")
-    from optuna.storages.journal import JournalFileBackend
-
     try:
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        return optuna.storages.JournalStorage(open_journal_backend(path))
     except OSError as exc:
         raise StudyError(f"storage {shown}: cannot open journal file ({exc.strerror})") from None
 

@@ -22,9 +22,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
+from eegtune import signals
 from eegtune.errors import ConfigError, EegtuneError
 
 if TYPE_CHECKING:
@@ -82,8 +82,12 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, daemon=True, name="eegtune-heartbeat")
 
     def _beat(self) -> None:
+        from optuna.exceptions import UpdateFinishedTrialError
+
         try:
             self._storage.set_trial_system_attr(self._trial_id, HEARTBEAT_KEY, time.time())
+        except UpdateFinishedTrialError:
+            self._stop.set()  # failed by another worker while this one was paused
         except Exception as exc:  # a storage hiccup must not kill training
             logger.warning("heartbeat failed: %s", exc)
 
@@ -175,13 +179,6 @@ class ErrorQueue(Protocol):
     def join_thread(self) -> None: ...
 
 
-def _interrupt_once(signum: int, frame: FrameType | None) -> None:
-    # A terminal's Ctrl-C and the parent's forwarded SIGINT may both arrive: the second must
-    # not break off the cleanup that fails the running trial.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
 def _worker_main(
     target: Callable[..., None],
     args: tuple[object, ...],
@@ -189,20 +186,27 @@ def _worker_main(
     device: str,
     deadline: float | None,
     errors: ErrorQueue,
+    parent_pid: int,
 ) -> None:
-    """Entry point of a worker process (spawned): set up the process, run ``target``."""
-    import torch
+    """Entry point of a worker process (spawned): set up the process, run ``target``.
 
-    from eegtune.training import configure_process, resolve_device
-
-    signal.signal(signal.SIGINT, _interrupt_once)
-    torch.set_num_threads(threads)
+    The worker stops like its parent on SIGINT, SIGTERM and SIGHUP, and gets SIGTERM when
+    the parent dies by any signal (SIGKILL included), so no orphan trains on.
+    """
     code = 0
     try:
+        signals.install()
+        signals.log_to_stderr()
+        signals.die_with_parent(parent_pid)
+        import torch
+
+        from eegtune.training import configure_process, resolve_device
+
+        torch.set_num_threads(threads)
         configure_process(resolve_device(device))  # process-wide settings, set at the entry
         target(*args, deadline=deadline)
-    except KeyboardInterrupt:
-        code = 130
+    except KeyboardInterrupt as exc:
+        code = signals.exit_code(exc)
     except EegtuneError as exc:
         errors.put((exc.exit_code, str(exc)))
         code = exc.exit_code
@@ -223,12 +227,15 @@ def worker_device(spec: str, worker_index: int) -> str:
 
 
 def _stop(
-    procs: Sequence[multiprocessing.process.BaseProcess], grace: float, patience: float
+    procs: Sequence[multiprocessing.process.BaseProcess],
+    grace: float,
+    patience: float,
+    signum: int = signal.SIGINT,
 ) -> None:
     """Interrupt workers so that each fails its running trial and exits.
 
-    A Ctrl-C in a terminal reaches the workers too; a SIGINT sent to this process alone does
-    not, so after a short grace the signal is forwarded to the workers still running. Workers
+    A Ctrl-C in a terminal reaches the workers too; a signal sent to this process alone does
+    not, so after a short grace the same signal is forwarded to the workers still running. Workers
     that do not stop within ``patience`` seconds are terminated (their trials are then failed
     by the heartbeat check of the next run).
     """
@@ -237,7 +244,7 @@ def _stop(
         proc.join(timeout=max(0.0, deadline - time.time()))
     for proc in procs:
         if proc.is_alive() and proc.pid is not None:
-            os.kill(proc.pid, signal.SIGINT)
+            os.kill(proc.pid, signum)
     deadline = time.time() + patience
     for proc in procs:
         proc.join(timeout=max(0.0, deadline - time.time()))
@@ -271,7 +278,10 @@ def run_processes(
     procs = [
         ctx.Process(
             target=_worker_main,
-            args=(target, args_of(i), threads, worker_device(device, i), deadline, errors),
+            args=(
+                target, args_of(i), threads, worker_device(device, i), deadline, errors,
+                os.getpid(),
+            ),  # fmt: skip
             name=f"eegtune-worker-{i}",
         )
         for i in range(workers)
@@ -281,8 +291,9 @@ def run_processes(
     try:
         for proc in procs:
             proc.join()
-    except KeyboardInterrupt:
-        _stop(procs, grace=2.0, patience=30.0)
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, signals.Interrupted) else signal.SIGINT
+        _stop(procs, grace=2.0, patience=30.0, signum=signum)
         raise
     messages = []
     while not errors.empty():
