@@ -304,6 +304,12 @@ def search(
         _print_summary(settings, None, interrupted=True)
         raise typer.Exit(exit_code(exc)) from None  # the summary said "interrupted": once
     _print_summary(settings, final)
+    if final.finished < final.target:  # --timeout: an honest exit says the work is not done
+        raise typer.Exit(SHORT_OF_TARGET_EXIT)
+
+
+SHORT_OF_TARGET_EXIT = 3
+"""Exit code of a search that stopped short of its target without an error (``--timeout``)."""
 
 
 def _print_summary(

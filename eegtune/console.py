@@ -28,12 +28,16 @@ __all__ = [
 
 
 def make_console(stderr: bool = False) -> Any:
-    """A rich console; piped output gets 160 columns instead of rich's 80."""
+    """A rich console; piped output gets 160 columns instead of rich's 80.
+
+    Markup is off: study names, class labels, subjects and parameter values are text, so a
+    name such as ``[/]`` or ``[red]`` is printed as it is (styles are given as rich Text).
+    """
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or "COLUMNS" in os.environ else 160
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width, markup=False)
 
 
 def fmt(value: Any) -> str:
@@ -227,6 +231,7 @@ def confusion_table(evaluation: Any) -> Any:
 def data_info_table(title: str, found: dict[str, Any]) -> Any:
     """One row per dataset file: its :class:`eegtune.data.FileInfo`, or the error it gave."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title)
     for column in ("file", "shape", "NaN", "left / right", "published copy"):
@@ -235,11 +240,11 @@ def data_info_table(title: str, found: dict[str, Any]) -> Any:
         if isinstance(info, Exception):
             missing = "not found" in str(info)
             table.add_row(
-                name, "-", "-", "-", "[red]missing[/red]" if missing else "[red]invalid[/red]"
+                name, "-", "-", "-", Text("missing" if missing else "invalid", style="red")
             )
             continue
         balance = f"{info.class_counts.get(1, 0)} / {info.class_counts.get(2, 0)}"
-        match = "yes" if info.matches_published else "[yellow]no (loads anyway)[/yellow]"
+        match = "yes" if info.matches_published else Text("no (loads anyway)", style="yellow")
         table.add_row(name, "x".join(map(str, info.shape)), str(info.n_nan), balance, match)
     return table
 
@@ -252,5 +257,10 @@ def summary_line(status: Any, interrupted: bool = False) -> str:
     return warnings + (
         f"{verb}: {status.finished}/{status.target} finished ({status.complete} complete, "
         f"{status.pruned} pruned), {status.failed} failed"
-        + ("; run the same command again to finish the remaining trials" if resume else "")
+        + (
+            f"; {max(0, status.target - status.finished)} trial(s) remain: run the same command "
+            "again to finish them"
+            if resume
+            else ""
+        )
     )

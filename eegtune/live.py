@@ -49,7 +49,7 @@ def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
     )
 
     progress = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
@@ -84,7 +84,7 @@ def _bars(console: Any, *extra: Any) -> Any:
     )
 
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         *extra,
@@ -99,7 +99,8 @@ def epoch_progress(epochs: int, label: str) -> Iterator[Callable[[Any], None]]:
     """A rich progress bar over epochs showing live train/val accuracy."""
     from rich.progress import TextColumn
 
-    with _bars(make_console(stderr=True), TextColumn("{task.fields[metrics]}")) as progress:
+    metrics = TextColumn("{task.fields[metrics]}", markup=False)
+    with _bars(make_console(stderr=True), metrics) as progress:
         task = progress.add_task(label, total=epochs, metrics="")
 
         def on_epoch(record: Any) -> None:

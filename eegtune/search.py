@@ -409,7 +409,13 @@ def run_search(
     """
     from eegtune.data import load_dataset
     from eegtune.models import check_input
-    from eegtune.storages import describe_storage, failure_reason, is_storage_error, open_storage
+    from eegtune.storages import (
+        describe_storage,
+        failure_reason,
+        is_storage_error,
+        open_storage,
+        redact,
+    )
     from eegtune.study import create_or_check_study, quiet_optuna, remember_classes
 
     quiet_optuna()
@@ -457,7 +463,8 @@ def run_search(
     except Exception as exc:
         if not is_storage_error(exc):
             raise
-        lost = f"lost the storage {describe_storage(settings.storage)} ({failure_reason(exc)})"
+        reason = redact(failure_reason(exc), settings.storage)
+        lost = f"lost the storage {describe_storage(settings.storage)} ({reason})"
         raise SearchError(
             f"{lost}; finished trials are kept: run the same command again to resume"
         ) from None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -36,6 +37,7 @@ __all__ = [
     "failure_reason",
     "is_storage_error",
     "open_storage",
+    "redact",
     "retry_races",
     "storage_url",
     "StudyError",
@@ -70,14 +72,54 @@ def describe_storage(spec: str | None) -> str:
     return _describe(storage_url(spec))
 
 
+def _secrets(url: str) -> list[str]:
+    """The password of a storage URL in every form a driver accepts (``user:pw@host``, an
+    ``@`` or ``:`` inside it, ``?password=``), with the pieces a driver may echo when it splits
+    an unencoded ``@`` differently."""
+    from urllib.parse import parse_qsl, unquote
+
+    found: list[str] = []
+    if "://" not in url:
+        return found
+    rest = url.split("://", 1)[1]
+    authority, _, query = rest.partition("?")
+    netloc = authority.split("/", 1)[0] if authority.count("@") <= 1 else authority
+    if "@" in netloc:
+        creds = netloc.rsplit("@", 1)[0]
+        if ":" in creds:
+            found.append(creds.split(":", 1)[1])
+    found += [v for k, v in parse_qsl(query, keep_blank_values=True) if k.lower() == "password"]
+    pieces = [p for secret in found for p in re.split(r"[@:/]", secret) if len(p) >= 3]
+    for secret in found:  # a driver that splits at the first "@" echoes what follows it
+        parts = secret.split("@")
+        pieces += ["@".join(parts[i:]) for i in range(1, len(parts))]
+    return sorted({*found, *(unquote(s) for s in found), *pieces} - {""}, key=len, reverse=True)
+
+
+def redact(text: str, url: str | None) -> str:
+    """``text`` (an error message) with the password of ``url`` replaced by ``***``."""
+    for secret in _secrets(storage_url(url)):
+        text = text.replace(secret, "***")
+    return text
+
+
 def _describe(url: str) -> str:
-    """The URL without a password, for messages."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
+    """The URL without a password, for messages, report pages and study attributes."""
+    from urllib.parse import parse_qsl, urlencode
+
+    if "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    rest, mark, query = rest.partition("?")
+    if "@" in rest:
         creds, host = rest.rsplit("@", 1)
         user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-    return url
+        rest = f"{user}:***@{host}" if ":" in creds else rest
+    if mark:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs])
+        query = query.replace("%2A%2A%2A", "***")
+    return f"{scheme}://{rest}{mark}{query}"
 
 
 def open_storage(spec: str | None, *, create: bool = True) -> BaseStorage:
@@ -110,11 +152,12 @@ def open_storage(spec: str | None, *, create: bool = True) -> BaseStorage:
             )
         except ImportError as exc:
             raise StudyError(
-                f"storage {shown}: database driver missing ({exc.name or exc}); install it, "
+                f"storage {shown}: database driver missing "
+                f"({redact(str(exc.name or exc), url)}); install it, "
                 "e.g. pip install 'eegtune[postgres]' or 'eegtune[mysql]'"
             ) from None
         except Exception as exc:  # sqlalchemy raises many types; all mean "cannot use it"
-            reason = failure_reason(exc)
+            reason = redact(failure_reason(exc), url)
             if url.startswith("sqlite"):
                 raise StudyError(
                     f"cannot open storage {shown}: {reason}; check the file's path and permissions"
@@ -139,7 +182,8 @@ def open_storage(spec: str | None, *, create: bool = True) -> BaseStorage:
             ) from None
         except Exception as exc:
             raise StudyError(
-                f"cannot reach storage {shown}: {exc}; check that Redis runs and the URL is right"
+                f"cannot reach storage {shown}: {redact(str(exc), url)}; check that Redis runs "
+                "and the URL is right"
             ) from None
     if "://" in url:
         raise StudyError(
