@@ -1,0 +1,424 @@
+"""Faults of real use: signals as schedulers send them, damaged and full storage files, names
+that are markup or script, secrets in storage URLs. Real processes where the fault is one."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from eegtune.cli import app
+from eegtune.files import safe_name
+from eegtune.search import SearchSettings, run_search
+from eegtune.storages import describe_storage, open_storage, redact
+from tests.conftest import (
+    count,
+    finished,
+    require_service,
+    search_cmd,
+    trials_of,
+    wait_until_training,
+)
+
+runner = CliRunner()
+
+
+def _settings(storage: str, **kwargs) -> SearchSettings:
+    base = dict(model="eegnet", trials=1, epochs=1, storage=storage, dataset="synthetic",
+                device="cpu", pruner="none")  # fmt: skip
+    base.update(kwargs)
+    return SearchSettings(**base)
+
+
+def _eegtune(*args: str, env: dict[str, str] | None = None, timeout: float = 300):
+    return subprocess.run(
+        [sys.executable, "-m", "eegtune", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"{what} did not happen within {timeout} s")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z"
+
+
+# --------------------------------------------------------------------------- signals
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_fail_the_running_trial_exit_128_plus_n_and_a_rerun_resumes(
+    tmp_path: Path, signum: int
+) -> None:
+    journal = str(tmp_path / "term.journal")
+    proc = subprocess.Popen(
+        search_cmd("--trials", "2", "--epochs", "300", "--storage", journal, "--pruner", "none"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until_training(journal, proc)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, err
+    assert "Traceback" not in err and "interrupted: 0/2 finished" in out
+    trials = trials_of(journal, "eegnet")
+    assert count(trials, TrialState.RUNNING) == 0
+    name = signal.Signals(signum).name
+    assert trials[-1].state == TrialState.FAIL
+    assert trials[-1].user_attrs["fail_reason"] == f"interrupted ({name})"
+    rerun = subprocess.run(search_cmd("--trials", "2", "--epochs", "1", "--storage", journal),
+                           capture_output=True, text=True)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    assert finished(trials_of(journal, "eegnet")) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_a_stopped_parent_of_workers_takes_its_workers_with_it(tmp_path: Path, signum) -> None:
+    journal = str(tmp_path / "orphans.journal")
+    proc = subprocess.Popen(
+        search_cmd("--trials", "4", "--epochs", "300", "--workers", "2", "--pruner", "none",
+                   "--storage", journal),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    running = wait_until_training(journal, proc, n=2)
+    pids = [int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in running]
+    assert proc.pid not in pids
+    proc.send_signal(signum)
+    proc.communicate(timeout=90)
+    if signum == signal.SIGTERM:
+        assert proc.returncode == 128 + signal.SIGTERM
+    _wait_for(lambda: all(_gone(pid) for pid in pids), 60, "the workers' exit")
+    trials = trials_of(journal, "eegnet")
+    assert count(trials, TrialState.RUNNING) == 0  # each worker failed its own trial
+    assert {t.user_attrs["fail_reason"] for t in trials} == {"interrupted (SIGTERM)"}
+
+
+@pytest.mark.slow
+def test_a_paused_worker_drops_a_trial_failed_elsewhere_and_carries_on(tmp_path: Path) -> None:
+    """SIGSTOP (Ctrl-Z, a sleeping laptop) past the heartbeat grace: another worker fails and
+    retries the trial; the paused one, continued, drops it with a warning and exits 0."""
+    journal = str(tmp_path / "pause.journal")
+    env = {**os.environ, "EEGTUNE_HEARTBEAT_INTERVAL": "0.5"}
+    paused = subprocess.Popen(
+        search_cmd("--trials", "2", "--epochs", "300", "--storage", journal, "--pruner", "none"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    (first,) = wait_until_training(journal, paused)
+    paused.send_signal(signal.SIGSTOP)
+    try:
+        other = subprocess.run(
+            search_cmd("--trials", "2", "--epochs", "1", "--storage", journal),
+            capture_output=True, text=True, env=env, timeout=300,
+        )  # fmt: skip
+        assert other.returncode == 0, other.stderr
+    finally:
+        paused.send_signal(signal.SIGCONT)
+    out, err = paused.communicate(timeout=120)
+    assert paused.returncode == 0, err
+    assert "Traceback" not in err
+    assert f"warning: trial {first.number} was failed and retried by another worker" in err
+    trials = trials_of(journal, "eegnet")
+    assert finished(trials) == 2 and count(trials, TrialState.RUNNING) == 0
+    assert trials[first.number].state == TrialState.FAIL
+    assert any(t.user_attrs.get("retry_of") == first.number for t in trials)
+
+
+# --------------------------------------------------------------------------- journal files
+
+
+def _journal_with_trials(path: Path, trials: int = 2) -> None:
+    run_search(_settings(str(path), trials=trials), data_set=None)
+
+
+def test_an_incomplete_last_record_is_dropped_with_a_warning_and_the_file_stays_usable(
+    tmp_path: Path,
+) -> None:
+    whole = tmp_path / "whole.journal"
+    _journal_with_trials(whole)
+    cut = tmp_path / "cut.journal"
+    data = whole.read_bytes()
+    cut.write_bytes(data[:-25])  # a truncated copy, or a write cut short by a full disk
+    report = _eegtune("report", "--storage", str(cut), "--out", str(tmp_path / "r"))
+    assert report.returncode == 0, report.stderr
+    assert f"warning: journal {cut} ended in an incomplete record" in report.stderr
+    assert "Traceback" not in report.stderr
+    assert cut.read_bytes().endswith(b"\n") and data.startswith(cut.read_bytes())
+    again = subprocess.run(search_cmd("--trials", "3", "--epochs", "1", "--storage", str(cut)),
+                           capture_output=True, text=True)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "incomplete record" not in again.stderr  # repaired once, for good
+    assert finished(trials_of(str(cut), "eegnet")) == 3
+
+
+def test_damage_in_the_middle_of_a_journal_is_one_line_and_nothing_is_appended(
+    tmp_path: Path,
+) -> None:
+    journal = tmp_path / "bad.journal"
+    _journal_with_trials(journal, trials=1)
+    lines = journal.read_bytes().split(b"\n")
+    lines[2] = lines[2][:5] + b"\xff" + lines[2][6:]  # a bad byte inside record 3
+    journal.write_bytes(b"\n".join(lines))
+    before = journal.read_bytes()
+    for command in (["report"], ["search", "--model", "eegnet", "--dataset", "synthetic"]):
+        result = _eegtune(*command, "--storage", str(journal))
+        assert result.returncode == 2, result.stderr
+        (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+        assert f"journal {journal} is damaged at record 3 of" in line and "head -n 2" in line
+        assert "Traceback" not in result.stderr
+    assert journal.read_bytes() == before
+
+
+def _sqlite_file(path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("create table t (a)")
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("sqlite", "is a SQLite database; give it as sqlite:///"),
+        ("npz", "is a zip or npz archive"),
+        ("zeros", "is zero-filled"),
+        ("text", "is not an Optuna journal"),
+        ("binary", "is not an Optuna journal"),
+    ],
+)
+def test_a_file_that_is_not_a_journal_is_refused_before_anything_is_written(
+    tmp_path: Path, kind: str, message: str
+) -> None:
+    path = tmp_path / f"{kind}.file"
+    if kind == "sqlite":
+        _sqlite_file(path)
+    elif kind == "npz":
+        np.savez(path.open("wb"), X=np.zeros(3))
+    elif kind == "zeros":
+        path.write_bytes(bytes(8192))
+    elif kind == "text":
+        path.write_text("just one line of notes\n")
+    else:
+        path.write_bytes(bytes(range(256)) * 4)
+    before = path.read_bytes()
+    result = runner.invoke(app, ["search", "--model", "eegnet", "--dataset", "synthetic",
+                                 "--trials", "1", "--epochs", "1", "--storage", str(path)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert path.read_bytes() == before
+    assert not Path(f"{path}.lock").exists()
+
+
+def test_a_failed_append_cuts_off_its_own_partial_record(tmp_path: Path, monkeypatch) -> None:
+    """ENOSPC injected half-way through a write: the file is whole again, and usable."""
+    import optuna
+
+    journal = tmp_path / "enospc.journal"
+    storage = open_storage(str(journal))
+    study = optuna.create_study(storage=storage, study_name="s")
+    size = journal.stat().st_size
+    real_open = Path.open
+
+    class HalfThenFull:
+        """The journal's file, on a disk that fills up half-way through the next write."""
+
+        def __init__(self, raw) -> None:
+            self._raw = raw
+
+        def __getattr__(self, name: str):
+            return getattr(self._raw, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self._raw.close()
+
+        def write(self, data) -> int:
+            self._raw.write(bytes(data)[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def opened(self, mode="r", *args, **kwargs):
+        raw = real_open(self, mode, *args, **kwargs)
+        return HalfThenFull(raw) if self == journal and "+" in mode else raw
+
+    monkeypatch.setattr(Path, "open", opened)
+    with pytest.raises(OSError, match="No space left"):
+        study.set_user_attr("note", "x" * 500)
+    monkeypatch.undo()
+    assert journal.stat().st_size == size and journal.read_bytes().endswith(b"\n")
+    study.set_user_attr("note", "fits now")
+    assert optuna.load_study(study_name="s", storage=open_storage(str(journal))).user_attrs == {
+        "note": "fits now"
+    }
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 320 KiB tmpfs folder, where the machine lets this process mount one."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=320k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.strip()}); the injected ENOSPC "
+                    "test covers the same code")  # fmt: skip
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_the_search_and_the_rerun_after_freeing_space_finishes(
+    small_disk: Path,
+) -> None:
+    journal = small_disk / "full.journal"
+    filler = small_disk / "filler"
+    filler.write_bytes(b"x" * (320 * 1024 - 24 * 1024))  # leaves room for a trial or two
+    full = subprocess.run(search_cmd("--trials", "30", "--epochs", "3", "--storage", str(journal)),
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert full.returncode == 1, full.stderr
+    assert "lost the storage" in full.stderr and "Traceback" not in full.stderr
+    assert journal.read_bytes().endswith(b"\n")  # no half-written record left behind
+    kept = finished(trials_of(str(journal), "eegnet"))
+    filler.unlink()
+    rerun = subprocess.run(search_cmd("--trials", str(kept + 2), "--epochs", "1",
+                                      "--storage", str(journal)),
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    assert finished(trials_of(str(journal), "eegnet")) == kept + 2
+    report = _eegtune("report", "--storage", str(journal), "--out", str(small_disk / "r"))
+    assert report.returncode == 0, report.stderr
+
+
+# --------------------------------------------------------------------------- names are text
+
+
+def test_a_study_name_with_script_runs_no_script_in_any_report_page(tmp_path, tiny_data) -> None:
+    storage = str(tmp_path / "xss.journal")
+    name = "</title><script>alert(1)</script>"
+    run_search(_settings(storage, study_name=name), data_set=tiny_data)
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["report", "--storage", storage, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    pages = list(out.glob("*.html"))
+    assert len(pages) >= 5
+    for page in pages:
+        assert "<script>alert(1)" not in page.read_text(), page.name
+    titled = [p for p in pages if "&lt;/title&gt;&lt;script&gt;alert(1)" in p.read_text()]
+    assert len(titled) >= 4  # the per-chart pages name the study, escaped
+
+
+def test_markup_in_study_names_and_class_labels_is_printed_literally(tmp_path: Path) -> None:
+    folder = tmp_path / "arrays"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for part, n in (("train", 80), ("test", 40)):
+        labels = np.array(["[left]", "[/]"] * (n // 2))
+        np.savez(folder / f"{part}.npz", X=rng.standard_normal((n, 2, 200)), y=labels)
+    storage = str(tmp_path / "markup.journal")
+    searched = runner.invoke(app, ["search", "--model", "eegnet", "--dataset", f"npz:{folder}",
+                                   "--trials", "1", "--epochs", "2", "--device", "cpu",
+                                   "--storage", storage, "--study", "[/]"])  # fmt: skip
+    assert searched.exit_code == 0, searched.output
+    assert "best trials of study '[/]'" in searched.output
+    evaluated = runner.invoke(app, ["evaluate", "--storage", storage, "--study", "[/]",
+                                    "--seeds", "1", "--device", "cpu",
+                                    "--models-dir", str(tmp_path / "m")])  # fmt: skip
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "[left]" in evaluated.output and "[/]" in evaluated.output
+    reported = runner.invoke(app, ["report", "--storage", storage, "--out", str(tmp_path / "r")])
+    assert reported.exit_code == 0, reported.output
+    assert "[/]" in reported.output
+
+
+def test_any_study_name_the_storage_accepts_gives_file_names_the_disk_accepts(
+    tmp_path, tiny_data
+) -> None:
+    storage = str(tmp_path / "long.journal")
+    name = "n" * 240
+    run_search(_settings(storage, study_name=name), data_set=tiny_data)
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["report", "--storage", storage, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert all(len(p.name) < 255 for p in out.iterdir())
+    assert len(safe_name(name)) <= 100 and safe_name(name) != safe_name(name + "x")
+    assert safe_name("eegnet") == "eegnet"
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "shown"),
+    [
+        ("postgresql://eeg:s3cret@db:5432/x", "s3cret", "postgresql+psycopg://eeg:***@db:5432/x"),
+        ("mysql://root:p@ss:w0rd@db:3306/t", "w0rd", "mysql+pymysql://root:***@db:3306/t"),
+        ("postgresql://eeg@db/x?password=hunter22&sslmode=off", "hunter22",
+         "postgresql+psycopg://eeg@db/x?password=***&sslmode=off"),
+        ("redis://:pw1234@db:6379/0", "pw1234", "redis://:***@db:6379/0"),
+    ],
+)  # fmt: skip
+def test_storage_passwords_are_hidden_in_every_form(url: str, secret: str, shown: str) -> None:
+    if "psycopg" in shown and "psycopg2" in describe_storage("postgresql://h/x"):
+        shown = shown.replace("psycopg", "psycopg2")
+    assert describe_storage(url) == shown
+    echoed = f"connection to {url} failed; ss:w0rd@db said {secret}"
+    assert secret not in redact(echoed, url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://root:p@ss:w0rd@127.0.0.1:3306/test",  # an unencoded @ inside the password
+        "mysql://root:hunter22secret@127.0.0.1:3306/nosuchdb",
+        "postgresql://postgres@127.0.0.1:5432/nosuchdb?password=hunter22secret",
+    ],
+)
+def test_real_driver_errors_never_show_the_password(tmp_path: Path, url: str) -> None:
+    require_service(url.split("://")[0] + "://root@127.0.0.1:3306/test" if "mysql" in url
+                    else "postgresql://postgres@127.0.0.1:5432/test")  # fmt: skip
+    result = _eegtune("search", "--model", "eegnet", "--dataset", "synthetic", "--trials", "1",
+                      "--epochs", "1", "--storage", url)  # fmt: skip
+    assert result.returncode != 0
+    for secret in ("w0rd", "ss:w0rd", "hunter22secret"):
+        assert secret not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_report_of_a_database_storage_shows_no_password(tmp_path, tiny_data) -> None:
+    url = "postgresql://postgres@127.0.0.1:5432/test?password=hunter22secret"
+    require_service("postgresql://postgres@127.0.0.1:5432/test")
+    name = f"pw-{os.getpid()}-{time.time_ns()}"
+    run_search(_settings(url, study_name=name), data_set=tiny_data)
+    out = tmp_path / "r"
+    result = runner.invoke(app, ["report", "--storage", url, "--study", name, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "hunter22secret" not in result.output
+    for page in out.iterdir():
+        assert "hunter22secret" not in page.read_text(errors="replace"), page.name
+    assert "password=***" in (out / "index.html").read_text()
