@@ -16,6 +16,7 @@ from eegtune.console import (
     make_console,
     trials_table,
 )
+from eegtune.files import check_writable
 from eegtune.live import (
     evaluation_progress,
     load_data,
@@ -81,6 +82,7 @@ def report(
 
     quiet_optuna()
     reports = collect(open_storage(storage, create=False), study)
+    check_writable(out)  # before anything is printed or written
     console = make_console()
     for r in reports:
         states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(r.states.items()))
@@ -141,6 +143,7 @@ def evaluate(
 
     quiet_optuna()
     torch_device = resolve_device(device)
+    check_writable(models_dir)  # before a seed trains, not after
     opened = open_storage(storage, create=False)
     loaded = choose_study(opened, study)
     runs = planned_runs(loaded, per_activation)  # fails early when nothing completed
@@ -260,6 +263,8 @@ def compare(
     models = [str(m) for m in model] if model else list(NETWORKS)
     activations = [str(a) for a in activation] if activation else list(ACTIVATIONS)
     cells = cell_settings(template, models, activations, prefix)
+    check_writable(out)
+    check_writable(models_dir)
     torch_device = resolve_device(device)
     configure_process(torch_device)
     data = load_data(source, data_dir, offline)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "EegtuneError", "StorageError", "StudyError"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "EegtuneError",
+    "OutputError",
+    "StorageError",
+    "StudyError",
+]
 
 
 class EegtuneError(Exception):
@@ -33,3 +40,7 @@ class StudyError(EegtuneError):
 
 class StorageError(StudyError):
     """A storage file is damaged or is not a storage at all."""
+
+
+class OutputError(EegtuneError):
+    """An output folder (``--out``, ``--models-dir``) is full, read-only or not a folder."""

@@ -23,7 +23,14 @@ from eegtune.errors import EegtuneError
 from eegtune.files import atomic_write, atomic_write_text, safe_name
 from eegtune.names import LAB_DATASET
 from eegtune.stats import Interval, mean_ci
-from eegtune.study import best_by_activation, completed_trials, load_evaluation, save_evaluation
+from eegtune.study import (
+    best_by_activation,
+    completed_trials,
+    load_evaluation,
+    load_seeds,
+    save_evaluation,
+    save_seed,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -187,7 +194,9 @@ def evaluate_study(
 ) -> list[Evaluation]:
     """Retrain the chosen configuration(s) with ``seeds`` seeds and measure test accuracy.
 
-    A configuration already evaluated with the same trial and seeds is not trained again.
+    Each seed's result is stored the moment it is tested (:func:`eegtune.study.save_seed`)
+    and never trained again: an interrupted run, or one with more seeds, trains only the
+    seeds that are missing, and concurrent runs keep each other's results.
 
     Args:
         study: A study made by ``eegtune search``.
@@ -199,7 +208,8 @@ def evaluate_study(
         device: Training device.
         models_dir: Weights go to ``models_dir/<study>/<label>/seed<N>.pt`` with a
             ``config.json`` beside them (names made safe by :func:`eegtune.files.safe_name`).
-        on_seed: Called as ``on_seed(label, seed, test_acc)`` after each seed.
+        on_seed: Called as ``on_seed(label, seed, test_acc)`` after each seed trained here
+            (not for seeds kept from an earlier run).
         on_epoch: Called as ``on_epoch(label, seed, record)`` after each training epoch.
         amp: Train under bfloat16 autocast (see :func:`eegtune.training.fit`).
 
@@ -213,37 +223,56 @@ def evaluate_study(
         raise EvaluateError(f"study {study.study_name!r} was not made by eegtune search")
     results = []
     stored = load_evaluation(storage, study)
+    tested = load_seeds(storage, study)
     chosen = configs if configs is not None else choose_configs(study, per_activation)
     for label, trial in chosen.items():
+        epochs = chosen_epochs(trial)
+        done = {
+            seed: record
+            for seed, record in tested.get(label, {}).items()
+            if (record.get("trial"), record.get("epochs")) == (trial.number, epochs)
+        }
         before = stored.get(label) or {}
-        if before.get("trial") == trial.number and before.get("seeds") == list(range(seeds)):
-            results.append(Evaluation.from_dict(before))  # done before: not trained again
+        if not done and (before.get("trial"), before.get("seeds")) == (
+            trial.number,
+            list(range(seeds)),
+        ):
+            results.append(Evaluation.from_dict(before))  # stored before seed records existed
             continue
         evaluation = Evaluation(
-            label, trial.number, dict(trial.params), chosen_epochs(trial), [], [],
+            label, trial.number, dict(trial.params), epochs, [], [],
             classes=list(data.classes), chance=data.chance,
         )  # fmt: skip
         confusion = np.zeros((data.n_classes, data.n_classes), dtype=np.int64)
         folder = models_folder(models_dir, study.study_name) / safe_name(label)
         for seed in range(seeds):
-            hook = None if on_epoch is None else partial(on_epoch, label, seed)
-            predicted = _train_and_test(
-                str(model_name), evaluation, data, seed, device, amp, hook, folder
-            )
-            acc, by_subject = _accuracies(data, predicted)
-            confusion += confusion_matrix(data.y_test, predicted, data.n_classes)
+            record = done.get(seed)
+            if record is None:  # not tested yet: train it, and keep it the moment it is done
+                hook = None if on_epoch is None else partial(on_epoch, label, seed)
+                predicted = _train_and_test(
+                    str(model_name), evaluation, data, seed, device, amp, hook, folder
+                )
+                acc, by_subject = _accuracies(data, predicted)
+                record = {
+                    "trial": trial.number,
+                    "epochs": epochs,
+                    "test_acc": acc,
+                    "per_subject": by_subject,
+                    "confusion": confusion_matrix(data.y_test, predicted, data.n_classes).tolist(),
+                }
+                save_seed(storage, study, label, seed, record)
+                if on_seed is not None:
+                    on_seed(label, seed, acc)
+            confusion += np.asarray(record["confusion"], dtype=np.int64)
             evaluation.confusion = confusion.tolist()
             evaluation.seeds.append(seed)
-            evaluation.test_acc.append(acc)
-            for subject, subject_acc in by_subject.items():
+            evaluation.test_acc.append(float(record["test_acc"]))
+            for subject, subject_acc in record["per_subject"].items():
                 evaluation.per_subject.setdefault(subject, []).append(subject_acc)
-            if on_seed is not None:
-                on_seed(label, seed, acc)
         config = {"model": model_name, "study": study.study_name, **evaluation.to_dict()}
         atomic_write_text(folder / "config.json", json.dumps(config, indent=2))
-        stored[label] = evaluation.to_dict()
         results.append(evaluation)
-    save_evaluation(storage, study, stored)
+    save_evaluation(storage, study, {e.label: e.to_dict() for e in results})
     return results
 
 

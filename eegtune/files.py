@@ -10,7 +10,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_text", "safe_name"]
+from eegtune.errors import OutputError
+
+__all__ = ["atomic_write", "atomic_write_text", "check_writable", "safe_name"]
 
 _SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 MAX_KEPT = 100
@@ -47,19 +49,54 @@ def _umask() -> int:
     return mask
 
 
+def _output_error(folder: Path, exc: OSError) -> OutputError:
+    why = exc.strerror or str(exc)
+    return OutputError(
+        f"cannot write to {folder}: {why}; free some space, fix its permissions or choose "
+        "another folder"
+    )
+
+
+def check_writable(folder: Path | str) -> None:
+    """Make ``folder`` and check that a file can be written in it, before any work is done.
+
+    Raises:
+        OutputError: naming the folder (full, read-only, not a folder).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".eegtune-probe.", dir=folder)
+        try:
+            os.write(fd, b"x" * 4096)  # a full disk refuses data, not always an empty file
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise _output_error(folder, exc) from None
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a hidden temporary file beside ``path``, then rename it into place.
 
     The rename is atomic on one file system: readers see the old file or the whole new one.
     The temporary file is removed when ``write`` fails or is interrupted.
+
+    Raises:
+        OutputError: the folder is full, read-only or cannot be made (naming it).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as exc:
+        raise _output_error(path.parent, exc) from None
     os.close(fd)
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
         os.replace(tmp, path)
+    except OSError as exc:
+        raise _output_error(path.parent, exc) from None
     finally:
         Path(tmp).unlink(missing_ok=True)
 

@@ -170,9 +170,8 @@ def handles_errors(command: F) -> F:
             raise stop from None
         except OSError as exc:  # a path that cannot be written or read: no traceback either
             where = f" ({exc.filename})" if exc.filename else ""
-            raise fail(
-                f"{exc.strerror or exc}{where}; check the path and its permissions", 1
-            ) from None
+            message = f"{exc.strerror or exc}{where}; check the path and its permissions"
+            raise fail(message) from None
         except KeyboardInterrupt as exc:
             typer.echo("interrupted", err=True)
             raise typer.Exit(exit_code(exc)) from None

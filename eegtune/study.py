@@ -32,6 +32,8 @@ __all__ = [
     "load_evaluation",
     "load_study",
     "save_evaluation",
+    "save_seed",
+    "load_seeds",
     "quiet_optuna",
     "remember_classes",
     "trial_id",
@@ -180,13 +182,42 @@ def remember_classes(study: optuna.Study, classes: tuple[str, ...]) -> None:
         study.set_user_attr("classes", list(classes))
 
 
+SEED_KEY = "eegtune:seed"
+"""Prefix of the study system attributes ``eegtune:seed <label> <seed>``: one record per
+configuration and seed, written the moment that seed is tested. Concurrent ``evaluate`` or
+``compare`` runs write different keys, so none loses another's results, and an interrupted
+run keeps every finished seed."""
+
+
+def save_seed(
+    storage: BaseStorage, study: optuna.Study, label: str, seed: int, record: dict[str, Any]
+) -> None:
+    """Store one tested seed of configuration ``label`` (see :data:`SEED_KEY`)."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    storage.set_study_system_attr(study_id, f"{SEED_KEY} {label} {seed}", record)
+
+
+def load_seeds(storage: BaseStorage, study: optuna.Study) -> dict[str, dict[int, dict[str, Any]]]:
+    """Every stored seed record, by label and seed."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for key, record in storage.get_study_system_attrs(study_id).items():
+        label, _, seed = key[len(SEED_KEY) + 1 :].rpartition(" ")
+        if key.startswith(SEED_KEY + " ") and seed.isdigit() and isinstance(record, dict):
+            out.setdefault(label, {})[int(seed)] = record
+    return out
+
+
 def save_evaluation(
     storage: BaseStorage, study: optuna.Study, results: dict[str, dict[str, Any]]
 ) -> None:
     """Store ``evaluate``'s full results (a system attribute) and a readable line per label
-    (the user attribute the dashboard shows)."""
+    (the user attribute the dashboard shows). Labels stored meanwhile by a concurrent run
+    are kept (read again just before writing; the seed records hold them in any case)."""
     study_id = storage.get_study_id_from_name(study.study_name)
-    storage.set_study_system_attr(study_id, EVALUATION_DATA_KEY, results)
+    current = storage.get_study_system_attrs(study_id).get(EVALUATION_DATA_KEY)
+    merged = {**(current if isinstance(current, dict) else {}), **results}
+    storage.set_study_system_attr(study_id, EVALUATION_DATA_KEY, merged)
     for label, r in results.items():
         study.set_user_attr(
             f"{EVALUATION_KEY} {label}",

@@ -294,7 +294,7 @@ def small_disk(tmp_path: Path):
 
 @pytest.mark.slow
 def test_a_full_disk_stops_the_search_and_the_rerun_after_freeing_space_finishes(
-    small_disk: Path,
+    small_disk: Path, tmp_path: Path
 ) -> None:
     journal = small_disk / "full.journal"
     filler = small_disk / "filler"
@@ -311,7 +311,7 @@ def test_a_full_disk_stops_the_search_and_the_rerun_after_freeing_space_finishes
                            capture_output=True, text=True, timeout=600)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
     assert finished(trials_of(str(journal), "eegnet")) == kept + 2
-    report = _eegtune("report", "--storage", str(journal), "--out", str(small_disk / "r"))
+    report = _eegtune("report", "--storage", str(journal), "--out", str(tmp_path / "r"))
     assert report.returncode == 0, report.stderr
 
 
