@@ -114,11 +114,16 @@ def cell_name(prefix: str, model: str, activation: str) -> str:
 
 def _prepare_cell(storage: BaseStorage, settings: SearchSettings, baseline: bool) -> None:
     """Create the cell's study and enqueue the lab's settings as its first trial."""
+    from optuna.trial import TrialState
+
     from eegtune.study import create_or_check_study
 
     study, _ = create_or_check_study(storage, settings.name, settings.study_keys())
     study.set_user_attr("activation", settings.activation)
-    if baseline and not study.get_trials(deepcopy=False):
+    alive = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+    if baseline and not any(
+        t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False, states=alive)
+    ):  # new, or its baseline was interrupted (Ctrl-C, SIGTERM) or failed: queue it again
         study.enqueue_trial(
             {**LAB_SETTINGS, "activation": settings.activation}, user_attrs={"baseline": True}
         )

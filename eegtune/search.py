@@ -214,6 +214,14 @@ def _is_surplus(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
     return sum(1 for t in ahead if t.number < trial.number) >= target
 
 
+def _baseline_waiting(study: optuna.Study) -> bool:
+    """Whether the lab's settings (compare's baseline) wait in the queue to be trained."""
+    from optuna.trial import TrialState
+
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return any(t.user_attrs.get("baseline") for t in waiting)
+
+
 def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> tuple[str, str]:
     """Train one sampled configuration; tell the study the outcome (see :func:`_train_trial`).
 
@@ -361,15 +369,16 @@ def run_worker(
         fail_stale_trials(study, job.storage, grace)
         states = Counter(t.state for t in study.get_trials(deepcopy=False))
         finished = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
-        if finished >= settings.trials:
+        owed = _baseline_waiting(study)  # compare's baseline runs even past the target
+        if finished >= settings.trials and not owed:
             return
-        if finished + states[TrialState.RUNNING] >= settings.trials:
+        if finished + states[TrialState.RUNNING] >= settings.trials and not owed:
             # The rest of the target is running in other workers: wait for them (they may
             # still fail or die, and then this worker takes their place).
             time.sleep(min(1.0, grace / 3))
             continue
         trial = study.ask()
-        if _is_surplus(study, trial, settings.trials):
+        if not trial.user_attrs.get("baseline") and _is_surplus(study, trial, settings.trials):
             trial.set_user_attr("fail_reason", "surplus: other workers already filled the target")
             study.tell(trial, state=TrialState.FAIL)
             return

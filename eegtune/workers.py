@@ -165,7 +165,10 @@ def fail_stale_trials(study: optuna.Study, storage: BaseStorage, grace: float) -
                 continue
         except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
             continue  # another worker got there first
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        retry = {"retry_of": trial.number}
+        if trial.user_attrs.get("baseline"):
+            retry["baseline"] = True  # the lab's settings stay the baseline when retried
+        study.enqueue_trial(trial.params, user_attrs=retry)
         failed.append(trial.number)
         logger.warning("trial %d lost its worker; failed it and queued a retry", trial.number)
     return failed

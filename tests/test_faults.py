@@ -422,3 +422,109 @@ def test_a_report_of_a_database_storage_shows_no_password(tmp_path, tiny_data) -
     for page in out.iterdir():
         assert "hunter22secret" not in page.read_text(errors="replace"), page.name
     assert "password=***" in (out / "index.html").read_text()
+
+
+# --------------------------------------------------------------------------- long commands resume
+
+
+def test_an_interrupted_evaluate_keeps_its_finished_seeds_and_trains_only_the_missing(
+    tmp_path, tiny_data
+) -> None:
+    from eegtune.evaluate import evaluate_study
+    from eegtune.study import load_seeds, load_study
+
+    storage_url = str(tmp_path / "ev.journal")
+    run_search(_settings(storage_url, trials=2, epochs=2), data_set=tiny_data)
+    storage = open_storage(storage_url)
+    study = load_study(storage, "eegnet")
+    models = tmp_path / "models"
+
+    def stop_after_seed_1(label: str, seed: int, acc: float) -> None:
+        if seed == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_study(study, tiny_data, storage=storage, seeds=3, models_dir=models,
+                       on_seed=stop_after_seed_1)  # fmt: skip
+    assert sorted(load_seeds(storage, study)["best"]) == [0, 1]  # seed 1 kept, not dropped
+    assert sorted(p.name for p in (models / "eegnet" / "best").glob("seed*.pt")) == [
+        "seed0.pt", "seed1.pt",
+    ]  # fmt: skip
+    trained: list[int] = []
+    (result,) = evaluate_study(study, tiny_data, storage=storage, seeds=3, models_dir=models,
+                               on_seed=lambda label, seed, acc: trained.append(seed))  # fmt: skip
+    assert trained == [2] and result.seeds == [0, 1, 2] and len(result.test_acc) == 3
+    again: list[int] = []
+    evaluate_study(study, tiny_data, storage=storage, seeds=3, models_dir=models,
+                   on_seed=lambda label, seed, acc: again.append(seed))  # fmt: skip
+    assert again == []
+
+
+def test_concurrent_evaluations_of_one_study_keep_each_others_results(tmp_path, tiny_data) -> None:
+    """A second evaluation finishing while the first runs (another terminal, another machine)
+    is not overwritten when the first one stores its results."""
+    from eegtune.evaluate import evaluate_study
+    from eegtune.study import load_evaluation, load_study
+
+    storage_url = str(tmp_path / "two.journal")
+    run_search(_settings(storage_url, trials=3, epochs=2), data_set=tiny_data)
+    storage = open_storage(storage_url)
+    study = load_study(storage, "eegnet")
+    models = tmp_path / "models"
+    inner: list[str] = []
+
+    def meanwhile(label: str, seed: int, acc: float) -> None:
+        if not inner:
+            other = open_storage(storage_url)
+            done = evaluate_study(load_study(other, "eegnet"), tiny_data, storage=other,
+                                  seeds=1, per_activation=True, models_dir=models)  # fmt: skip
+            inner.extend(e.label for e in done)
+
+    evaluate_study(study, tiny_data, storage=storage, seeds=1, models_dir=models,
+                   on_seed=meanwhile)  # fmt: skip
+    stored = load_evaluation(open_storage(storage_url), load_study(storage, "eegnet"))
+    assert inner and set(stored) == {"best", *inner}
+
+
+def _wait_for_running(storage: str, name: str, proc: subprocess.Popen, timeout: float = 180):
+    def running():
+        try:
+            trials = trials_of(storage, name)
+        except Exception:
+            return []
+        return [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running():
+            return running()[0]
+        time.sleep(0.3)
+    proc.kill()
+    pytest.fail("compare's baseline never started training")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
+def test_an_interrupted_compare_baseline_is_retried_as_the_baseline(tmp_path, signum) -> None:
+    storage = str(tmp_path / "cmp.journal")
+
+    def compare(epochs: str) -> list[str]:
+        return [sys.executable, "-m", "eegtune", "compare", "--model", "eegnet",
+                "--activation", "relu", "--dataset", "synthetic", "--trials", "2",
+                "--epochs", epochs, "--seeds", "1", "--storage", storage, "--device", "cpu",
+                "--out", str(tmp_path / "r"), "--models-dir", str(tmp_path / "m")]  # fmt: skip
+
+    proc = subprocess.Popen(compare("300"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    trial = _wait_for_running(storage, "compare-eegnet-relu", proc)
+    assert trial.user_attrs["baseline"] is True and trial.number == 0
+    proc.send_signal(signum)
+    proc.communicate(timeout=60)
+    rerun = subprocess.run(compare("2"), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "baseline did not complete" not in rerun.stdout + rerun.stderr
+    trials = trials_of(storage, "compare-eegnet-relu")
+    baselines = [t for t in trials if t.user_attrs.get("baseline")]
+    assert baselines[0].state == TrialState.FAIL
+    assert [t.state for t in baselines[1:]] == [TrialState.COMPLETE]
+    assert baselines[1].params == baselines[0].params
