@@ -435,7 +435,8 @@ def run_search(
         data_set = load_dataset(settings.source, settings.data_dir, offline=settings.offline)
     check_input(settings.model, data_set)
     storage = open_storage(settings.storage)
-    study, kept = create_or_check_study(storage, settings.name, settings.study_keys())
+    keys = replace(settings.study_keys(), data=data_set.fingerprint())
+    study, kept = create_or_check_study(storage, settings.name, keys)
     remember_classes(study, data_set.classes)
     settings = replace(
         settings,
