@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from eegtune.data import Dataset, from_arrays
+from eegtune.data import Dataset, from_arrays, read_archive
 from eegtune.errors import DataError
 
 __all__ = ["load_npz", "read_npz"]
@@ -56,17 +56,15 @@ def read_npz(path: Path) -> Arrays:
     if not path.is_file():
         raise DataError(f"{path}: file not found; an npz: folder holds {' and '.join(FILES)}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            keys = set(archive.files)
-            missing = {"X", "y"} - keys
-            if missing:
-                found = ", ".join(sorted(keys)) or "none"
-                raise DataError(
-                    f"{path}: missing array(s) {', '.join(sorted(missing))} (found: {found}); "
-                    + HINT
-                )
-            x, y = archive["X"], archive["y"]
-            subject = archive["subject"] if "subject" in keys else None
+        arrays, names = read_archive(path, ("X", "y", "subject"), HINT)
+        missing = {"X", "y"} - set(arrays)
+        if missing:
+            found = ", ".join(sorted(names)) or "none"
+            raise DataError(
+                f"{path}: missing array(s) {', '.join(sorted(missing))} (found: {found}); "
+                + HINT
+            )
+        x, y, subject = arrays["X"], arrays["y"], arrays.get("subject")
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:

@@ -143,13 +143,13 @@ def evaluate(
 
     quiet_optuna()
     torch_device = resolve_device(device)
-    check_writable(models_dir)  # before a seed trains, not after
     opened = open_storage(storage, create=False)
     loaded = choose_study(opened, study)
     runs = planned_runs(loaded, per_activation)  # fails early when nothing completed
     searched_on = searched_source(loaded, dataset)
     configure_process(torch_device)
     data = load_data(searched_on, data_dir, offline)
+    check_writable(models_dir)  # before a seed trains, not after
     with evaluation_progress(runs, seeds) as (on_epoch, on_seed):
         results = evaluate_study(
             loaded,
@@ -263,13 +263,13 @@ def compare(
     models = [str(m) for m in model] if model else list(NETWORKS)
     activations = [str(a) for a in activation] if activation else list(ACTIVATIONS)
     cells = cell_settings(template, models, activations, prefix)
-    check_writable(out)
-    check_writable(models_dir)
     torch_device = resolve_device(device)
     configure_process(torch_device)
     data = load_data(source, data_dir, offline)
     for name in models:
         check_input(name, data)
+    check_writable(out)  # before hours of searching, not after
+    check_writable(models_dir)
     for i, cell in enumerate(cells, 1):
         typer.echo(f"cell {i}/{len(cells)}: {cell.name}, target {trials} trials", err=True)
         try:

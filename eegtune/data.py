@@ -125,16 +125,14 @@ def _read_raw(path: Path) -> tuple[np.ndarray, np.ndarray]:
         )
     fix = "replace it with a good copy (delete it and run `eegtune data fetch`)"
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            keys = set(archive.files)
-            missing = {"signal", "label"} - keys
-            if missing:
-                raise DataError(
-                    f"{path}: missing key(s) {', '.join(sorted(missing))} "
-                    f"(found: {', '.join(sorted(keys)) or 'none'}); {fix}"
-                )
-            signal = archive["signal"]
-            label = archive["label"]
+        arrays, names = read_archive(path, ("signal", "label"), fix)
+        missing = {"signal", "label"} - set(arrays)
+        if missing:
+            raise DataError(
+                f"{path}: missing key(s) {', '.join(sorted(missing))} "
+                f"(found: {', '.join(sorted(names)) or 'none'}); {fix}"
+            )
+        signal, label = arrays["signal"], arrays["label"]
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
@@ -318,6 +316,48 @@ def chance_level(labels: np.ndarray) -> float:
     return float(np.bincount(labels).max() / len(labels))
 
 
+def read_archive(
+    path: Path, keys: Sequence[str], hint: str
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The arrays ``keys`` (those present) of the npz archive at ``path``, checked first, and
+    the names of every array in it.
+
+    A file that is not a zip archive (a ``.npy`` file, text) and a member whose header claims
+    more data than the archive holds (a damaged or forged header, which numpy would try to
+    allocate) are refused with one line, before anything large is read.
+
+    Raises:
+        DataError: naming the file and what is wrong, ending with ``hint``.
+    """
+    with path.open("rb") as fh:
+        magic = fh.read(6)
+    if magic == b"\x93NUMPY":
+        raise DataError(f"{path}: is a .npy file (one array), not an npz archive; {hint}")
+    if not magic.startswith(b"PK"):
+        raise DataError(f"{path}: not a readable npz archive (not a zip file); {hint}")
+    out: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive, np.load(path, allow_pickle=False) as arrays:
+        for key in keys:
+            if key not in arrays.files:
+                continue
+            info = archive.getinfo(f"{key}.npy")
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                shape, _, dtype = (
+                    np.lib.format.read_array_header_1_0(member)
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0(member)
+                )
+            claimed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+            if claimed > info.file_size:
+                raise DataError(
+                    f"{path}: array {key} claims shape {shape} ({claimed:,} bytes) but the file "
+                    f"holds {info.file_size:,} bytes: the file is damaged; {hint}"
+                )
+            out[key] = arrays[key]
+        return out, list(arrays.files)
+
+
 def from_arrays(
     train: tuple[np.ndarray, np.ndarray],
     test: tuple[np.ndarray, np.ndarray],
@@ -329,6 +369,13 @@ def from_arrays(
 
     NaNs in both sets are filled with the per-channel mean of the *training* set only.
     """
+    for part, values in (("training", train[0]), ("test", test[0])):
+        big = np.abs(values[np.isfinite(values)]).max(initial=0.0)
+        if big > np.finfo(np.float32).max:
+            raise DataError(
+                f"the {part} set holds values up to {big:.3g}, beyond float32 (about 3.4e38), "
+                "which the networks train in; rescale the data (for example to volts or µV)"
+            )
     x_train = np.ascontiguousarray(train[0][:, None, :, :], dtype=np.float32)
     x_test = np.ascontiguousarray(test[0][:, None, :, :], dtype=np.float32)
     means = np.asarray(np.nanmean(x_train, axis=(0, 1, 3), dtype=np.float64), dtype=np.float32)

@@ -3,6 +3,7 @@ permissions the umask gives, at paths that names from a study cannot steer elsew
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -47,6 +48,9 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
 
 
 def _output_error(folder: Path, exc: OSError) -> OutputError:
@@ -96,6 +100,8 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
         os.replace(tmp, path)
     except OSError as exc:
+        if exc.errno not in _OUTPUT_ERRNOS:
+            raise  # not the folder's fault (a download that failed, for example)
         raise _output_error(path.parent, exc) from None
     finally:
         Path(tmp).unlink(missing_ok=True)
