@@ -119,7 +119,9 @@ def train(
         float, typer.Option(min=0.0, help="Adam weight decay (L2 penalty).")
     ] = 1e-3,
     epochs: Annotated[int, typer.Option(min=1, help="Number of training epochs.")] = 300,
-    seed: Annotated[int, typer.Option(help="Seed of weights, shuffling and dropout.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=2**32 - 1, help="Seed of weights, shuffling and dropout.")
+    ] = 0,
     val_fraction: ValFractionOpt = 0.2,
     split_seed: SplitSeedOpt = 0,
     test: Annotated[
@@ -221,7 +223,10 @@ def search(
         typer.Option(help="Pruner of poor trials (default chosen by benchmark)."),
     ] = DEFAULT_PRUNER,
     seed: Annotated[
-        int, typer.Option(help="Seed of the sampler and of each trial's training.")
+        int,
+        typer.Option(
+            min=0, max=2**32 - 1, help="Seed of the sampler and of each trial's training."
+        ),
     ] = 0,
     objective: Annotated[
         ObjectiveName,

@@ -218,7 +218,10 @@ def compare(
         ObjectiveName, typer.Option(help="How a trial is scored.")
     ] = DEFAULT_OBJECTIVE,
     seed: Annotated[
-        int, typer.Option(help="Seed of the samplers and of each trial's training.")
+        int,
+        typer.Option(
+            min=0, max=2**32 - 1, help="Seed of the samplers and of each trial's training."
+        ),
     ] = 0,
     models_dir: Annotated[Path, typer.Option(help="Where tested weights are saved.")] = Path(
         "studies/models"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eegtune.console import duration, fmt, make_console
+from eegtune.errors import ConfigError
 
 if TYPE_CHECKING:
     from eegtune.data import Dataset
@@ -184,10 +185,16 @@ def plain_status(status: Any) -> str:
 def progress_interval() -> float:
     """Seconds between plain progress lines when there is no terminal
     (``$EEGTUNE_PROGRESS_INTERVAL``, default 30)."""
+    raw = os.environ.get("EEGTUNE_PROGRESS_INTERVAL", "30")
     try:
-        return max(0.1, float(os.environ.get("EEGTUNE_PROGRESS_INTERVAL", "30")))
+        seconds = float(raw)
     except ValueError:
-        return 30.0
+        seconds = -1.0
+    if not 0.1 <= seconds <= 86400:
+        raise ConfigError(
+            f"EEGTUNE_PROGRESS_INTERVAL must be a number of seconds from 0.1 to 86400, got {raw!r}"
+        )
+    return seconds
 
 
 class _Every:

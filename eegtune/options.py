@@ -143,7 +143,10 @@ AmpOpt = Annotated[
     ),
 ]
 SplitSeedOpt = Annotated[
-    int, typer.Option("--split-seed", help="Seed of the stratified validation hold-out.")
+    int,
+    typer.Option(
+        "--split-seed", min=0, max=2**32 - 1, help="Seed of the stratified validation hold-out."
+    ),
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from eegtune.errors import EegtuneError
+from eegtune.errors import ConfigError, EegtuneError
 from eegtune.names import (
     ACTIVATIONS,
     DEFAULT_OBJECTIVE,
@@ -59,6 +59,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+MAX_SEED = 2**32 - 1
+"""The largest seed numpy and the samplers accept."""
 
 
 class SearchError(EegtuneError):
@@ -135,6 +139,11 @@ def check_settings(settings: SearchSettings) -> None:
         raise SearchError(f"--trials must be at least 1, got {settings.trials}")
     if settings.workers < 1:
         raise SearchError(f"--workers must be at least 1, got {settings.workers}")
+    if not 0 <= settings.seed <= MAX_SEED - settings.trials:  # trial seeds: seed + number
+        raise ConfigError(
+            f"--seed must lie in 0..{MAX_SEED - settings.trials} (each trial trains with "
+            f"seed + its number, at most {MAX_SEED}), got {settings.seed}"
+        )
     if settings.epochs < 1:
         raise SearchError(f"--epochs must be at least 1, got {settings.epochs}")
     if settings.objective not in OBJECTIVES:
@@ -418,6 +427,7 @@ def run_search(
     """
     from eegtune.data import load_dataset
     from eegtune.models import check_input
+    from eegtune.space import load_space
     from eegtune.storages import (
         describe_storage,
         failure_reason,
@@ -437,6 +447,8 @@ def run_search(
     storage = open_storage(settings.storage)
     keys = replace(settings.study_keys(), data=data_set.fingerprint())
     study, kept = create_or_check_study(storage, settings.name, keys)
+    space = load_space(settings.model, settings.space).fixing("activation", settings.activation)
+    space.check_study(study.get_trials(deepcopy=False), settings.name, settings.space)
     remember_classes(study, data_set.classes)
     settings = replace(
         settings,

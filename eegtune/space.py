@@ -87,6 +87,42 @@ class SearchSpace:
             return self
         return SearchSpace({**self.params, name: Choice((value,))})
 
+    def distributions(self) -> dict[str, Any]:
+        """The Optuna distribution of each parameter, as :meth:`sample` draws it."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+        return {
+            name: FloatDistribution(spec.low, spec.high, log=spec.log)
+            if isinstance(spec, Range)
+            else CategoricalDistribution(list(spec.choices))
+            for name, spec in self.params.items()
+        }
+
+    def check_study(self, trials: Any, name: str, where: str | None) -> None:
+        """Refuse a space that Optuna cannot mix with the distributions of ``trials``.
+
+        Narrowing a range is fine; changing a parameter's choices (or its kind) is not.
+
+        Raises:
+            SpaceError: naming the parameter and suggesting a new study.
+        """
+        from optuna.distributions import check_distribution_compatibility
+
+        mine = self.distributions()
+        for trial in trials:
+            for param, theirs in trial.distributions.items():
+                if param not in mine:
+                    continue
+                try:
+                    check_distribution_compatibility(theirs, mine[param])
+                except ValueError:
+                    source = where or "the preset"
+                    raise SpaceError(
+                        f"{source}: parameter {param!r} is {_shown(mine[param])} here but "
+                        f"{_shown(theirs)} in study {name!r}'s trials, and Optuna cannot mix "
+                        "them in one study; keep the study's choices or start a new --study"
+                    ) from None
+
     def sample(self, trial: TrialLike) -> dict[str, Any]:
         """Draw one configuration from ``trial`` (an ``optuna.Trial``)."""
         config: dict[str, Any] = {}
@@ -97,6 +133,14 @@ class SearchSpace:
             else:
                 config[name] = trial.suggest_categorical(name, list(spec.choices))
         return config
+
+
+def _shown(distribution: Any) -> str:
+    choices = getattr(distribution, "choices", None)
+    if choices is not None:
+        return "choices " + ", ".join(map(str, choices))
+    kind = "a log range" if getattr(distribution, "log", False) else "a linear range"
+    return f"{kind} {distribution.low:g} .. {distribution.high:g}"
 
 
 def _parse_param(name: str, table: Any, where: str) -> Range | Choice:
@@ -114,6 +158,12 @@ def _parse_param(name: str, table: Any, where: str) -> Range | Choice:
         choices = table.get("choices")
         if not isinstance(choices, list) or not choices:
             raise SpaceError(f"{where}: [{name}] choices must be a non-empty list")
+        nested = [c for c in choices if not isinstance(c, str | int | float | bool)]
+        if nested:
+            raise SpaceError(
+                f"{where}: [{name}] choices must be plain values (strings or numbers), "
+                f"not {type(nested[0]).__name__}s such as {nested[0]!r}"
+            )
         if len(set(choices)) != len(choices):
             raise SpaceError(f"{where}: [{name}] choices contain duplicates")
         if name == "activation":
@@ -154,7 +204,9 @@ def _parse_param(name: str, table: Any, where: str) -> Range | Choice:
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            raw = fh.read()
+        # Editors on Windows may write a UTF-8 byte-order mark, which TOML parsers refuse.
+        return tomllib.loads(raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
     except FileNotFoundError:
         raise SpaceError(f"{path}: search-space file not found") from None
     except IsADirectoryError:

@@ -66,9 +66,9 @@ def heartbeat_interval() -> float:
         seconds = float(raw)
     except ValueError:
         seconds = -1.0
-    if not 0 < seconds < float("inf"):
+    if not 0.05 <= seconds <= 3600:  # beyond an hour a dead worker would hold its trial for hours
         raise ConfigError(
-            f"EEGTUNE_HEARTBEAT_INTERVAL must be a positive number of seconds, got {raw!r}"
+            f"EEGTUNE_HEARTBEAT_INTERVAL must be a number of seconds from 0.05 to 3600, got {raw!r}"
         )
     return seconds
 

@@ -566,3 +566,163 @@ def test_search_and_evaluate_refuse_data_that_changed_under_a_study(
                                     "--models-dir", str(tmp_path / "m")])  # fmt: skip
     assert evaluated.exit_code == 2 and message in evaluated.output, evaluated.output
     assert len(trials_of(storage, "fp")) == before and not (tmp_path / "m" / "fp").exists()
+
+
+# --------------------------------------------------------------------------- bad input: one line
+
+
+def _search(storage: str, *args: str, env: dict[str, str] | None = None):
+    return runner.invoke(app, ["search", "--model", "eegnet", "--dataset", "synthetic",
+                               "--trials", "1", "--epochs", "1", "--device", "cpu",
+                               "--storage", storage, *args], env=env)  # fmt: skip
+
+
+def _one_error(output: str) -> str:
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in output, output
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[batch_size]\nchoices = [[32], 64]\n", "choices must be plain values"),
+        ("[activation]\nchoices = [{a = 1}]\n", "choices must be plain values"),
+    ],
+)
+def test_toml_choices_that_are_lists_or_tables_are_one_line(tmp_path, toml, message) -> None:
+    space = tmp_path / "space.toml"
+    space.write_text(toml)
+    storage = tmp_path / "s.journal"
+    result = _search(str(storage), "--space", str(space))
+    assert result.exit_code == 2 and message in _one_error(result.output)
+    assert not storage.exists()
+
+
+def test_a_toml_file_with_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    from eegtune.space import load_space
+
+    space = tmp_path / "bom.toml"
+    space.write_bytes(b"\xef\xbb\xbf[dropout]\nlow = 0.2\nhigh = 0.4\n")
+    assert load_space("eegnet", space).params["dropout"].describe() == "0.2 .. 0.4"
+
+
+def test_a_space_the_study_cannot_mix_is_refused_before_any_trial(tmp_path: Path) -> None:
+    storage = str(tmp_path / "s.journal")
+    assert _search(storage).exit_code == 0
+    narrow = tmp_path / "narrow.toml"
+    narrow.write_text("[batch_size]\nchoices = [32, 64]\n")
+    before = len(trials_of(storage, "eegnet"))
+    result = _search(storage, "--trials", "3", "--space", str(narrow))
+    line = _one_error(result.output)
+    assert result.exit_code == 2 and "parameter 'batch_size' is choices 32, 64 here" in line
+    assert "start a new --study" in line
+    assert len(trials_of(storage, "eegnet")) == before  # nothing trained, nothing left RUNNING
+    ranges = tmp_path / "ranges.toml"
+    ranges.write_text("[dropout]\nlow = 0.2\nhigh = 0.3\n")  # narrowing a range is fine
+    assert _search(storage, "--trials", "2", "--space", str(ranges)).exit_code == 0
+
+
+@pytest.mark.parametrize("seed", ["4294967295", "-1", "99999999999"])
+def test_a_seed_the_sampler_would_refuse_is_one_line_before_the_study(tmp_path, seed) -> None:
+    storage = tmp_path / "s.journal"
+    result = _search(str(storage), "--seed", seed)
+    assert result.exit_code == 2 and "--seed" in result.output and "Traceback" not in result.output
+    assert not storage.exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("EEGTUNE_HEARTBEAT_INTERVAL", "1e20"),
+        ("EEGTUNE_HEARTBEAT_INTERVAL", "1e-9"),
+        ("EEGTUNE_PROGRESS_INTERVAL", "soon"),
+        ("EEGTUNE_PROGRESS_INTERVAL", "nan"),
+    ],
+)
+def test_eegtune_variables_out_of_range_are_one_line(tmp_path, variable, value) -> None:
+    storage = tmp_path / "s.journal"
+    result = _search(str(storage), env={variable: value})
+    assert result.exit_code == 2 and variable in _one_error(result.output)
+    assert not storage.exists()
+
+
+def _npz_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "arrays"
+    _arrays(folder, classes=2, channels=2)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("npy", "is a .npy file (one array), not an npz archive"),
+        ("huge-header", "claims shape (4000000000000, 2, 200)"),
+        ("float64-overflow", "beyond float32"),
+    ],
+)
+def test_npz_files_that_are_not_what_they_claim_are_one_line(tmp_path, kind, message) -> None:
+    folder = _npz_folder(tmp_path)
+    train = folder / "train.npz"
+    if kind == "npy":
+        np.save(tmp_path / "x.npy", np.zeros((60, 2, 200)))
+        train.write_bytes((tmp_path / "x.npy").read_bytes())
+    elif kind == "huge-header":
+        import zipfile
+
+        with zipfile.ZipFile(train) as zf:
+            members = {name: zf.read(name) for name in zf.namelist()}
+        header = members["X.npy"]
+        old = b"(60, 2, 200)"
+        assert old in header[:128]
+        members["X.npy"] = header.replace(old, b"(4000000000000, 2, 200)", 1)
+        with zipfile.ZipFile(train, "w") as zf:
+            for name, data in members.items():
+                zf.writestr(name, data)
+    else:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((60, 2, 200))
+        x[0, 0, 0] = 1e300
+        np.savez(train, X=x, y=np.arange(60) % 2)
+    storage = tmp_path / "s.journal"
+    args = ["--dataset", f"npz:{folder}", "--trials", "1", "--epochs", "1"]
+    result = runner.invoke(app, ["search", "--model", "eegnet", *args, "--storage", str(storage)])
+    assert result.exit_code == 2 and message in _one_error(result.output)
+    assert not storage.exists()
+
+
+def test_a_full_or_read_only_output_folder_is_one_line_naming_it(tmp_path, tiny_data) -> None:
+    storage = str(tmp_path / "s.journal")
+    run_search(_settings(storage, trials=1), data_set=tiny_data)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    mounted = False
+    if os.access(locked, os.W_OK):  # root ignores permissions: a read-only mount does not
+        made = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs",
+                               str(locked)], capture_output=True, text=True)  # fmt: skip
+        if made.returncode != 0:
+            pytest.skip(f"this user writes anywhere and cannot mount ({made.stderr.strip()})")
+        mounted = True
+    try:
+        for args in (["report", "--out", str(locked / "r")],
+                     ["evaluate", "--seeds", "1", "--models-dir", str(locked / "m")]):  # fmt: skip
+            result = runner.invoke(app, [*args, "--storage", storage])
+            line = _one_error(result.output)
+            assert result.exit_code == 2 and f"cannot write to {locked}" in line
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(locked)], check=False)
+        locked.chmod(0o700)
+
+
+@pytest.mark.slow
+def test_a_full_models_dir_is_one_line_before_any_seed_trains(small_disk, tmp_path) -> None:
+    storage = str(tmp_path / "s.journal")
+    run_search(_settings(storage, trials=1), data_set=None)
+    (small_disk / "filler").write_bytes(b"x" * (320 * 1024 - 2048))
+    result = _eegtune("evaluate", "--storage", storage, "--seeds", "1", "--device", "cpu",
+                      "--models-dir", str(small_disk / "models"))  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"cannot write to {small_disk / 'models'}: No space left on device" in result.stderr
+    assert "seed 0" not in result.stderr
