@@ -100,8 +100,17 @@ def check_journal(path: Path, lock: BaseJournalFileLock) -> None:
 
 
 def _drop_incomplete_tail(path: Path, lock: BaseJournalFileLock) -> None:
-    """Cut an incomplete last record off ``path`` while holding the journal's lock."""
-    lock.acquire()
+    """Cut an incomplete last record off ``path`` while holding the journal's lock (a file
+    that cannot be written, a read-only copy for example, keeps it: Optuna ignores it)."""
+    try:
+        lock.acquire()
+    except OSError as exc:
+        logger.warning(
+            "journal %s ends in an incomplete record that cannot be dropped (%s); it is ignored",
+            path,
+            exc.strerror,
+        )
+        return
     try:
         with path.open("r+b") as f:
             data = f.read()  # read again under the lock: a writer may have completed it
@@ -162,7 +171,7 @@ def _safe_backend_class() -> type:
                         while view:
                             view = view[f.write(view) or 0 :]
                         os.fsync(f.fileno())
-                    except OSError:
+                    except BaseException:  # a full disk, or a signal between two writes
                         f.truncate(end)  # needs no space, and nothing is left in a buffer
                         raise
             finally:

@@ -397,7 +397,8 @@ def run_worker(
         failures_in_a_row = failures_in_a_row + 1 if outcome == "FAIL" else 0
         if failures_in_a_row >= settings.max_consecutive_failures:
             raise SearchError(
-                f"{failures_in_a_row} trials failed in a row (last: {reason}); stopping the search"
+                f"{failures_in_a_row} trials failed in a row (last: {reason}); stopping the "
+                "search short of its target: fix the cause and run the same command again"
             )
 
 
@@ -498,7 +499,10 @@ def run_search(
     if crashed:
         lost = f"{len(crashed)} worker(s) exited abnormally (exit codes {crashed})"
         if final.finished < final.target and not final.timed_out:
-            raise SearchError(f"{lost}; run the same command again to finish the remaining trials")
+            left = final.target - final.finished
+            raise SearchError(
+                f"{lost}; {left} trial(s) remain: run the same command again to finish them"
+            )
         final.warnings.append(f"{lost}; the other workers finished their trials")
     if on_status is not None:
         on_status(final)

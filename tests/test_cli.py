@@ -204,7 +204,7 @@ def test_unwritable_output_is_one_line_not_a_traceback(tmp_path: Path, lab_dir: 
         )
     )
     result = invoke("report", "--storage", journal, "--out", str(blocker / "report"))
-    assert_one_line_error(result, "check the path", code=1)
+    assert_one_line_error(result, f"cannot write to {blocker / 'report'}: Not a directory")
     assert blocker.read_text() == "a file where a folder should be"
 
 

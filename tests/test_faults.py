@@ -9,9 +9,11 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 from optuna.trial import TrialState
 from typer.testing import CliRunner
@@ -21,6 +23,9 @@ from eegtune.files import safe_name
 from eegtune.search import SearchSettings, run_search
 from eegtune.storages import describe_storage, open_storage, redact
 from tests.conftest import (
+    MYSQL,
+    POSTGRES,
+    REDIS,
     count,
     finished,
     require_service,
@@ -70,31 +75,44 @@ def _gone(pid: int) -> bool:
 # --------------------------------------------------------------------------- signals
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize(
+    ("signum", "kind"),
+    [(signal.SIGTERM, "journal"), (signal.SIGHUP, "journal"), (signal.SIGTERM, "sqlite"),
+     (signal.SIGTERM, "postgresql"), (signal.SIGTERM, "mysql"), (signal.SIGTERM, "redis")],
+)  # fmt: skip
 def test_sigterm_and_sighup_fail_the_running_trial_exit_128_plus_n_and_a_rerun_resumes(
-    tmp_path: Path, signum: int
+    tmp_path: Path, signum: int, kind: str
 ) -> None:
-    journal = str(tmp_path / "term.journal")
-    proc = subprocess.Popen(
-        search_cmd("--trials", "2", "--epochs", "300", "--storage", journal, "--pruner", "none"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    wait_until_training(journal, proc)
-    proc.send_signal(signum)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signum, err
-    assert "Traceback" not in err and "interrupted: 0/2 finished" in out
-    trials = trials_of(journal, "eegnet")
-    assert count(trials, TrialState.RUNNING) == 0
-    name = signal.Signals(signum).name
-    assert trials[-1].state == TrialState.FAIL
-    assert trials[-1].user_attrs["fail_reason"] == f"interrupted ({name})"
-    rerun = subprocess.run(search_cmd("--trials", "2", "--epochs", "1", "--storage", journal),
-                           capture_output=True, text=True)  # fmt: skip
-    assert rerun.returncode == 0, rerun.stderr
-    assert finished(trials_of(journal, "eegnet")) == 2
+    servers = {"postgresql": POSTGRES, "mysql": MYSQL, "redis": REDIS}
+    name = f"term-{uuid.uuid4().hex[:8]}"
+    if kind in servers:
+        storage = servers[kind]
+        require_service(storage)
+    else:
+        storage = f"sqlite:///{tmp_path}/t.db" if kind == "sqlite" else str(tmp_path / "t.journal")
+    args = ("--storage", storage, "--study", name)
+    try:
+        proc = subprocess.Popen(
+            search_cmd("--trials", "2", "--epochs", "300", "--pruner", "none", *args),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        _wait_for_running(storage, name, proc)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 128 + signum, err
+        assert "Traceback" not in err and "interrupted: 0/2 finished" in out
+        trials = trials_of(storage, name)
+        assert count(trials, TrialState.RUNNING) == 0
+        assert trials[-1].state == TrialState.FAIL
+        reason = f"interrupted ({signal.Signals(signum).name})"
+        assert trials[-1].user_attrs["fail_reason"] == reason
+        rerun = subprocess.run(search_cmd("--trials", "2", "--epochs", "1", *args),
+                               capture_output=True, text=True)  # fmt: skip
+        assert rerun.returncode == 0, rerun.stderr
+        assert finished(trials_of(storage, name)) == 2
+    finally:
+        if kind in servers:
+            optuna.delete_study(study_name=name, storage=open_storage(storage))
 
 
 @pytest.mark.slow
@@ -236,7 +254,6 @@ def test_a_file_that_is_not_a_journal_is_refused_before_anything_is_written(
 
 def test_a_failed_append_cuts_off_its_own_partial_record(tmp_path: Path, monkeypatch) -> None:
     """ENOSPC injected half-way through a write: the file is whole again, and usable."""
-    import optuna
 
     journal = tmp_path / "enospc.journal"
     storage = open_storage(str(journal))
