@@ -132,9 +132,7 @@ def create_or_check_study(
                 f"give the same {flag} or choose another --study name"
             )
     stored_data = stored.get("data") or {}
-    if stored_data and keys.data:
-        check_data(name, stored_data, keys.data)
-    elif keys.data:  # made before studies remembered their data, or by compare's first step
+    if keys.data and not stored_data:
         study.set_user_attr("data", keys.data)
     kept = replace(
         keys,
