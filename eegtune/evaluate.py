@@ -25,6 +25,7 @@ from eegtune.names import LAB_DATASET
 from eegtune.stats import Interval, mean_ci
 from eegtune.study import (
     best_by_activation,
+    check_data,
     completed_trials,
     load_evaluation,
     load_seeds,
@@ -221,6 +222,8 @@ def evaluate_study(
     model_name = study.user_attrs.get("model")
     if model_name is None:
         raise EvaluateError(f"study {study.study_name!r} was not made by eegtune search")
+    if study.user_attrs.get("data"):  # the study remembers its data: refuse changed data
+        check_data(study.study_name, study.user_attrs["data"], data.fingerprint())
     results = []
     stored = load_evaluation(storage, study)
     tested = load_seeds(storage, study)

@@ -27,6 +27,7 @@ __all__ = [
     "METRIC_NAME",
     "StudyKeys",
     "best_by_activation",
+    "check_data",
     "completed_trials",
     "create_or_check_study",
     "load_evaluation",
@@ -131,7 +132,9 @@ def create_or_check_study(
                 f"give the same {flag} or choose another --study name"
             )
     stored_data = stored.get("data") or {}
-    if keys.data and not stored_data:
+    if stored_data and keys.data:
+        check_data(name, stored_data, keys.data)
+    elif keys.data:  # made before studies remembered their data, or by compare's first step
         study.set_user_attr("data", keys.data)
     kept = replace(
         keys,
@@ -148,6 +151,34 @@ def create_or_check_study(
             kept.objective,
         )
     return study, kept
+
+
+def check_data(name: str, stored: dict[str, Any], now: dict[str, Any]) -> None:
+    """Refuse data other than the study was made on, naming what changed.
+
+    Raises:
+        StudyError: shapes, classes or content differ from the stored fingerprint.
+    """
+
+    def shape(value: Any) -> str:
+        return "x".join(str(n) for n in value or [])
+
+    for key, what, show in (
+        ("train", "training set shape", shape),
+        ("test", "test set shape", shape),
+        ("classes", "classes", lambda v: ", ".join(map(str, v or []))),
+    ):
+        if stored.get(key) != now.get(key):
+            raise StudyError(
+                f"study {name!r} was made on data with {what} {show(stored.get(key))}, not "
+                f"{show(now.get(key))}: the data changed; give the same data or choose "
+                "another --study name"
+            )
+    if stored.get("hash") != now.get("hash"):
+        raise StudyError(
+            f"study {name!r} was made on other data (same shapes and classes, different "
+            "values); give the same data or choose another --study name"
+        )
 
 
 INIT_WAIT_S = 30.0

@@ -254,6 +254,21 @@ def tiny_data():
     return make_synthetic(n_train=160, n_test=20, seed=0)
 
 
+def serve_synthetic(monkeypatch: pytest.MonkeyPatch, data) -> None:
+    """Make ``--dataset synthetic`` load ``data`` in this process (commands run with
+    ``CliRunner``), so that a command works on the data a test's study was made on: a study
+    refuses other data."""
+    import eegtune.data
+
+    real = eegtune.data.load_dataset
+
+    def load(source, *args, **kwargs):
+        name = source if isinstance(source, str) else source.dataset
+        return data if name == "synthetic" else real(source, *args, **kwargs)
+
+    monkeypatch.setattr(eegtune.data, "load_dataset", load)
+
+
 def trials_of(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=open_storage(storage)).get_trials()
 
@@ -286,7 +301,11 @@ def wait_until_training(journal: str, proc: subprocess.Popen, n: int = 1, timeou
     while time.time() < deadline:
         time.sleep(0.5)
         if Path(journal).exists():
-            running = [t for t in trials_of(journal, "eegnet") if t.state == TrialState.RUNNING]
+            try:
+                trials = trials_of(journal, "eegnet")
+            except KeyError:  # the journal exists, the study is not written yet
+                continue
+            running = [t for t in trials if t.state == TrialState.RUNNING]
             if len(running) >= n and all(t.intermediate_values for t in running[:n]):
                 return running[:n]
     proc.kill()

@@ -558,6 +558,33 @@ def _arrays(folder: Path, classes: int, channels: int, seed: int = 0) -> None:
         np.savez(folder / f"{part}.npz", X=rng.standard_normal((n, channels, 200)), y=y)
 
 
+@pytest.mark.parametrize(
+    ("classes", "channels", "seed", "message"),
+    [
+        (3, 5, 0, "was made on data with training set shape 60x1x2x200, not 60x1x5x200"),
+        (3, 2, 0, "was made on data with classes 0, 1, not 0, 1, 2"),
+        (2, 2, 1, "was made on other data (same shapes and classes, different values)"),
+    ],
+)
+def test_search_and_evaluate_refuse_data_that_changed_under_a_study(
+    tmp_path: Path, classes: int, channels: int, seed: int, message: str
+) -> None:
+    folder, storage = tmp_path / "arrays", str(tmp_path / "fp.journal")
+    _arrays(folder, classes=2, channels=2)
+    args = ["search", "--model", "eegnet", "--dataset", f"npz:{folder}", "--trials", "1",
+            "--epochs", "1", "--device", "cpu", "--storage", storage, "--study", "fp"]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    _arrays(folder, classes=classes, channels=channels, seed=seed)  # the files swapped
+    before = len(trials_of(storage, "fp"))
+    again = runner.invoke(app, [*args[:-6], "--trials", "2", *args[-6:]])
+    assert again.exit_code == 2 and message in again.output, again.output
+    evaluated = runner.invoke(app, ["evaluate", "--storage", storage, "--study", "fp",
+                                    "--seeds", "1", "--device", "cpu",
+                                    "--models-dir", str(tmp_path / "m")])  # fmt: skip
+    assert evaluated.exit_code == 2 and message in evaluated.output, evaluated.output
+    assert len(trials_of(storage, "fp")) == before and not (tmp_path / "m" / "fp").exists()
+
+
 # --------------------------------------------------------------------------- bad input: one line
 
 

@@ -20,16 +20,21 @@ from eegtune.search import SearchSettings, run_search
 from eegtune.storages import open_storage
 from eegtune.study import load_evaluation
 from eegtune.synthetic import make_synthetic
-from tests.conftest import chromium_dom, chromium_screenshot, listing
+from tests.conftest import chromium_dom, chromium_screenshot, listing, serve_synthetic
 
 runner = CliRunner()
+
+
+def report_data():
+    """The data the report studies are made on (a study refuses other data)."""
+    return make_synthetic(n_train=160, n_test=40, seed=0)
 
 
 @pytest.fixture(scope="module")
 def two_studies(tmp_path_factory) -> str:
     """A journal with an eegnet and a deepconvnet study (random sampler: mixed activations)."""
     storage = str(tmp_path_factory.mktemp("rep") / "studies.journal")
-    data = make_synthetic(n_train=160, n_test=40, seed=0)
+    data = report_data()
     for model, trials in (("eegnet", 6), ("deepconvnet", 4)):
         run_search(
             SearchSettings(
@@ -163,7 +168,10 @@ def test_report_with_nothing_to_show(tmp_path) -> None:
     assert not (tmp_path / "o").exists() and not (tmp_path / "nope.journal").exists()
 
 
-def test_evaluate_stores_per_seed_test_accuracy_that_report_shows(two_studies, tmp_path) -> None:
+def test_evaluate_stores_per_seed_test_accuracy_that_report_shows(
+    two_studies, tmp_path, monkeypatch
+) -> None:
+    serve_synthetic(monkeypatch, report_data())
     models_dir = tmp_path / "models"
     result = runner.invoke(
         app,
@@ -203,7 +211,7 @@ def test_evaluate_stores_per_seed_test_accuracy_that_report_shows(two_studies, t
 
 
 def test_evaluate_per_activation(two_studies, tmp_path) -> None:
-    data = make_synthetic(n_train=100, n_test=20, seed=0)
+    data = report_data()
     study = optuna.load_study(study_name="deepconvnet", storage=open_storage(two_studies))
     results = evaluate_study(
         study,

@@ -29,6 +29,7 @@ from tests.conftest import (
     listing,
     require_service,
     search_cmd,
+    serve_synthetic,
     trials_of,
     wait_until_training,
 )
@@ -230,7 +231,10 @@ def test_a_lost_database_is_reported_as_lost_not_as_invalid_data() -> None:
 
 
 @pytest.mark.parametrize("name", ["../../x", "/tmp/eegtune-abs-{}/x", "a b/c", ".."])
-def test_study_names_cannot_escape_the_output_folders(tmp_path, tiny_data, name) -> None:
+def test_study_names_cannot_escape_the_output_folders(
+    tmp_path, tiny_data, name, monkeypatch
+) -> None:
+    serve_synthetic(monkeypatch, tiny_data)
     name = name.format(uuid.uuid4().hex[:8])
     work = tmp_path / "work" / "deep"
     work.mkdir(parents=True)

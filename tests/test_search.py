@@ -30,6 +30,7 @@ from tests.conftest import (
     listing,
     require_service,
     search_cmd,
+    serve_synthetic,
     trials_of,
     wait_until_training,
 )
@@ -458,6 +459,7 @@ def test_sigint_to_the_parent_stops_all_workers_cleanly(tmp_path: Path) -> None:
 def test_storage_lost_mid_search_is_one_line(tmp_path, tiny_data, monkeypatch) -> None:
     import sqlalchemy.exc
 
+    serve_synthetic(monkeypatch, tiny_data)
     storage = str(tmp_path / "lost.journal")
     run_search(settings(storage, trials=1), data_set=tiny_data)
 
