@@ -585,6 +585,25 @@ def test_search_and_evaluate_refuse_data_that_changed_under_a_study(
     assert len(trials_of(storage, "fp")) == before and not (tmp_path / "m" / "fp").exists()
 
 
+def test_compare_refuses_data_that_changed_under_its_studies(tmp_path: Path) -> None:
+    folder, storage = tmp_path / "arrays", str(tmp_path / "cmp.journal")
+    _arrays(folder, classes=2, channels=2)
+    args = ["compare", "--model", "eegnet", "--activation", "relu", "--dataset", f"npz:{folder}",
+            "--trials", "1", "--epochs", "1", "--seeds", "1", "--device", "cpu",
+            "--storage", storage, "--out", str(tmp_path / "r"),
+            "--models-dir", str(tmp_path / "m")]  # fmt: skip
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    _arrays(folder, classes=2, channels=2, seed=1)  # same shapes, other values
+    before = len(trials_of(storage, "compare-eegnet-relu"))
+    again = runner.invoke(app, [*args[:-4], "--seeds", "2", *args[-4:]])
+    assert again.exit_code == 2, again.output
+    assert "was made on other data (same shapes and classes, different values)" in again.output
+    assert len(trials_of(storage, "compare-eegnet-relu")) == before
+    cell = tmp_path / "m" / "compare-eegnet-relu"
+    assert (cell / "tuned" / "seed0.pt").exists() and not (cell / "tuned" / "seed1.pt").exists()
+
+
 # --------------------------------------------------------------------------- bad input: one line
 
 
