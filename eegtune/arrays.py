@@ -61,8 +61,7 @@ def read_npz(path: Path) -> Arrays:
         if missing:
             found = ", ".join(sorted(names)) or "none"
             raise DataError(
-                f"{path}: missing array(s) {', '.join(sorted(missing))} (found: {found}); "
-                + HINT
+                f"{path}: missing array(s) {', '.join(sorted(missing))} (found: {found}); " + HINT
             )
         x, y, subject = arrays["X"], arrays["y"], arrays.get("subject")
     except DataError:

@@ -87,28 +87,39 @@ SubjectOpt = Annotated[
 _MOABB = "MOABB preprocessing (moabb: datasets only)"
 FminOpt = Annotated[
     float | None,
-    typer.Option(help="Band-pass low edge in Hz (default 4).", rich_help_panel=_MOABB,
-                 show_default=False),
+    typer.Option(
+        help="Band-pass low edge in Hz (default 4).", rich_help_panel=_MOABB, show_default=False
+    ),
 ]
 FmaxOpt = Annotated[
     float | None,
-    typer.Option(help="Band-pass high edge in Hz (default 38).", rich_help_panel=_MOABB,
-                 show_default=False),
+    typer.Option(
+        help="Band-pass high edge in Hz (default 38).", rich_help_panel=_MOABB, show_default=False
+    ),
 ]
 TminOpt = Annotated[
     float | None,
-    typer.Option(help="Window start in s, from the dataset's imagery onset (default 0).",
-                 rich_help_panel=_MOABB, show_default=False),
+    typer.Option(
+        help="Window start in s, from the dataset's imagery onset (default 0).",
+        rich_help_panel=_MOABB,
+        show_default=False,
+    ),
 ]
 TmaxOpt = Annotated[
     float | None,
-    typer.Option(help="Window end in s (default: the end of the dataset's imagery window).",
-                 rich_help_panel=_MOABB, show_default=False),
+    typer.Option(
+        help="Window end in s (default: the end of the dataset's imagery window).",
+        rich_help_panel=_MOABB,
+        show_default=False,
+    ),
 ]
 ResampleOpt = Annotated[
     float | None,
-    typer.Option(help="Resample to this rate in Hz (default 125, the lab data's rate).",
-                 rich_help_panel=_MOABB, show_default=False),
+    typer.Option(
+        help="Resample to this rate in Hz (default 125, the lab data's rate).",
+        rich_help_panel=_MOABB,
+        show_default=False,
+    ),
 ]
 DataDirOpt = Annotated[
     Path, typer.Option("--data-dir", help="Folder holding the four BCI IIIb .npz files.")

@@ -251,9 +251,7 @@ def run_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> 
         return "DROPPED", reason
 
 
-def _train_trial(
-    job: _Job, trial: optuna.Trial, deadline: float | None = None
-) -> tuple[str, str]:
+def _train_trial(job: _Job, trial: optuna.Trial, deadline: float | None = None) -> tuple[str, str]:
     """Train one sampled configuration; tell the study the outcome.
 
     A trial still training when ``deadline`` (a ``time.time()`` value: the search's

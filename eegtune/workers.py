@@ -282,7 +282,12 @@ def run_processes(
         ctx.Process(
             target=_worker_main,
             args=(
-                target, args_of(i), threads, worker_device(device, i), deadline, errors,
+                target,
+                args_of(i),
+                threads,
+                worker_device(device, i),
+                deadline,
+                errors,
                 os.getpid(),
             ),  # fmt: skip
             name=f"eegtune-worker-{i}",

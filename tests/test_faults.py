@@ -244,8 +244,22 @@ def test_a_file_that_is_not_a_journal_is_refused_before_anything_is_written(
     else:
         path.write_bytes(bytes(range(256)) * 4)
     before = path.read_bytes()
-    result = runner.invoke(app, ["search", "--model", "eegnet", "--dataset", "synthetic",
-                                 "--trials", "1", "--epochs", "1", "--storage", str(path)])
+    result = runner.invoke(
+        app,
+        [
+            "search",
+            "--model",
+            "eegnet",
+            "--dataset",
+            "synthetic",
+            "--trials",
+            "1",
+            "--epochs",
+            "1",
+            "--storage",
+            str(path),
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert path.read_bytes() == before
