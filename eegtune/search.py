@@ -24,8 +24,6 @@ from eegtune.names import (
     DEFAULT_SAMPLER,
     LAB_DATASET,
     OBJECTIVES,
-    PRUNERS,
-    SAMPLERS,
 )
 from eegtune.progress import Poller, SearchStatus, StatusReader
 from eegtune.signals import interrupt_reason
@@ -154,9 +152,10 @@ def check_settings(settings: SearchSettings) -> None:
         raise SearchError(
             f"unknown activation {settings.activation!r}; choose one of: {', '.join(ACTIVATIONS)}"
         )
-    if settings.sampler not in SAMPLERS or settings.pruner not in PRUNERS:
-        make_sampler(settings.sampler, settings.seed)  # raises the one-line StudyError
-        make_pruner(settings.pruner, settings.epochs)
+    # built here, not only looked up: a sampler that cannot be made (gp without scipy) fails
+    # before any study exists
+    make_sampler(settings.sampler, settings.seed)
+    make_pruner(settings.pruner, settings.epochs)
     load_space(settings.model, settings.space)
     resolve_device(settings.device)
     heartbeat_interval()  # a bad $EEGTUNE_HEARTBEAT_INTERVAL fails here, not in a worker

@@ -383,6 +383,18 @@ def test_bad_search_input_is_one_line_and_creates_nothing(tmp_path, args, fragme
     assert listing(tmp_path) == before
 
 
+def test_gp_sampler_without_scipy_is_refused_before_a_study_exists(tmp_path, monkeypatch) -> None:
+    # None in sys.modules makes `import scipy` raise ImportError, as on a machine without it
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    journal = tmp_path / "s.journal"
+    result = invoke_search(
+        "--trials", "1", "--epochs", "1", "--sampler", "gp", "--storage", str(journal)
+    )
+    assert result.exit_code == 2, result.output
+    assert "needs scipy" in one_error_line(result.output)
+    assert not journal.exists()
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
