@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from eegtune.data import load_dataset
-from eegtune.evaluate import evaluate_study
-from eegtune.search import SearchSettings, run_search
-from eegtune.sources import parse_source
-from eegtune.storages import open_storage
-from eegtune.study import load_study
+from eegtune.data.loading import load_dataset
+from eegtune.data.sources import parse_source
+from eegtune.results.evaluate import evaluate_study
+from eegtune.search.run import run_search
+from eegtune.search.settings import SearchSettings
+from eegtune.search.storages import open_storage
+from eegtune.search.study import load_study
 from eegtune.training import configure_process, resolve_device
 
 

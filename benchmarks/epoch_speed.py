@@ -26,16 +26,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from eegtune.data import stratified_split
-from eegtune.models import build_model
-from eegtune.synthetic import make_synthetic
-from eegtune.training import (
-    configure_process,
-    fit,
-    resolve_device,
-    set_seed,
-    tune_cpu_allocator,
-)
+from eegtune.data.dataset import stratified_split
+from eegtune.data.synthetic import make_synthetic
+from eegtune.models.networks import build_model
+from eegtune.training import configure_process, fit, resolve_device, set_seed, tune_cpu_allocator
 
 
 def lab_model(model_name: str) -> nn.Module:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from eegtune.models import EEGNet
+from eegtune.models.networks import EEGNet
 
 
 def load(data_dir: str, part: str) -> tuple[torch.Tensor, torch.Tensor]:

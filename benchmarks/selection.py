@@ -20,13 +20,14 @@ from pathlib import Path
 
 import optuna
 
-from eegtune import samplers
-from eegtune.evaluate import chosen_epochs
-from eegtune.models import build_model
-from eegtune.search import SearchSettings, run_search
-from eegtune.storages import open_storage
-from eegtune.study import completed_trials
-from eegtune.synthetic import make_synthetic
+from eegtune.data.synthetic import make_synthetic
+from eegtune.models.networks import build_model
+from eegtune.results.evaluate import chosen_epochs
+from eegtune.search import samplers
+from eegtune.search.run import run_search
+from eegtune.search.settings import SearchSettings
+from eegtune.search.storages import open_storage
+from eegtune.search.study import completed_trials
 from eegtune.training import configure_process, fit, predict, resolve_device, set_seed
 
 FIRST_RUNGS = {

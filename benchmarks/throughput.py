@@ -25,9 +25,10 @@ from pathlib import Path
 
 import optuna
 
-from eegtune.search import SearchSettings, run_search
-from eegtune.storages import open_storage
-from eegtune.synthetic import make_synthetic
+from eegtune.data.synthetic import make_synthetic
+from eegtune.search.run import run_search
+from eegtune.search.settings import SearchSettings
+from eegtune.search.storages import open_storage
 from eegtune.training import configure_process, resolve_device
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eegtune.data import FILES
-from eegtune.synthetic import make_raw_synthetic
+from eegtune.data.bciiiib import FILES
+from eegtune.data.synthetic import make_raw_synthetic
 
 HERE = Path(__file__).resolve().parent
 

@@ -23,11 +23,11 @@ __all__ = [
 from eegtune.errors import DataError, EegtuneError
 
 _LAZY = {
-    "build_model": "eegtune.models",
+    "build_model": "eegtune.models.networks",
     "fit": "eegtune.training",
-    "load_bci_iiib": "eegtune.data",
-    "load_dataset": "eegtune.data",
-    "make_synthetic": "eegtune.synthetic",
+    "load_bci_iiib": "eegtune.data.bciiiib",
+    "load_dataset": "eegtune.data.loading",
+    "make_synthetic": "eegtune.data.synthetic",
 }
 
 

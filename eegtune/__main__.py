@@ -1,5 +1,5 @@
 """``python -m eegtune``."""
 
-from eegtune.cli import main
+from eegtune.cli.app import main
 
 main()

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 __all__ = [
+    "ReportError",
+    "CompareError",
+    "EvaluateError",
+    "WorkerError",
+    "SpaceError",
+    "SearchError",
     "ConfigError",
     "DataError",
     "EegtuneError",
@@ -44,3 +50,33 @@ class StorageError(StudyError):
 
 class OutputError(EegtuneError):
     """An output folder (``--out``, ``--models-dir``) is full, read-only or not a folder."""
+
+
+class SearchError(EegtuneError):
+    """The search cannot start, or had to stop (for example after many failures in a row)."""
+
+    exit_code = 1
+
+
+class SpaceError(EegtuneError):
+    """A search-space file is missing, unreadable or describes an invalid space."""
+
+
+class WorkerError(EegtuneError):
+    """A worker process stopped with an error of its own (its message and exit code)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class EvaluateError(EegtuneError):
+    """Nothing to evaluate: no study, or no completed trial."""
+
+
+class CompareError(EegtuneError):
+    """The comparison cannot run as asked."""
+
+
+class ReportError(EegtuneError):
+    """Nothing to report: no study, an empty study, or only failed trials."""

@@ -77,11 +77,12 @@ class Activation:
 
 NETWORKS: dict[str, Network] = {
     "eegnet": Network(
-        "eegnet", "eegtune.models:EEGNet", "EEGNet (Lawhern et al. 2018)",
+        "eegnet", "eegtune.models.networks:EEGNet", "EEGNet (Lawhern et al. 2018)",
         title="EEGNet", preset="eegnet", lab_test_acc=79.63,
     ),
     "deepconvnet": Network(
-        "deepconvnet", "eegtune.models:DeepConvNet", "DeepConvNet (Schirrmeister et al. 2017)",
+        "deepconvnet", "eegtune.models.networks:DeepConvNet",
+        "DeepConvNet (Schirrmeister et al. 2017)",
         title="DeepConvNet", preset="deepconvnet", lab_test_acc=83.52,
     ),
 }  # fmt: skip
@@ -98,10 +99,14 @@ PARAMS = ("activation", "dropout", "lr", "batch_size", "weight_decay")
 SAMPLERS: dict[str, Entry] = {
     e.name: e
     for e in (
-        Entry("tpe", "eegtune.samplers:tpe_sampler", "tree-structured Parzen estimator"),
-        Entry("random", "eegtune.samplers:random_sampler", "uniform random sampling"),
-        Entry("cmaes", "eegtune.samplers:cmaes_sampler", "CMA-ES (TPE for the categorical ones)"),
-        Entry("gp", "eegtune.samplers:gp_sampler", "Gaussian process (needs scipy)"),
+        Entry("tpe", "eegtune.search.samplers:tpe_sampler", "tree-structured Parzen estimator"),
+        Entry("random", "eegtune.search.samplers:random_sampler", "uniform random sampling"),
+        Entry(
+            "cmaes",
+            "eegtune.search.samplers:cmaes_sampler",
+            "CMA-ES (TPE for the categorical ones)",
+        ),
+        Entry("gp", "eegtune.search.samplers:gp_sampler", "Gaussian process (needs scipy)"),
     )
 }
 DEFAULT_SAMPLER = "tpe"
@@ -109,10 +114,14 @@ DEFAULT_SAMPLER = "tpe"
 PRUNERS: dict[str, Entry] = {
     e.name: e
     for e in (
-        Entry("hyperband", "eegtune.samplers:hyperband_pruner", "Hyperband, reduction factor 4"),
-        Entry("median", "eegtune.samplers:median_pruner", "median of earlier trials"),
-        Entry("patient", "eegtune.samplers:patient_pruner", "median, after a few poor epochs"),
-        Entry("none", "eegtune.samplers:no_pruner", "never prune"),
+        Entry(
+            "hyperband", "eegtune.search.samplers:hyperband_pruner", "Hyperband, reduction factor 4"
+        ),
+        Entry("median", "eegtune.search.samplers:median_pruner", "median of earlier trials"),
+        Entry(
+            "patient", "eegtune.search.samplers:patient_pruner", "median, after a few poor epochs"
+        ),
+        Entry("none", "eegtune.search.samplers:no_pruner", "never prune"),
     )
 }
 DEFAULT_PRUNER = "hyperband"  # chosen by benchmarks/search_efficiency.py
@@ -139,16 +148,16 @@ LAB_DATASET = "bci-iiib"
 DATASETS: dict[str, Entry] = {
     e.name: e
     for e in (
-        Entry("bci-iiib", "eegtune.fetch:load_bci_iiib_or_fetch", "the BCI IIIb files"),
-        Entry("synthetic", "eegtune.synthetic:load_synthetic", "seeded synthetic trials"),
+        Entry("bci-iiib", "eegtune.data.fetch:load_bci_iiib_or_fetch", "the BCI IIIb files"),
+        Entry("synthetic", "eegtune.data.synthetic:load_synthetic", "seeded synthetic trials"),
     )
 }
 
 DATASET_KINDS: dict[str, Entry] = {
     e.name: e
     for e in (
-        Entry("npz", "eegtune.arrays:load_npz", "DIR"),
-        Entry("moabb", "eegtune.moabb_data:load_moabb", "NAME"),
+        Entry("npz", "eegtune.data.arrays:load_npz", "DIR"),
+        Entry("moabb", "eegtune.data.moabb:load_moabb", "NAME"),
     )
 }
 """Datasets named with a prefix: ``npz:DIR`` (your own arrays) and ``moabb:NAME`` (any MOABB

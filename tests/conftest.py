@@ -16,9 +16,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from eegtune.data import FILES
-from eegtune.storages import StudyError, open_storage
-from eegtune.synthetic import make_raw_synthetic, make_synthetic
+from eegtune.data.bciiiib import FILES
+from eegtune.data.synthetic import make_raw_synthetic, make_synthetic
+from eegtune.errors import StudyError
+from eegtune.search.storages import open_storage
 
 LAB_TRIALS = 540
 
@@ -258,15 +259,15 @@ def serve_synthetic(monkeypatch: pytest.MonkeyPatch, data) -> None:
     """Make ``--dataset synthetic`` load ``data`` in this process (commands run with
     ``CliRunner``), so that a command works on the data a test's study was made on: a study
     refuses other data."""
-    import eegtune.data
+    import eegtune.data.loading
 
-    real = eegtune.data.load_dataset
+    real = eegtune.data.loading.load_dataset
 
     def load(source, *args, **kwargs):
         name = source if isinstance(source, str) else source.dataset
         return data if name == "synthetic" else real(source, *args, **kwargs)
 
-    monkeypatch.setattr(eegtune.data, "load_dataset", load)
+    monkeypatch.setattr(eegtune.data.loading, "load_dataset", load)
 
 
 def trials_of(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:

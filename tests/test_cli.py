@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from eegtune.cli import app
+from eegtune.cli.app import app
 from tests.conftest import BAD_KINDS, damage, listing, unused_url
 
 runner = CliRunner()
@@ -28,7 +28,7 @@ def assert_one_line_error(result, fragment: str, code: int = 2) -> None:
 
 def test_help_lists_commands_without_heavy_imports() -> None:
     code = (
-        "import sys; from typer.testing import CliRunner; from eegtune.cli import app;"
+        "import sys; from typer.testing import CliRunner; from eegtune.cli.app import app;"
         "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output;"
         "heavy = [m for m in ('torch', 'optuna', 'plotly', 'numpy') if m in sys.modules];"
         "print(r.output); assert not heavy, heavy"
@@ -189,7 +189,8 @@ def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
 def test_unwritable_output_is_one_line_not_a_traceback(tmp_path: Path, lab_dir: Path) -> None:
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where a folder should be")
-    from eegtune.search import SearchSettings, run_search
+    from eegtune.search.run import run_search
+    from eegtune.search.settings import SearchSettings
 
     journal = str(tmp_path / "s.journal")
     run_search(

@@ -11,13 +11,15 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from eegtune.cli import app
-from eegtune.evaluate import evaluate_study
+from eegtune.cli.app import app
+from eegtune.data.synthetic import make_synthetic
+from eegtune.errors import SearchError
 from eegtune.names import LAB_SETTINGS
-from eegtune.search import SearchError, SearchSettings, run_search
-from eegtune.stats import mean_ci, paired_difference, verdict
-from eegtune.storages import open_storage
-from eegtune.synthetic import make_synthetic
+from eegtune.results.evaluate import evaluate_study
+from eegtune.results.statistics import mean_ci, paired_difference, verdict
+from eegtune.search.run import run_search
+from eegtune.search.settings import SearchSettings
+from eegtune.search.storages import open_storage
 
 runner = CliRunner()
 CELLS = [(m, a) for m in ("eegnet", "deepconvnet") for a in ("relu", "leaky_relu", "elu")]
@@ -72,7 +74,7 @@ def test_compare_fills_every_cell_against_the_lab_baseline_and_resumes(tmp_path:
 
 
 def test_a_cell_without_completed_trials_states_why(tmp_path: Path, monkeypatch) -> None:
-    from eegtune.compare import cell_settings, evaluate_cells, search_cell
+    from eegtune.results.compare import cell_settings, evaluate_cells, search_cell
 
     template = SearchSettings(
         model="eegnet", trials=1, epochs=1, storage=str(tmp_path / "s.journal"),

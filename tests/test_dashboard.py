@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from eegtune.cli import app
-from eegtune.search import SearchSettings, run_search
-from eegtune.synthetic import make_synthetic
+from eegtune.cli.app import app
+from eegtune.data.synthetic import make_synthetic
+from eegtune.search.run import run_search
+from eegtune.search.settings import SearchSettings
 from tests.conftest import chromium_dom, free_port
 
 runner = CliRunner()

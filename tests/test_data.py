@@ -9,18 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eegtune.data import (
-    FILES,
-    DataError,
-    FileSpec,
-    git_blob_sha1,
-    inspect_file,
-    load_bci_iiib,
-    load_dataset,
-    stratified_split,
-)
-from eegtune.fetch import fetch_bci_iiib
-from eegtune.synthetic import make_synthetic
+from eegtune.data.bciiiib import FILES, FileSpec, git_blob_sha1, inspect_file, load_bci_iiib
+from eegtune.data.dataset import stratified_split
+from eegtune.data.fetch import fetch_bci_iiib
+from eegtune.data.loading import load_dataset
+from eegtune.data.synthetic import make_synthetic
+from eegtune.errors import DataError
 from tests.conftest import BAD_KINDS, damage, listing, unused_url, write_lab_file
 
 

@@ -13,12 +13,12 @@ import numpy as np
 import optuna
 import pytest
 
-from eegtune.arrays import load_npz
-from eegtune.data import load_dataset
+from eegtune.data.arrays import load_npz
+from eegtune.data.loading import load_dataset
+from eegtune.data.sources import DataSource, parse_source
 from eegtune.errors import ConfigError, DataError
-from eegtune.models import check_input, min_times
-from eegtune.sources import DataSource, parse_source
-from eegtune.storages import open_storage
+from eegtune.models.networks import check_input, min_times
+from eegtune.search.storages import open_storage
 from tests.conftest import chromium_dom, listing, make_lab_dir
 from tests.test_cli import assert_one_line_error, invoke
 

@@ -18,10 +18,11 @@ import pytest
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from eegtune.cli import app
+from eegtune.cli.app import app
 from eegtune.files import safe_name
-from eegtune.search import SearchSettings, run_search
-from eegtune.storages import describe_storage, open_storage, redact
+from eegtune.search.run import run_search
+from eegtune.search.settings import SearchSettings
+from eegtune.search.storages import describe_storage, open_storage, redact
 from tests.conftest import (
     MYSQL,
     POSTGRES,
@@ -461,8 +462,8 @@ def test_a_report_of_a_database_storage_shows_no_password(tmp_path, tiny_data) -
 def test_an_interrupted_evaluate_keeps_its_finished_seeds_and_trains_only_the_missing(
     tmp_path, tiny_data
 ) -> None:
-    from eegtune.evaluate import evaluate_study
-    from eegtune.study import load_seeds, load_study
+    from eegtune.results.evaluate import evaluate_study
+    from eegtune.search.study import load_seeds, load_study
 
     storage_url = str(tmp_path / "ev.journal")
     run_search(_settings(storage_url, trials=2, epochs=2), data_set=tiny_data)
@@ -494,8 +495,8 @@ def test_an_interrupted_evaluate_keeps_its_finished_seeds_and_trains_only_the_mi
 def test_concurrent_evaluations_of_one_study_keep_each_others_results(tmp_path, tiny_data) -> None:
     """A second evaluation finishing while the first runs (another terminal, another machine)
     is not overwritten when the first one stores its results."""
-    from eegtune.evaluate import evaluate_study
-    from eegtune.study import load_evaluation, load_study
+    from eegtune.results.evaluate import evaluate_study
+    from eegtune.search.study import load_evaluation, load_study
 
     storage_url = str(tmp_path / "two.journal")
     run_search(_settings(storage_url, trials=3, epochs=2), data_set=tiny_data)
@@ -650,7 +651,7 @@ def test_toml_choices_that_are_lists_or_tables_are_one_line(tmp_path, toml, mess
 
 
 def test_a_toml_file_with_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
-    from eegtune.space import load_space
+    from eegtune.search.space import load_space
 
     space = tmp_path / "bom.toml"
     space.write_bytes(b"\xef\xbb\xbf[dropout]\nlow = 0.2\nhigh = 0.4\n")

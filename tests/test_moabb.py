@@ -14,11 +14,11 @@ import numpy as np
 import optuna
 import pytest
 
-from eegtune.data import load_dataset
+from eegtune.data.loading import load_dataset
+from eegtune.data.moabb import TEST_FRACTION, moabb_split
+from eegtune.data.sources import parse_source
 from eegtune.errors import DataError
-from eegtune.moabb_data import TEST_FRACTION, moabb_split
-from eegtune.sources import parse_source
-from eegtune.storages import open_storage
+from eegtune.search.storages import open_storage
 from tests.test_cli import assert_one_line_error, invoke
 
 moabb = pytest.importorskip("moabb", reason="the moabb extra is not installed")

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from eegtune.errors import ConfigError
-from eegtune.models import DeepConvNet, EEGNet, build_model, count_parameters
+from eegtune.models.networks import DeepConvNet, EEGNet, build_model, count_parameters
 
 # Parameter counts worked out by hand from the lab spec in DESIGN.md.
 EEGNET_PARAMS = (16 * 51) + 2 * 16 + (32 * 2) + 2 * 32 + (32 * 32 * 15) + 2 * 32 + (736 * 2 + 2)
@@ -137,7 +137,7 @@ def test_weights_of_another_network_are_refused_naming_the_keys() -> None:
 
 
 def test_fast_dropout_is_injected_by_build_model_not_hard_wired() -> None:
-    from eegtune.models import Dropout
+    from eegtune.models.networks import Dropout
 
     built = [m for m in build_model("eegnet").modules() if isinstance(m, nn.Dropout)]
     plain = [m for m in EEGNet().modules() if isinstance(m, nn.Dropout)]

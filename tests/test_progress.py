@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from eegtune.cli import app
-from eegtune.progress import EtaSmoother, SearchStatus
+from eegtune.cli.app import app
+from eegtune.search.progress import EtaSmoother, SearchStatus
 
 runner = CliRunner()
 PLAIN = {"EEGTUNE_PROGRESS_INTERVAL": "0.2", "COLUMNS": "200"}

@@ -30,7 +30,7 @@ def test_docs_and_code_name_only_files_the_repository_has() -> None:
         r"|[A-Z]+\.md)"
     )
     sources = [ROOT / "README.md", ROOT / "BENCHMARKS.md", ROOT / "data" / "README.md"]
-    sources += sorted((ROOT / "eegtune").glob("*.py"))
+    sources += sorted((ROOT / "eegtune").rglob("*.py"))
     missing = {
         (source.name, name)
         for source in sources

@@ -11,11 +11,13 @@ import pytest
 from torch import nn
 
 from eegtune import names
-from eegtune.models import ConvClassifier
-from eegtune.report import collect, write_report
-from eegtune.search import SearchSettings, run_search
-from eegtune.storages import open_storage
-from eegtune.synthetic import make_synthetic
+from eegtune.data.synthetic import make_synthetic
+from eegtune.models.networks import ConvClassifier
+from eegtune.results.collect import collect
+from eegtune.results.report import write_report
+from eegtune.search.run import run_search
+from eegtune.search.settings import SearchSettings
+from eegtune.search.storages import open_storage
 
 
 class ToyNet(ConvClassifier):
@@ -80,7 +82,7 @@ def test_cli_choices_come_from_the_registry() -> None:
     code = (
         "import sys; from typer.testing import CliRunner; from eegtune import names;"
         "names.register_network('toynet', 'x:Y', title='ToyNet');"
-        "from eegtune.cli import app;"
+        "from eegtune.cli.app import app;"
         "r = CliRunner().invoke(app, ['search', '--help'], env={'COLUMNS': '200'});"
         "print(r.output); assert 'torch' not in sys.modules"
     )
@@ -109,10 +111,9 @@ def test_every_entry_resolves_to_its_implementation() -> None:
 
 
 def test_unknown_names_list_the_registered_ones() -> None:
-    from eegtune.errors import ConfigError, DataError
-    from eegtune.models import build_model
-    from eegtune.samplers import make_pruner, make_sampler
-    from eegtune.storages import StudyError
+    from eegtune.errors import ConfigError, DataError, StudyError
+    from eegtune.models.networks import build_model
+    from eegtune.search.samplers import make_pruner, make_sampler
 
     with pytest.raises(ConfigError, match="choose one of: eegnet, deepconvnet"):
         build_model("resnet")
@@ -120,7 +121,53 @@ def test_unknown_names_list_the_registered_ones() -> None:
         make_sampler("grid", 0)
     with pytest.raises(StudyError, match="choose one of: hyperband, median, patient, none"):
         make_pruner("asha", 10)
-    from eegtune.data import load_dataset
+    from eegtune.data.loading import load_dataset
 
     with pytest.raises(DataError, match="choose one of: bci-iiib, synthetic"):
         load_dataset("mnist")
+
+
+def load_toy(data_dir: Path, *, offline: bool, progress=None):
+    """A fourth dataset, defined here: a small seeded synthetic set under its own name."""
+    data = make_synthetic(n_train=96, n_test=32, seed=5)
+    data.name = "toy-data"
+    return data
+
+
+def test_a_new_dataset_needs_only_its_loader_and_registry_entry(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from eegtune.cli.app import app
+
+    entry = names.Entry("toy-data", f"{__name__}:load_toy", "a toy dataset")
+    monkeypatch.setitem(names.DATASETS, "toy-data", entry)
+    journal = str(tmp_path / "toy.journal")
+    result = CliRunner().invoke(
+        app,
+        [
+            "search",
+            "--model",
+            "eegnet",
+            "--dataset",
+            "toy-data",
+            "--trials",
+            "1",
+            "--epochs",
+            "1",
+            "--storage",
+            journal,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    study = names_study(journal)
+    assert study.user_attrs["dataset"] == "toy-data"
+    assert study.user_attrs["data"]["train"] == [96, 1, 2, 750]
+
+
+def names_study(journal: str):
+    from eegtune.search.study import load_study
+
+    storage = open_storage(journal, create=False)
+    return load_study(storage, "eegnet")

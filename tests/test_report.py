@@ -12,14 +12,16 @@ import torch
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from eegtune.cli import app
-from eegtune.evaluate import evaluate_study
-from eegtune.models import build_model
-from eegtune.report import COLUMNS, SCHEMA_VERSION, build_figures, collect
-from eegtune.search import SearchSettings, run_search
-from eegtune.storages import open_storage
-from eegtune.study import load_evaluation
-from eegtune.synthetic import make_synthetic
+from eegtune.cli.app import app
+from eegtune.data.synthetic import make_synthetic
+from eegtune.models.networks import build_model
+from eegtune.results.collect import collect
+from eegtune.results.evaluate import evaluate_study
+from eegtune.results.report import COLUMNS, SCHEMA_VERSION, build_figures
+from eegtune.search.run import run_search
+from eegtune.search.settings import SearchSettings
+from eegtune.search.storages import open_storage
+from eegtune.search.study import load_evaluation
 from tests.conftest import chromium_dom, chromium_screenshot, listing, serve_synthetic
 
 runner = CliRunner()

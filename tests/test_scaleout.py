@@ -14,12 +14,13 @@ import pytest
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from eegtune.cli import app
-from eegtune.errors import EegtuneError
+from eegtune.cli.app import app
+from eegtune.errors import EegtuneError, WorkerError
 from eegtune.files import atomic_write_text, safe_name
-from eegtune.search import SearchSettings, run_search
-from eegtune.storages import failure_reason, open_storage
-from eegtune.workers import WorkerError, run_processes
+from eegtune.search.run import run_search
+from eegtune.search.settings import SearchSettings
+from eegtune.search.storages import failure_reason, open_storage
+from eegtune.search.workers import run_processes
 from tests.conftest import (
     MYSQL,
     POSTGRES,
@@ -332,8 +333,8 @@ def test_a_study_being_created_by_another_process_is_waited_for(
     them instead of reading half of them; a creator that died half-way is completed."""
     import threading
 
-    from eegtune import study as study_module
-    from eegtune.study import StudyKeys, create_or_check_study
+    from eegtune.search import study as study_module
+    from eegtune.search.study import StudyKeys, create_or_check_study
 
     storage = open_storage(str(tmp_path / "s.journal"))
     keys = StudyKeys("eegnet", "synthetic", 3, 0.25, "smoothed", ["1"], {})

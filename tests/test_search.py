@@ -16,11 +16,13 @@ import pytest
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from eegtune.cli import app
+from eegtune.cli.app import app
+from eegtune.data.synthetic import make_synthetic
+from eegtune.errors import SearchError, StudyError
 from eegtune.names import PARAMS
-from eegtune.search import SearchError, SearchSettings, run_search
-from eegtune.storages import StudyError, open_storage, storage_url
-from eegtune.synthetic import make_synthetic
+from eegtune.search.run import run_search
+from eegtune.search.settings import SearchSettings
+from eegtune.search.storages import open_storage, storage_url
 from tests.conftest import (
     MYSQL,
     POSTGRES,
@@ -413,7 +415,7 @@ def test_bad_model_or_trials_exit_2(tmp_path, args, fragment) -> None:
 
 
 def test_workers_share_gpus_round_robin(monkeypatch) -> None:
-    from eegtune.workers import worker_device as _worker_device
+    from eegtune.search.workers import worker_device as _worker_device
 
     monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
     assert [_worker_device("auto", i) for i in range(5)] == [

@@ -11,9 +11,10 @@ from pathlib import Path
 import optuna
 import pytest
 
+from eegtune.errors import SpaceError
 from eegtune.names import NETWORKS as MODELS
 from eegtune.names import PARAMS
-from eegtune.space import Choice, Range, SpaceError, load_space
+from eegtune.search.space import Choice, Range, load_space
 
 
 @pytest.mark.parametrize("model", ["eegnet", "deepconvnet"])
@@ -99,7 +100,7 @@ def test_a_wheel_ships_the_presets(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as zf:
         zf.extractall(site)
     code = (
-        f"import sys; sys.path.insert(0, {str(site)!r}); import eegtune.space as s; "
+        f"import sys; sys.path.insert(0, {str(site)!r}); import eegtune.search.space as s; "
         "print(s.PRESETS_DIR); print(sorted(s.load_space('deepconvnet').params))"
     )
     out = subprocess.run(

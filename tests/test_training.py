@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from eegtune.data import stratified_split
+from eegtune.data.dataset import stratified_split
+from eegtune.data.synthetic import make_synthetic
 from eegtune.errors import ConfigError
-from eegtune.models import build_model
-from eegtune.synthetic import make_synthetic
+from eegtune.models.networks import build_model
 from eegtune.training import evaluate_accuracy, fit, resolve_device, set_seed
 
 
@@ -150,7 +150,7 @@ def test_fast_path_learns_what_the_plain_path_learns(small_data, name) -> None:
 def test_cpu_dropout_keeps_nn_dropout_semantics() -> None:
     from torch import nn
 
-    from eegtune.models import Dropout
+    from eegtune.models.networks import Dropout
 
     drop = Dropout(0.3)
     assert isinstance(drop, nn.Dropout)
@@ -169,7 +169,7 @@ def test_cpu_dropout_keeps_nn_dropout_semantics() -> None:
 def test_cpu_dropout_mask_rates_and_layout(p: float) -> None:
     """Both 16-bit halves of each random draw drop at rate p, independently; the output keeps
     the input's channels-last layout; an odd element count and p near 1 work."""
-    from eegtune.models import Dropout
+    from eegtune.models.networks import Dropout
 
     torch.manual_seed(0)
     drop = Dropout(p)
@@ -234,8 +234,8 @@ def test_fit_changes_nothing_process_wide_the_entry_points_do() -> None:
     code = """
 import sys, torch
 from eegtune import training
-from eegtune.synthetic import make_synthetic
-from eegtune.models import build_model
+from eegtune.data.synthetic import make_synthetic
+from eegtune.models.networks import build_model
 data = make_synthetic(n_train=64, n_test=8)
 training.fit(build_model("eegnet"), data.x_train, data.y_train, epochs=1)
 print(training._allocator_tuned, torch.backends.cudnn.benchmark)
@@ -250,7 +250,7 @@ def test_train_command_tunes_the_process_at_its_entry(monkeypatch) -> None:
     from typer.testing import CliRunner
 
     from eegtune import training
-    from eegtune.cli import app
+    from eegtune.cli.app import app
 
     calls = []
     monkeypatch.setattr(training, "configure_process", lambda device: calls.append(device.type))

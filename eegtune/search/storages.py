@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eegtune.errors import StudyError
-from eegtune.journal import open_journal_backend
+from eegtune.search.journal import open_journal_backend
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
     from optuna.trial import FrozenTrial
 
-    from eegtune.compare import Cell
-    from eegtune.report import StudyReport
+    from eegtune.results.collect import StudyReport
+    from eegtune.results.compare import Cell
 
 __all__ = ["Chart", "activation_colour", "build_charts", "compare_figure"]
 

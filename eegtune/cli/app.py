@@ -1,7 +1,7 @@
 """The ``eegtune`` command line. Commands are thin: parse, call the library, render.
 
 This module holds the entry point and the commands that make results (``data``, ``train``,
-``search``); :mod:`eegtune.cli_studies` the ones that read and test them (``report``,
+``search``); :mod:`eegtune.cli.studies` the ones that read and test them (``report``,
 ``evaluate``, ``compare``, ``dashboard``). Heavy libraries (torch, optuna, plotly, numpy) are
 imported inside the commands so that ``eegtune --help`` answers instantly.
 """
@@ -14,28 +14,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from eegtune import signals
-from eegtune.console import (
-    data_info_table,
-    make_console,
-    summary_line,
-    trials_table,
-)
-from eegtune.live import (
+from eegtune.cli.console import data_info_table, make_console, summary_line, trials_table
+from eegtune.cli.live import (
     download_progress,
     epoch_progress,
     load_data,
     offline_or_env,
     status_display,
 )
-from eegtune.names import (
-    DEFAULT_ACTIVATION,
-    DEFAULT_NETWORK,
-    DEFAULT_OBJECTIVE,
-    DEFAULT_PRUNER,
-    DEFAULT_SAMPLER,
-    LAB_DATASET,
-)
-from eegtune.options import (
+from eegtune.cli.options import (
     ActivationName,
     AmpOpt,
     DataDirOpt,
@@ -60,12 +47,20 @@ from eegtune.options import (
     fail,
     handles_errors,
 )
+from eegtune.data.sources import parse_source
+from eegtune.names import (
+    DEFAULT_ACTIVATION,
+    DEFAULT_NETWORK,
+    DEFAULT_OBJECTIVE,
+    DEFAULT_PRUNER,
+    DEFAULT_SAMPLER,
+    LAB_DATASET,
+)
 from eegtune.signals import exit_code
-from eegtune.sources import parse_source
 
 if TYPE_CHECKING:
-    from eegtune.progress import SearchStatus
-    from eegtune.search import SearchSettings
+    from eegtune.search.progress import SearchStatus
+    from eegtune.search.settings import SearchSettings
 
 # data -----------------------------------------------------------------------------------------
 
@@ -74,8 +69,8 @@ if TYPE_CHECKING:
 @handles_errors
 def data_fetch(data_dir: DataDirOpt = Path("data")) -> None:
     """Download the four BCI IIIb files from pinned public mirrors and verify them."""
-    from eegtune.data import FILES
-    from eegtune.fetch import fetch_bci_iiib
+    from eegtune.data.bciiiib import FILES
+    from eegtune.data.fetch import fetch_bci_iiib
 
     with download_progress() as hook:
         fetched = fetch_bci_iiib(data_dir, progress=hook)
@@ -92,7 +87,7 @@ def data_fetch(data_dir: DataDirOpt = Path("data")) -> None:
 @handles_errors
 def data_info(data_dir: DataDirOpt = Path("data")) -> None:
     """Show shape, NaN count, class balance and published-fingerprint match of each file."""
-    from eegtune.data import inspect_folder
+    from eegtune.data.bciiiib import inspect_folder
 
     found = inspect_folder(data_dir)
     make_console().print(data_info_table(f"BCI IIIb files in {data_dir}", found))
@@ -145,8 +140,8 @@ def train(
     resample: ResampleOpt = None,
 ) -> None:
     """Train one configuration on a stratified hold-out split (the lab's baseline job)."""
-    from eegtune.data import chance_level
-    from eegtune.models import build_model, check_input, count_parameters
+    from eegtune.data.dataset import chance_level
+    from eegtune.models.networks import build_model, check_input, count_parameters
     from eegtune.training import configure_process, evaluate_accuracy, fit, resolve_device, set_seed
 
     source = parse_source(dataset, subject, fmin=fmin, fmax=fmax, tmin=tmin, tmax=tmax,
@@ -259,9 +254,10 @@ def search(
     resample: ResampleOpt = None,
 ) -> None:
     """Run an Optuna study: sample, train, prune; resumable and parallel."""
-    from eegtune.data import chance_level
-    from eegtune.models import check_input
-    from eegtune.search import SearchSettings, check_settings, run_search
+    from eegtune.data.dataset import chance_level
+    from eegtune.models.networks import check_input
+    from eegtune.search.run import run_search
+    from eegtune.search.settings import SearchSettings, check_settings
     from eegtune.training import configure_process, resolve_device
 
     source = parse_source(dataset, subject, fmin=fmin, fmax=fmax, tmin=tmin, tmax=tmax,
@@ -321,7 +317,7 @@ def _print_summary(
     settings: SearchSettings, final: SearchStatus | None, interrupted: bool = False
 ) -> None:
     """Final table of the best trials (read again from the storage after an interruption)."""
-    from eegtune.progress import read_status
+    from eegtune.search.progress import read_status
 
     if final is None:
         final = read_status(settings.storage, settings.name, settings.trials)
@@ -335,7 +331,7 @@ def _print_summary(
 
 
 # report, evaluate, compare and dashboard register themselves on the same app, after these.
-import eegtune.cli_studies  # noqa: E402, F401
+import eegtune.cli.studies  # noqa: E402, F401
 
 
 def main() -> None:

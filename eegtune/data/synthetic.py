@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eegtune.data import N_CHANNELS, N_SAMPLES, SAMPLING_RATE, Dataset, ProgressHook, prepare
+from eegtune.data.bciiiib import N_CHANNELS, N_SAMPLES, SAMPLING_RATE, ProgressHook, prepare
+from eegtune.data.dataset import Dataset
 
 __all__ = ["load_synthetic", "make_raw_synthetic", "make_synthetic"]
 

@@ -14,16 +14,16 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from eegtune.data import (
+from eegtune.data.bciiiib import (
     FILES,
     READ_CHUNK,
-    Dataset,
     FileSpec,
     ProgressHook,
     git_blob_sha1,
     load_bci_iiib,
     missing_files,
 )
+from eegtune.data.dataset import Dataset
 from eegtune.errors import DataError
 from eegtune.files import atomic_write
 

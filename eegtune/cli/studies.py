@@ -1,5 +1,5 @@
 """The commands that read and test studies: ``report``, ``evaluate``, ``compare`` and
-``dashboard`` (registered on the app of :mod:`eegtune.options`; see :mod:`eegtune.cli`)."""
+``dashboard`` (registered on the app of :mod:`eegtune.cli.options`; see :mod:`eegtune.cli.app`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from eegtune.console import (
+from eegtune.cli.console import (
     compare_table,
     confusion_table,
     evaluation_table,
@@ -16,20 +16,8 @@ from eegtune.console import (
     make_console,
     trials_table,
 )
-from eegtune.files import check_writable
-from eegtune.live import (
-    evaluation_progress,
-    load_data,
-    offline_or_env,
-    status_display,
-)
-from eegtune.names import (
-    DEFAULT_NETWORK,
-    DEFAULT_OBJECTIVE,
-    LAB_DATASET,
-    NETWORKS,
-)
-from eegtune.options import (
+from eegtune.cli.live import evaluation_progress, load_data, offline_or_env, status_display
+from eegtune.cli.options import (
     ActivationName,
     AmpOpt,
     DataDirOpt,
@@ -48,7 +36,9 @@ from eegtune.options import (
     app,
     handles_errors,
 )
-from eegtune.sources import parse_source
+from eegtune.data.sources import parse_source
+from eegtune.files import check_writable
+from eegtune.names import DEFAULT_NETWORK, DEFAULT_OBJECTIVE, LAB_DATASET, NETWORKS
 
 if TYPE_CHECKING:
     pass
@@ -76,9 +66,10 @@ def report(
     ),
 ) -> None:
     """Print the best settings and export best trials (CSV/JSON) and Plotly charts (HTML)."""
-    from eegtune.report import collect, headline, write_report
-    from eegtune.storages import describe_storage, open_storage
-    from eegtune.study import quiet_optuna
+    from eegtune.results.collect import collect, headline
+    from eegtune.results.report import write_report
+    from eegtune.search.storages import describe_storage, open_storage
+    from eegtune.search.study import quiet_optuna
 
     quiet_optuna()
     reports = collect(open_storage(storage, create=False), study)
@@ -130,15 +121,15 @@ def evaluate(
     amp: AmpOpt = False,
 ) -> None:
     """Retrain the best configuration with several seeds and measure test accuracy once each."""
-    from eegtune.evaluate import (
+    from eegtune.results.evaluate import (
         choose_study,
         evaluate_study,
         models_folder,
         planned_runs,
         searched_source,
     )
-    from eegtune.storages import open_storage
-    from eegtune.study import quiet_optuna
+    from eegtune.search.storages import open_storage
+    from eegtune.search.study import quiet_optuna
     from eegtune.training import configure_process, resolve_device
 
     quiet_optuna()
@@ -239,19 +230,21 @@ def compare(
     resample: ResampleOpt = None,
 ) -> None:
     """Tune and test every network x activation cell; report each against the lab's settings."""
-    from eegtune.compare import (
+    from eegtune.errors import SearchError
+    from eegtune.models.networks import check_input
+    from eegtune.names import ACTIVATIONS
+    from eegtune.results.collect import collect
+    from eegtune.results.compare import (
         cell_settings,
         compare_activations,
         evaluate_cells,
         evaluation_plan,
         search_cell,
     )
-    from eegtune.models import check_input
-    from eegtune.names import ACTIVATIONS
-    from eegtune.report import collect, write_report
-    from eegtune.search import SearchError, SearchSettings
-    from eegtune.storages import describe_storage, open_storage
-    from eegtune.study import quiet_optuna
+    from eegtune.results.report import write_report
+    from eegtune.search.settings import SearchSettings
+    from eegtune.search.storages import describe_storage, open_storage
+    from eegtune.search.study import quiet_optuna
     from eegtune.training import configure_process, resolve_device
 
     quiet_optuna()
@@ -310,9 +303,9 @@ def dashboard(
     ] = False,
 ) -> None:
     """Start optuna-dashboard on the study storage; Ctrl-C stops it."""
-    from eegtune.dashboard import check_port, serve
-    from eegtune.storages import open_storage
-    from eegtune.study import quiet_optuna
+    from eegtune.cli.dashboard import check_port, serve
+    from eegtune.search.storages import open_storage
+    from eegtune.search.study import quiet_optuna
 
     quiet_optuna()
     opened = open_storage(storage, create=False)

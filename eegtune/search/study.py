@@ -1,6 +1,6 @@
 """eegtune's Optuna studies: creating and checking them, stored evaluations, trial rows.
 
-Opening storages lives in :mod:`eegtune.storages`.
+Opening storages lives in :mod:`eegtune.search.storages`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from eegtune.errors import StudyError
 from eegtune.names import PARAMS
-from eegtune.storages import StudyError, failure_reason, retry_races
+from eegtune.search.storages import failure_reason, retry_races
 
 if TYPE_CHECKING:
     import optuna

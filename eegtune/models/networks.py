@@ -21,7 +21,7 @@ from eegtune.errors import ConfigError
 from eegtune.names import ACTIVATIONS, DEFAULT_ACTIVATION, NETWORKS
 
 if TYPE_CHECKING:
-    from eegtune.data import Dataset
+    from eegtune.data.dataset import Dataset
 
 __all__ = [
     "DeepConvNet",

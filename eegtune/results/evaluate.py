@@ -3,7 +3,7 @@
 The configuration (and its epoch count, the best validation epoch of its trial) is fixed by the
 search before the test set is touched. Each seed retrains on the full training set and is
 measured on the test set exactly once. Results are stored in the study (see
-:func:`eegtune.study.save_evaluation`) so that ``eegtune report`` can show them, and the
+:func:`eegtune.search.study.save_evaluation`) so that ``eegtune report`` can show them, and the
 weights are saved.
 """
 
@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eegtune.errors import EegtuneError
+from eegtune.errors import EvaluateError
 from eegtune.files import atomic_write, atomic_write_text, safe_name
 from eegtune.names import LAB_DATASET
-from eegtune.stats import Interval, mean_ci
-from eegtune.study import (
+from eegtune.results.statistics import Interval, mean_ci
+from eegtune.search.study import (
     best_by_activation,
     check_data,
     completed_trials,
@@ -39,12 +39,11 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
-    from eegtune.data import Dataset
-    from eegtune.sources import DataSource
+    from eegtune.data.dataset import Dataset
+    from eegtune.data.sources import DataSource
     from eegtune.training import EpochRecord
 
 __all__ = [
-    "EvaluateError",
     "Evaluation",
     "choose_configs",
     "choose_study",
@@ -53,10 +52,6 @@ __all__ = [
     "planned_runs",
     "searched_source",
 ]
-
-
-class EvaluateError(EegtuneError):
-    """Nothing to evaluate: no study, or no completed trial."""
 
 
 @dataclass
@@ -130,7 +125,7 @@ def choose_study(storage: BaseStorage, name: str | None) -> optuna.Study:
     """The study named ``name``, or the only study in the storage when ``name`` is None."""
     import optuna
 
-    from eegtune.study import load_study
+    from eegtune.search.study import load_study
 
     if name is None:
         names = optuna.study.get_all_study_names(storage)
@@ -147,7 +142,7 @@ def searched_source(study: optuna.Study, requested: str | None = None) -> DataSo
     Raises:
         EvaluateError: ``requested`` names another dataset.
     """
-    from eegtune.sources import DataSource, parse_source
+    from eegtune.data.sources import DataSource, parse_source
 
     source = DataSource.from_attrs(study.user_attrs, LAB_DATASET)
     if requested is not None and parse_source(requested).dataset != source.dataset:
@@ -195,7 +190,7 @@ def evaluate_study(
 ) -> list[Evaluation]:
     """Retrain the chosen configuration(s) with ``seeds`` seeds and measure test accuracy.
 
-    Each seed's result is stored the moment it is tested (:func:`eegtune.study.save_seed`)
+    Each seed's result is stored the moment it is tested (:func:`eegtune.search.study.save_seed`)
     and never trained again: an interrupted run, or one with more seeds, trains only the
     seeds that are missing, and concurrent runs keep each other's results.
 
@@ -290,7 +285,7 @@ def _train_and_test(
     folder: Path,
 ) -> np.ndarray:
     """Train one seed on the full training set, save the weights; return test predictions."""
-    from eegtune.models import build_model
+    from eegtune.models.networks import build_model
     from eegtune.training import fit, predict, set_seed
 
     params = evaluation.params

@@ -1,6 +1,6 @@
 """Shared pieces of the command line: registry choices, option declarations, error handling.
 
-Kept apart from :mod:`eegtune.cli` so that the commands read top to bottom. Imports nothing
+Kept apart from :mod:`eegtune.cli.app` so that the commands read top to bottom. Imports nothing
 heavy: ``eegtune --help`` must stay instant.
 """
 

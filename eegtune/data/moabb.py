@@ -1,7 +1,7 @@
 """MOABB motor-imagery datasets: the ``moabb:NAME`` dataset (extra ``eegtune[moabb]``).
 
 Trials come from MOABB's ``MotorImagery`` paradigm with eegtune's defaults
-(:data:`eegtune.sources.MOABB_PREPROCESSING`): 4-38 Hz band-pass, the dataset's imagery
+(:data:`eegtune.data.sources.MOABB_PREPROCESSING`): 4-38 Hz band-pass, the dataset's imagery
 window, 125 Hz. Signals are in microvolts, as MOABB scales them.
 
 Train/test split: where a subject has two or more sessions, the last session (in MOABB's
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from eegtune.data import Dataset, from_arrays, stratified_split
+from eegtune.data.dataset import Dataset, from_arrays, stratified_split
 from eegtune.errors import DataError
 
 __all__ = ["TEST_FRACTION", "load_moabb", "moabb_split"]
@@ -102,7 +102,7 @@ def load_moabb(
     target: str, subjects: Sequence[str] = (), preprocessing: Mapping[str, Any] | None = None
 ) -> Dataset:
     """The ``moabb:NAME`` dataset loader: only ``subjects`` are loaded (all when empty)."""
-    from eegtune.sources import MOABB_PREPROCESSING
+    from eegtune.data.sources import MOABB_PREPROCESSING
 
     moabb = _import_moabb()
     options = {**MOABB_PREPROCESSING, **(preprocessing or {})}

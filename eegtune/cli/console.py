@@ -1,5 +1,5 @@
 """Terminal rendering for the CLI: result tables and one-line summaries (live views of
-running work are in :mod:`eegtune.live`).
+running work are in :mod:`eegtune.cli.live`).
 
 rich is imported inside each function so that importing this module stays cheap.
 """
@@ -9,6 +9,15 @@ from __future__ import annotations
 import os
 import sys
 from typing import Any
+
+from eegtune.results.text import (
+    HEADLINE_COLUMNS,
+    chance_text,
+    ci_text,
+    interval_text,
+    per_subject_text,
+    percent_pm,
+)
 
 __all__ = [
     "data_info_table",
@@ -65,7 +74,7 @@ TRIAL_COLUMNS = (
 
 
 def trials_table(title: str, rows: list[dict[str, Any]]) -> Any:
-    """A table of trial rows as :func:`eegtune.study.trial_row` makes them."""
+    """A table of trial rows as :func:`eegtune.search.study.trial_row` makes them."""
     from rich.table import Table
 
     table = Table(title=title)
@@ -85,30 +94,6 @@ def trials_table(title: str, rows: list[dict[str, Any]]) -> Any:
                 cells.append(fmt(value))
         table.add_row(*cells)
     return table
-
-
-def interval_text(interval: Any, signed: bool = False) -> str:
-    """``81.9% ± 1.2`` (a 95% interval's half width), or just the mean for one seed."""
-    sign = "+" if signed else ""
-    mean = f"{100 * interval.mean:{sign}.1f}" + ("" if signed else "%")
-    if interval.low is None:
-        return mean
-    return f"{mean} ± {100 * (interval.mean - interval.low):.1f}"
-
-
-def _ci_text(interval: Any) -> str:
-    if interval.low is None:
-        return "-"
-    return f"[{100 * interval.low:.2f}, {100 * interval.high:.2f}]"
-
-
-def per_subject_text(evaluation: Any) -> str:
-    """``S4 84.1%, X11 79.3%``: mean test accuracy per subject over seeds, or ``-``."""
-    if evaluation is None or not evaluation.per_subject:
-        return "-"
-    return ", ".join(
-        f"{subject} {100 * sum(v) / len(v):.1f}%" for subject, v in evaluation.per_subject.items()
-    )
 
 
 def compare_table(cells: list[Any]) -> Any:
@@ -138,24 +123,6 @@ def compare_table(cells: list[Any]) -> Any:
     return table
 
 
-def percent_pm(mean: float | None, std: float | None) -> str:
-    """``mean% ± std`` of two fractions, or ``-``."""
-    if mean is None:
-        return "-"
-    return f"{100 * mean:.2f}% ± {100 * (std or 0.0):.2f}"
-
-
-HEADLINE_COLUMNS = (
-    "network",
-    "activation",
-    "best val acc",
-    "trial",
-    "test acc (mean ± std)",
-    "chance",
-    "seeds",
-)
-
-
 def headline_table(rows: list[dict[str, Any]]) -> Any:
     """The lab's table: best validation and test accuracy per network and activation."""
     from rich.table import Table
@@ -177,7 +144,7 @@ def headline_table(rows: list[dict[str, Any]]) -> Any:
 
 
 def evaluation_table(title: str, results: list[Any]) -> Any:
-    """Per-configuration test accuracy over seeds (:class:`eegtune.evaluate.Evaluation`)."""
+    """Per-configuration test accuracy over seeds (:class:`eegtune.results.evaluate.Evaluation`)."""
     from rich.table import Table
 
     table = Table(title=title)
@@ -192,7 +159,7 @@ def evaluation_table(title: str, results: list[Any]) -> Any:
             str(r.trial),
             str(r.epochs),
             percent_pm(r.mean, r.std),
-            _ci_text(r.interval),
+            ci_text(r.interval),
             f"{100 * min(r.test_acc):.2f}%",
             f"{100 * max(r.test_acc):.2f}%",
             chance_text(r.chance),
@@ -200,11 +167,6 @@ def evaluation_table(title: str, results: list[Any]) -> Any:
             *([per_subject_text(r)] if subjects else []),
         )
     return table
-
-
-def chance_text(chance: float | None) -> str:
-    """Chance level in percent (the most frequent test class's share), or ``-``."""
-    return "-" if chance is None else f"{100 * chance:.1f}%"
 
 
 def confusion_table(evaluation: Any) -> Any:

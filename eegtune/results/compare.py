@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from eegtune.errors import EegtuneError
-from eegtune.evaluate import Evaluation
+from eegtune.errors import CompareError
 from eegtune.names import LAB_SETTINGS
-from eegtune.stats import Interval, paired_difference, verdict
+from eegtune.results.evaluate import Evaluation
+from eegtune.results.statistics import Interval, paired_difference, verdict
 
 if TYPE_CHECKING:
     import optuna
@@ -26,13 +26,12 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
-    from eegtune.data import Dataset
-    from eegtune.progress import SearchStatus
-    from eegtune.search import SearchSettings
+    from eegtune.data.dataset import Dataset
+    from eegtune.search.progress import SearchStatus
+    from eegtune.search.settings import SearchSettings
 
 __all__ = [
     "Cell",
-    "CompareError",
     "Comparison",
     "cell_name",
     "cell_settings",
@@ -41,10 +40,6 @@ __all__ = [
     "evaluation_plan",
     "search_cell",
 ]
-
-
-class CompareError(EegtuneError):
-    """The comparison cannot run as asked."""
 
 
 @dataclass
@@ -116,7 +111,7 @@ def _prepare_cell(storage: BaseStorage, settings: SearchSettings, baseline: bool
     """Create the cell's study and enqueue the lab's settings as its first trial."""
     from optuna.trial import TrialState
 
-    from eegtune.study import create_or_check_study
+    from eegtune.search.study import create_or_check_study
 
     study, _ = create_or_check_study(storage, settings.name, settings.study_keys())
     study.set_user_attr("activation", settings.activation)
@@ -142,7 +137,7 @@ def cell_settings(
     template: SearchSettings, models: list[str], activations: list[str], prefix: str
 ) -> list[SearchSettings]:
     """The search settings of every cell, checked (nothing is written when one is wrong)."""
-    from eegtune.search import check_settings
+    from eegtune.search.settings import check_settings
 
     cells = [
         replace(template, model=m, activation=a, study_name=cell_name(prefix, m, a))
@@ -162,8 +157,8 @@ def search_cell(
     on_status: Callable[[SearchStatus], None] | None = None,
 ) -> SearchStatus:
     """Search one cell to its trial budget (the lab's settings as trial 0 unless not wanted)."""
-    from eegtune.search import run_search
-    from eegtune.storages import open_storage
+    from eegtune.search.run import run_search
+    from eegtune.search.storages import open_storage
 
     _prepare_cell(open_storage(settings.storage), settings, baseline)
     return run_search(settings, on_status=on_status, data_set=data_set)
@@ -190,8 +185,8 @@ def evaluation_plan(
     storage: BaseStorage, cells: list[SearchSettings], baseline: bool
 ) -> list[tuple[str, int]]:
     """(label, epochs) of every retraining :func:`evaluate_cells` will do, for progress."""
-    from eegtune.evaluate import chosen_epochs
-    from eegtune.study import load_study
+    from eegtune.results.evaluate import chosen_epochs
+    from eegtune.search.study import load_study
 
     plan = []
     for settings in cells:
@@ -220,9 +215,9 @@ def evaluate_cells(
 
     from optuna.trial import TrialState
 
-    from eegtune.evaluate import evaluate_study
-    from eegtune.storages import open_storage
-    from eegtune.study import load_study
+    from eegtune.results.evaluate import evaluate_study
+    from eegtune.search.storages import open_storage
+    from eegtune.search.study import load_study
 
     if seeds < 1:
         raise CompareError(f"--seeds must be at least 1, got {seeds}")

@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eegtune.console import duration, fmt, make_console
+from eegtune.cli.console import duration, fmt, make_console
 from eegtune.errors import ConfigError
 
 if TYPE_CHECKING:
-    from eegtune.data import Dataset
-    from eegtune.sources import DataSource
+    from eegtune.data.dataset import Dataset
+    from eegtune.data.sources import DataSource
 
 __all__ = [
     "download_progress",
@@ -243,7 +243,7 @@ def evaluation_progress(
     """Progress of ``evaluate``: one bar per seed (epoch e/E, elapsed) and one overall bar.
 
     ``runs`` lists (label, epochs) of each configuration. Yields ``(on_epoch, on_seed)``
-    hooks for :func:`eegtune.evaluate.evaluate_study`. Without a terminal it prints plain
+    hooks for :func:`eegtune.results.evaluate.evaluate_study`. Without a terminal it prints plain
     lines: each seed's result, and the running seed's epoch every :func:`progress_interval`.
     """
     console = make_console(stderr=True)
@@ -295,7 +295,7 @@ def evaluation_progress(
 
 def offline_or_env(flag: bool) -> bool:
     """``--offline``, or ``$EEGTUNE_OFFLINE`` when the flag is not given."""
-    from eegtune.data import offline_from_env
+    from eegtune.data.loading import offline_from_env
 
     return flag or offline_from_env()
 
@@ -306,7 +306,7 @@ def load_data(dataset: DataSource | str, data_dir: Path, offline: bool) -> Datas
     The synthetic dataset is always generated with seed 0, so that every command and every
     worker sees the same trials.
     """
-    from eegtune.data import load_dataset
+    from eegtune.data.loading import load_dataset
 
     with download_progress() as hook:
         data = load_dataset(dataset, data_dir, offline=offline_or_env(offline), progress=hook)

@@ -7,7 +7,7 @@ from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from eegtune.storages import StudyError
+from eegtune.errors import StudyError
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage

@@ -86,8 +86,8 @@ def snapshot(
     """
     from optuna.trial import TrialState
 
-    from eegtune.samplers import next_pruning_check
-    from eegtune.study import completed_trials, trial_row
+    from eegtune.search.samplers import next_pruning_check
+    from eegtune.search.study import completed_trials, trial_row
 
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state for t in trials)
@@ -224,8 +224,8 @@ def read_status(storage: str | None, name: str, target: int) -> SearchStatus | N
     """A study's status read from its storage alone (after an interruption); None when the
     storage or the study cannot be read."""
     from eegtune.errors import EegtuneError
-    from eegtune.storages import open_storage
-    from eegtune.study import load_study
+    from eegtune.search.storages import open_storage
+    from eegtune.search.study import load_study
 
     try:
         study = load_study(open_storage(storage, create=False), name)

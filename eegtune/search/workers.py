@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from eegtune import signals
-from eegtune.errors import ConfigError, EegtuneError
+from eegtune.errors import ConfigError, EegtuneError, WorkerError
 
 if TYPE_CHECKING:
     import optuna
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 __all__ = [
     "HEARTBEAT_KEY",
     "Heartbeat",
-    "WorkerError",
     "fail_stale_trials",
     "heartbeat_interval",
     "run_processes",
@@ -45,14 +44,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_KEY = "eegtune:heartbeat"
-
-
-class WorkerError(EegtuneError):
-    """A worker process stopped with an error of its own (its message and exit code)."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def heartbeat_interval() -> float:
@@ -150,7 +141,7 @@ def fail_stale_trials(study: optuna.Study, storage: BaseStorage, grace: float) -
     import optuna
     from optuna.trial import TrialState
 
-    from eegtune.study import trial_id
+    from eegtune.search.study import trial_id
 
     failed = []
     now = time.time()

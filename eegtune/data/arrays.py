@@ -20,7 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from eegtune.data import Dataset, from_arrays, read_archive
+from eegtune.data.archive import read_archive
+from eegtune.data.dataset import Dataset, from_arrays
 from eegtune.errors import DataError
 
 __all__ = ["load_npz", "read_npz"]

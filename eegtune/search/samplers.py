@@ -11,8 +11,8 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from eegtune.errors import StudyError
 from eegtune.names import PRUNERS, SAMPLERS
-from eegtune.storages import StudyError
 
 if TYPE_CHECKING:
     import optuna

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from eegtune.errors import EegtuneError
+from eegtune.errors import SpaceError
 from eegtune.names import ACTIVATIONS, NETWORKS, PARAMS
 
 __all__ = [
@@ -22,7 +22,6 @@ __all__ = [
     "Choice",
     "Range",
     "SearchSpace",
-    "SpaceError",
     "load_space",
     "parse_space",
     "preset_path",
@@ -30,11 +29,10 @@ __all__ = [
 
 # The checkout's studies/ (source and editable installs), else the copy a wheel ships inside
 # the package (pyproject.toml maps studies/ to eegtune/studies/).
-_CHECKOUT_PRESETS = Path(__file__).resolve().parent.parent / "studies"
+_PACKAGE = Path(__file__).resolve().parent.parent  # eegtune/
+_CHECKOUT_PRESETS = _PACKAGE.parent / "studies"
 PRESETS_DIR = (
-    _CHECKOUT_PRESETS
-    if (_CHECKOUT_PRESETS / "eegnet.toml").is_file()
-    else Path(__file__).resolve().parent / "studies"
+    _CHECKOUT_PRESETS if (_CHECKOUT_PRESETS / "eegnet.toml").is_file() else _PACKAGE / "studies"
 )
 _KINDS = {
     "activation": "choice",
@@ -43,10 +41,6 @@ _KINDS = {
     "batch_size": "choice",
     "weight_decay": "range",
 }
-
-
-class SpaceError(EegtuneError):
-    """A search-space file is missing, unreadable or describes an invalid space."""
 
 
 class TrialLike(Protocol):

@@ -1,0 +1,218 @@
+"""One trial: a worker's loaded job, training one sampled configuration, telling the study."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from eegtune.search.settings import SearchSettings
+from eegtune.search.workers import (
+    Heartbeat,
+    heartbeat_interval,
+    worker_label,
+)
+from eegtune.signals import interrupt_reason
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+    from optuna.storages import BaseStorage
+
+    from eegtune.data.dataset import Dataset, ModelShape, Split
+    from eegtune.search.space import SearchSpace
+    from eegtune.training import EpochRecord
+
+__all__ = ["Job", "attach", "run_trial"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    """What a worker loads once and reuses for every trial."""
+
+    settings: SearchSettings
+    storage: BaseStorage
+    study: optuna.Study
+    space: SearchSpace
+    split: Split
+    device: torch.device
+    model_kwargs: ModelShape
+
+
+def attach(
+    settings: SearchSettings,
+    *,
+    data_set: Dataset | None = None,
+    storage: BaseStorage | None = None,
+) -> Job:
+    from eegtune.data.loading import load_dataset
+    from eegtune.search.samplers import make_pruner, make_sampler
+    from eegtune.search.space import load_space
+    from eegtune.search.storages import open_storage
+    from eegtune.search.study import load_study, quiet_optuna
+    from eegtune.training import resolve_device
+
+    quiet_optuna()
+    space = load_space(settings.model, settings.space).fixing("activation", settings.activation)
+    device = resolve_device(settings.device)
+    if data_set is None:
+        data_set = load_dataset(settings.source, settings.data_dir, offline=settings.offline)
+    storage = storage if storage is not None else open_storage(settings.storage)
+    study = load_study(
+        storage,
+        settings.name,
+        sampler=make_sampler(settings.sampler, settings.seed),
+        pruner=make_pruner(settings.pruner, settings.epochs),
+    )
+    return Job(
+        settings=settings,
+        storage=storage,
+        study=study,
+        space=space,
+        split=data_set.holdout(settings.val_fraction, settings.split_seed),
+        device=device,
+        model_kwargs=data_set.model_kwargs,
+    )
+
+
+def is_surplus(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
+    """Whether trials numbered before ``trial`` already fill the target (a race lost)."""
+    from optuna.trial import TrialState
+
+    busy = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    ahead = study.get_trials(deepcopy=False, states=busy)
+    return sum(1 for t in ahead if t.number < trial.number) >= target
+
+
+def baseline_waiting(study: optuna.Study) -> bool:
+    """Whether the lab's settings (compare's baseline) wait in the queue to be trained."""
+    from optuna.trial import TrialState
+
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return any(t.user_attrs.get("baseline") for t in waiting)
+
+
+def run_trial(job: Job, trial: optuna.Trial, deadline: float | None = None) -> tuple[str, str]:
+    """Train one sampled configuration; tell the study the outcome (see :func:`_train_trial`).
+
+    A worker that was paused (Ctrl-Z, a sleeping laptop) past the heartbeat grace comes back
+    to find its trial failed and retried by another worker: it drops the trial with a
+    warning and carries on (outcome ``DROPPED``).
+    """
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    try:
+        return _train_trial(job, trial, deadline)
+    except UpdateFinishedTrialError:
+        reason = (
+            f"trial {trial.number} was failed and retried by another worker while this one "
+            "was paused; dropped it"
+        )
+        logger.warning("%s", reason)
+        return "DROPPED", reason
+
+
+def _train_trial(job: Job, trial: optuna.Trial, deadline: float | None = None) -> tuple[str, str]:
+    """Train one sampled configuration; tell the study the outcome.
+
+    A trial still training when ``deadline`` (a ``time.time()`` value: the search's
+    ``--timeout``) passes is cut after its current epoch and recorded as failed, with its
+    learning curves so far. A trial that trains all its epochs is never pruned.
+
+    Returns:
+        The trial's final state name (``COMPLETE``, ``PRUNED`` or ``FAIL``) and the reason of
+        a failure, divergence or cut (empty otherwise).
+    """
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    from eegtune.models.networks import build_model, count_parameters
+    from eegtune.search.study import trial_id
+    from eegtune.training import fit, set_seed, training_failure
+
+    study, settings = job.study, job.settings
+    config = job.space.sample(trial)
+    seed = settings.seed + trial.number
+    trial.set_user_attr("seed", seed)
+    trial.set_user_attr("device", str(job.device) + (" amp" if settings.amp else ""))
+    trial.set_user_attr("worker", worker_label())
+    started = time.perf_counter()
+    timed_out = False
+    baseline = bool(trial.user_attrs.get("baseline"))  # the lab's settings: never pruned
+
+    def on_epoch(record: EpochRecord) -> bool:
+        nonlocal timed_out
+        if record.epoch >= settings.epochs:
+            return False  # the last epoch: the trial completes whatever a pruner would say
+        trial.report(record.val_acc or 0.0, record.epoch)
+        if deadline is not None and time.time() >= deadline:
+            timed_out = True
+            return True
+        return not baseline and trial.should_prune()
+
+    try:
+        tid = trial_id(job.storage, study, trial.number)
+        with Heartbeat(job.storage, tid, heartbeat_interval()):
+            set_seed(seed)
+            model = build_model(
+                settings.model, config["activation"], config["dropout"], **job.model_kwargs
+            )
+            trial.set_user_attr("n_params", count_parameters(model))
+            result = fit(
+                model,
+                *job.split,
+                epochs=settings.epochs,
+                lr=config["lr"],
+                batch_size=config["batch_size"],
+                weight_decay=config["weight_decay"],
+                seed=seed,
+                device=job.device,
+                callback=on_epoch,
+                amp=settings.amp,
+            )
+    except KeyboardInterrupt as exc:
+        try:
+            trial.set_user_attr("fail_reason", interrupt_reason(exc))
+            study.tell(trial, state=TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            pass  # already failed elsewhere: nothing left to mark
+        raise
+    except UpdateFinishedTrialError:
+        raise  # failed elsewhere while this worker was paused: see run_trial
+    except Exception as exc:
+        reason = training_failure(exc)
+        logger.warning("trial %d failed: %s", trial.number, reason)
+        trial.set_user_attr("fail_reason", reason)
+        study.tell(trial, state=TrialState.FAIL)
+        return "FAIL", reason
+
+    if result.history and result.history[-1].epoch == settings.epochs:
+        last = result.history[-1]  # reported here: the callback skipped the last epoch
+        trial.report(last.val_acc or 0.0, last.epoch)
+    history = {
+        key: [round(float(getattr(r, key) or 0.0), 5) for r in result.history]
+        for key in ("train_acc", "val_acc", "train_loss", "val_loss")
+    }
+    trial.set_user_attr("history", history)
+    trial.set_user_attr("epochs_trained", len(result.history))
+    value, best_epoch = result.score(settings.objective)
+    trial.set_user_attr("best_epoch", best_epoch)
+    trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+    trial.set_user_attr("status", "timeout" if timed_out else result.status)
+    if timed_out:
+        reason = f"cut by --timeout after epoch {len(result.history)} of {settings.epochs}"
+        trial.set_user_attr("fail_reason", reason)
+        study.tell(trial, state=TrialState.FAIL)
+        return "FAIL", reason
+    if result.status == "diverged":
+        trial.set_user_attr("fail_reason", result.message)
+        study.tell(trial, state=TrialState.PRUNED)
+        return "PRUNED", result.message
+    if result.status == "stopped":
+        study.tell(trial, state=TrialState.PRUNED)
+        return "PRUNED", ""
+    study.tell(trial, value)
+    return "COMPLETE", ""
