@@ -1,1 +1,1 @@
-"""x"""
+"""The networks (EEGNet, DeepConvNet) and ``build_model``; see ``eegtune.models.networks``."""
