@@ -20,6 +20,7 @@ from eegtune.results.statistics import mean_ci, paired_difference, verdict
 from eegtune.search.run import run_search
 from eegtune.search.settings import SearchSettings
 from eegtune.search.storages import open_storage
+from tests.conftest import serve_synthetic
 
 runner = CliRunner()
 CELLS = [(m, a) for m in ("eegnet", "deepconvnet") for a in ("relu", "leaky_relu", "elu")]
@@ -87,11 +88,36 @@ def test_a_cell_without_completed_trials_states_why(tmp_path: Path, monkeypatch)
 
     monkeypatch.setattr("eegtune.training.fit", broken_fit)
     data = make_synthetic(n_train=120, n_test=8)
+    storage = open_storage(cell.storage)
     with pytest.raises(SearchError, match="5 trials failed in a row"):
-        search_cell(cell, baseline=True, data_set=data)
-    (result,) = evaluate_cells([cell], seeds=1, baseline=True, data_set=data)
+        search_cell(cell, baseline=True, data_set=data, storage=storage)
+    (result,) = evaluate_cells([cell], seeds=1, baseline=True, data_set=data, storage=storage)
     assert result.tuned is None and "no completed trial (" in result.reason
     assert "fail" in result.reason and "search longer" in result.reason
+
+
+def test_compare_opens_its_storage_once_and_closes_it(tmp_path: Path, monkeypatch) -> None:
+    # two cells searched, evaluated and reported: before, each cell opened the storage 3 times
+    import eegtune.search.storages as storages
+
+    opened, closed = [], []
+    real_open, real_close = storages.open_storage, storages.close_storage
+    monkeypatch.setattr(
+        storages, "open_storage", lambda *a, **k: opened.append(a) or real_open(*a, **k)
+    )
+    monkeypatch.setattr(storages, "close_storage", lambda s: closed.append(s) or real_close(s))
+    serve_synthetic(monkeypatch, make_synthetic(n_train=120, n_test=40, seed=0))
+    result = CliRunner().invoke(
+        app,
+        ["compare", "--dataset", "synthetic", "--model", "eegnet", "--activation", "elu",
+         "--activation", "relu", "--trials", "1", "--epochs", "1", "--seeds", "1",
+         "--storage", str(tmp_path / "c.journal"), "--out", str(tmp_path / "out"),
+         "--models-dir", str(tmp_path / "models")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(opened) == 1, opened
+    assert len(closed) == 1
+    assert (tmp_path / "out" / "index.html").is_file()
 
 
 def test_per_subject_accuracy_shows_a_subject_that_differs_on_purpose(tmp_path: Path) -> None:

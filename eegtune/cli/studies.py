@@ -243,7 +243,7 @@ def compare(
     )
     from eegtune.results.report import write_report
     from eegtune.search.settings import SearchSettings
-    from eegtune.search.storages import describe_storage, open_storage
+    from eegtune.search.storages import close_storage, describe_storage, open_storage
     from eegtune.search.study import quiet_optuna
     from eegtune.training import configure_process, resolve_device
 
@@ -266,26 +266,33 @@ def compare(
         check_input(name, data)
     check_writable(out)  # before hours of searching, not after
     check_writable(models_dir)
-    for i, cell in enumerate(cells, 1):
-        typer.echo(f"cell {i}/{len(cells)}: {cell.name}, target {trials} trials", err=True)
-        try:
-            with status_display() as show:
-                search_cell(cell, baseline=baseline, data_set=data, on_status=show)
-        except SearchError as exc:  # this cell's row will say why; the other cells go on
-            typer.echo(f"warning: cell {cell.name} stopped: {exc}", err=True)
-    plan = evaluation_plan(open_storage(storage), cells, baseline)
-    with evaluation_progress(plan, seeds) as (on_epoch, on_seed):
-        results = evaluate_cells(
-            cells, seeds=seeds, baseline=baseline, data_set=data, device=torch_device,
-            models_dir=str(models_dir), on_epoch=on_epoch, on_seed=on_seed,
-        )  # fmt: skip
-    console = make_console()
-    console.print(compare_table(results))
-    for verdict in compare_activations(results):
-        console.print(f"{verdict.model}: {verdict.text}")
-    reports = collect(open_storage(storage, create=False), [c.name for c in cells])
-    written = write_report(reports, out, storage=describe_storage(storage), compare=results)
-    console.print(f"wrote {len(written)} files to {out} (open {out / 'index.html'})")
+    opened = open_storage(storage)  # once for the whole command, closed at its end
+    try:
+        for i, cell in enumerate(cells, 1):
+            typer.echo(f"cell {i}/{len(cells)}: {cell.name}, target {trials} trials", err=True)
+            try:
+                with status_display() as show:
+                    search_cell(
+                        cell, baseline=baseline, data_set=data, storage=opened, on_status=show
+                    )
+            except SearchError as exc:  # this cell's row will say why; the other cells go on
+                typer.echo(f"warning: cell {cell.name} stopped: {exc}", err=True)
+        plan = evaluation_plan(opened, cells, baseline)
+        with evaluation_progress(plan, seeds) as (on_epoch, on_seed):
+            results = evaluate_cells(
+                cells, seeds=seeds, baseline=baseline, data_set=data, storage=opened,
+                device=torch_device,
+                models_dir=str(models_dir), on_epoch=on_epoch, on_seed=on_seed,
+            )  # fmt: skip
+        console = make_console()
+        console.print(compare_table(results))
+        for verdict in compare_activations(results):
+            console.print(f"{verdict.model}: {verdict.text}")
+        reports = collect(opened, [c.name for c in cells])
+        written = write_report(reports, out, storage=describe_storage(storage), compare=results)
+        console.print(f"wrote {len(written)} files to {out} (open {out / 'index.html'})")
+    finally:
+        close_storage(opened)
 
 
 # dashboard ------------------------------------------------------------------------------------

@@ -154,14 +154,14 @@ def search_cell(
     *,
     baseline: bool,
     data_set: Dataset,
+    storage: BaseStorage,
     on_status: Callable[[SearchStatus], None] | None = None,
 ) -> SearchStatus:
     """Search one cell to its trial budget (the lab's settings as trial 0 unless not wanted)."""
     from eegtune.search.run import run_search
-    from eegtune.search.storages import open_storage
 
-    _prepare_cell(open_storage(settings.storage), settings, baseline)
-    return run_search(settings, on_status=on_status, data_set=data_set)
+    _prepare_cell(storage, settings, baseline)
+    return run_search(settings, on_status=on_status, data_set=data_set, storage=storage)
 
 
 def _chosen(study: optuna.Study, baseline: bool) -> tuple[dict[str, FrozenTrial], str]:
@@ -201,6 +201,7 @@ def evaluate_cells(
     seeds: int,
     baseline: bool,
     data_set: Dataset,
+    storage: BaseStorage,
     device: torch.device | str = "cpu",
     models_dir: str = "studies/models",
     on_epoch: Callable[[str, int, Any], None] | None = None,
@@ -216,14 +217,12 @@ def evaluate_cells(
     from optuna.trial import TrialState
 
     from eegtune.results.evaluate import evaluate_study
-    from eegtune.search.storages import open_storage
     from eegtune.search.study import load_study
 
     if seeds < 1:
         raise CompareError(f"--seeds must be at least 1, got {seeds}")
     out = []
     for settings in cells:
-        storage = open_storage(settings.storage)
         study = load_study(storage, settings.name)
         states = Counter(t.state for t in study.get_trials(deepcopy=False))
         cell = Cell(

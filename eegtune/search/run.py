@@ -28,6 +28,8 @@ from eegtune.search.workers import (
 )
 
 if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+
     from eegtune.data.dataset import Dataset
 
 __all__ = ["run_search", "run_worker"]
@@ -90,6 +92,7 @@ def run_search(
     on_status: Callable[[SearchStatus], None] | None = None,
     poll_interval: float = 1.0,
     data_set: Dataset | None = None,
+    storage: BaseStorage | None = None,
 ) -> SearchStatus:
     """Run a search to the study's target with ``settings.workers`` workers.
 
@@ -101,6 +104,7 @@ def run_search(
         on_status: Called with a fresh :class:`SearchStatus` every ``poll_interval`` seconds
             and once at the end.
         data_set: An already loaded dataset (saves loading it again).
+        storage: The command's open storage (else ``settings.storage`` is opened here).
 
     Returns:
         The final status. ``KeyboardInterrupt`` propagates after workers stopped cleanly.
@@ -124,7 +128,8 @@ def run_search(
     if data_set is None:
         data_set = load_dataset(settings.source, settings.data_dir, offline=settings.offline)
     check_input(settings.model, data_set)
-    storage = open_storage(settings.storage)
+    if storage is None:
+        storage = open_storage(settings.storage)
     keys = replace(settings.study_keys(), data=data_set.fingerprint())
     study, kept = create_or_check_study(storage, settings.name, keys)
     space = load_space(settings.model, settings.space).fixing("activation", settings.activation)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
 
 __all__ = [
+    "close_storage",
     "DEFAULT_STORAGE",
     "describe_storage",
     "failure_reason",
@@ -120,6 +121,16 @@ def _describe(url: str) -> str:
         query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs])
         query = query.replace("%2A%2A%2A", "***")
     return f"{scheme}://{rest}{mark}{query}"
+
+
+def close_storage(storage: BaseStorage) -> None:
+    """Release what an opened storage holds: a database storage's connection pool.
+
+    A journal file or Redis journal keeps no connection between operations; nothing to do.
+    """
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        engine.dispose()
 
 
 def open_storage(spec: str | None, *, create: bool = True) -> BaseStorage:
