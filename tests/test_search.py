@@ -519,3 +519,49 @@ def test_evaluate_needs_a_study_name_when_several_exist(tmp_path, tiny_data) -> 
     result = runner.invoke(app, ["evaluate", "--storage", storage])
     assert result.exit_code == 2 and "choose a study with --study" in result.output
     assert "a, b" in result.output
+
+
+# Proposed by a fresh single-worker study (seed 7, 4 trials) on eegtune before the move into
+# subpackages (commit 4944d18): the restructure must change no sampled configuration.
+SEED_7_PROPOSALS = [
+    {
+        "activation": "elu",
+        "dropout": 0.5381285359257748,
+        "lr": 0.021268102540873187,
+        "batch_size": 32,
+        "weight_decay": 7.053357875945725e-05,
+    },
+    {
+        "activation": "elu",
+        "dropout": 0.10713093235872324,
+        "lr": 0.0004133777846792111,
+        "batch_size": 256,
+        "weight_decay": 0.001299401685374219,
+    },
+    {
+        "activation": "relu",
+        "dropout": 0.4890999634044657,
+        "lr": 0.001317268256797646,
+        "batch_size": 256,
+        "weight_decay": 0.015416725898811235,
+    },
+    {
+        "activation": "relu",
+        "dropout": 0.2169371755906484,
+        "lr": 0.00011889016847948807,
+        "batch_size": 256,
+        "weight_decay": 0.09502503839841106,
+    },
+]
+
+
+def test_a_seeded_study_proposes_the_same_trials_as_before(tmp_path: Path) -> None:
+    storage = str(tmp_path / "p.journal")
+    settings = SearchSettings(
+        model="eegnet", trials=4, epochs=1, storage=storage, dataset="synthetic", device="cpu",
+        seed=7,
+    )  # fmt: skip
+    run_search(settings, data_set=make_synthetic(n_train=120, n_test=20, seed=0))
+    study = optuna.load_study(study_name="eegnet", storage=open_storage(storage))
+    proposed = [t.params for t in sorted(study.trials, key=lambda t: t.number)]
+    assert proposed == [pytest.approx(p) for p in SEED_7_PROPOSALS]
