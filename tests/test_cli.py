@@ -10,20 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from eegtune.cli.app import app
-from tests.conftest import BAD_KINDS, damage, listing, unused_url
+from tests.helpers import BAD_KINDS, assert_one_line_error, damage, invoke, listing, unused_url
 
 runner = CliRunner()
-
-
-def invoke(*args: str, env: dict[str, str] | None = None):
-    return runner.invoke(app, list(args), env=env)
-
-
-def assert_one_line_error(result, fragment: str, code: int = 2) -> None:
-    assert result.exit_code == code, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and fragment in errors[0], result.output
-    assert "Traceback" not in result.output
 
 
 def test_help_lists_commands_without_heavy_imports() -> None:

@@ -20,7 +20,7 @@ from eegtune.results.statistics import mean_ci, paired_difference, verdict
 from eegtune.search.run import run_search
 from eegtune.search.settings import SearchSettings
 from eegtune.search.storages import open_storage
-from tests.conftest import serve_synthetic
+from tests.helpers import serve_synthetic
 
 runner = CliRunner()
 CELLS = [(m, a) for m in ("eegnet", "deepconvnet") for a in ("relu", "leaky_relu", "elu")]

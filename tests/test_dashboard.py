@@ -18,7 +18,7 @@ from eegtune.cli.app import app
 from eegtune.data.synthetic import make_synthetic
 from eegtune.search.run import run_search
 from eegtune.search.settings import SearchSettings
-from tests.conftest import chromium_dom, free_port
+from tests.helpers import chromium_dom, free_port
 
 runner = CliRunner()
 

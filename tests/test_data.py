@@ -15,7 +15,7 @@ from eegtune.data.fetch import fetch_bci_iiib
 from eegtune.data.loading import load_dataset
 from eegtune.data.synthetic import make_synthetic
 from eegtune.errors import DataError
-from tests.conftest import BAD_KINDS, damage, listing, unused_url, write_lab_file
+from tests.helpers import BAD_KINDS, damage, listing, unused_url, write_lab_file
 
 
 def test_load_gives_model_format(lab_dir: Path) -> None:

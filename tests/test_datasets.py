@@ -19,8 +19,7 @@ from eegtune.data.sources import DataSource, parse_source
 from eegtune.errors import ConfigError, DataError
 from eegtune.models.networks import check_input, min_times
 from eegtune.search.storages import open_storage
-from tests.conftest import chromium_dom, listing, make_lab_dir
-from tests.test_cli import assert_one_line_error, invoke
+from tests.helpers import assert_one_line_error, chromium_dom, invoke, listing, make_lab_dir
 
 CLASSES = ("rest", "left", "right")
 

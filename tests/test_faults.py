@@ -23,7 +23,7 @@ from eegtune.files import safe_name
 from eegtune.search.run import run_search
 from eegtune.search.settings import SearchSettings
 from eegtune.search.storages import describe_storage, open_storage, redact
-from tests.conftest import (
+from tests.helpers import (
     MYSQL,
     POSTGRES,
     REDIS,

@@ -19,7 +19,7 @@ from eegtune.data.moabb import TEST_FRACTION, moabb_split
 from eegtune.data.sources import parse_source
 from eegtune.errors import DataError
 from eegtune.search.storages import open_storage
-from tests.test_cli import assert_one_line_error, invoke
+from tests.helpers import assert_one_line_error, invoke
 
 moabb = pytest.importorskip("moabb", reason="the moabb extra is not installed")
 FAKE = "moabb:FakeDataset"

@@ -22,7 +22,7 @@ from eegtune.search.run import run_search
 from eegtune.search.settings import SearchSettings
 from eegtune.search.storages import open_storage
 from eegtune.search.study import load_evaluation
-from tests.conftest import chromium_dom, chromium_screenshot, listing, serve_synthetic
+from tests.helpers import chromium_dom, chromium_screenshot, listing, serve_synthetic
 
 runner = CliRunner()
 

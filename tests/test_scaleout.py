@@ -21,7 +21,7 @@ from eegtune.search.run import run_search
 from eegtune.search.settings import SearchSettings
 from eegtune.search.storages import failure_reason, open_storage
 from eegtune.search.workers import run_processes
-from tests.conftest import (
+from tests.helpers import (
     MYSQL,
     POSTGRES,
     REDIS,

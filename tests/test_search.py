@@ -23,7 +23,7 @@ from eegtune.names import PARAMS
 from eegtune.search.run import run_search
 from eegtune.search.settings import SearchSettings
 from eegtune.search.storages import open_storage, storage_url
-from tests.conftest import (
+from tests.helpers import (
     MYSQL,
     POSTGRES,
     REDIS,
