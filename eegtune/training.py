@@ -311,8 +311,34 @@ def fit(
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     device = torch.device(device)
+    # The run seeds the global generators that weight init and dropout draw from, inside a
+    # fork: the caller's random state is the same after fit() as before (nothing process-wide).
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        return _fit(
+            model, x_train, y_train, x_val, y_val, epochs=epochs, lr=lr, batch_size=batch_size,
+            weight_decay=weight_decay, seed=seed, device=device, callback=callback, amp=amp,
+        )  # fmt: skip
+
+
+def _fit(
+    model: nn.Module,
+    x_train: np.ndarray | torch.Tensor,
+    y_train: np.ndarray | torch.Tensor,
+    x_val: np.ndarray | torch.Tensor | None,
+    y_val: np.ndarray | torch.Tensor | None,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    weight_decay: float,
+    seed: int,
+    device: torch.device,
+    callback: EpochCallback | None,
+    amp: bool,
+) -> FitResult:
     autocast = _autocast(device, amp)
-    torch.manual_seed(seed)
     shuffle_gen = torch.Generator(device="cpu").manual_seed(seed)
     model.to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     model.train()

@@ -246,6 +246,26 @@ print(training._allocator_tuned is not None)
     assert run.stdout.split() == ["None", "False", "True"]
 
 
+def test_fit_leaves_the_callers_random_state_as_it_was() -> None:
+    import copy
+
+    from eegtune.data.synthetic import make_synthetic
+    from eegtune.models.networks import build_model
+    from eegtune.training import fit
+
+    data = make_synthetic(n_train=64, n_test=8)
+    model = build_model("eegnet", dropout=0.5)
+    twin = copy.deepcopy(model)
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    first = fit(model, data.x_train, data.y_train, epochs=1, seed=4)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    # the run draws its dropout from its own seed, whatever state the caller left
+    torch.manual_seed(999)
+    second = fit(twin, data.x_train, data.y_train, epochs=1, seed=4)
+    assert first.history[0].train_loss == second.history[0].train_loss
+
+
 def test_train_command_tunes_the_process_at_its_entry(monkeypatch) -> None:
     from typer.testing import CliRunner
 
