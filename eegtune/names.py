@@ -104,7 +104,7 @@ SAMPLERS: dict[str, Entry] = {
         Entry(
             "cmaes",
             "eegtune.search.samplers:cmaes_sampler",
-            "CMA-ES (TPE for the categorical ones)",
+            "CMA-ES, TPE for the categorical ones (needs cmaes)",
         ),
         Entry("gp", "eegtune.search.samplers:gp_sampler", "Gaussian process (needs scipy)"),
     )

@@ -385,15 +385,18 @@ def test_bad_search_input_is_one_line_and_creates_nothing(tmp_path, args, fragme
     assert listing(tmp_path) == before
 
 
-def test_gp_sampler_without_scipy_is_refused_before_a_study_exists(tmp_path, monkeypatch) -> None:
-    # None in sys.modules makes `import scipy` raise ImportError, as on a machine without it
-    monkeypatch.setitem(sys.modules, "scipy", None)
+@pytest.mark.parametrize(("sampler", "package"), [("gp", "scipy"), ("cmaes", "cmaes")])
+def test_a_sampler_without_its_package_is_refused_before_a_study_exists(
+    tmp_path, monkeypatch, sampler, package
+) -> None:
+    # None in sys.modules makes the import raise ImportError, as on a machine without it
+    monkeypatch.setitem(sys.modules, package, None)
     journal = tmp_path / "s.journal"
     result = invoke_search(
-        "--trials", "1", "--epochs", "1", "--sampler", "gp", "--storage", str(journal)
+        "--trials", "1", "--epochs", "1", "--sampler", sampler, "--storage", str(journal)
     )
     assert result.exit_code == 2, result.output
-    assert "needs scipy" in one_error_line(result.output)
+    assert f"needs {package}" in one_error_line(result.output)
     assert not journal.exists()
 
 
@@ -565,3 +568,20 @@ def test_a_seeded_study_proposes_the_same_trials_as_before(tmp_path: Path) -> No
     study = optuna.load_study(study_name="eegnet", storage=open_storage(storage))
     proposed = [t.params for t in sorted(study.trials, key=lambda t: t.number)]
     assert proposed == [pytest.approx(p) for p in SEED_7_PROPOSALS]
+
+
+@pytest.mark.parametrize(
+    ("sampler", "pruner"),
+    [("random", "median"), ("cmaes", "patient"), ("gp", "none"), ("tpe", "hyperband")],
+)
+def test_every_sampler_and_pruner_runs_a_short_real_search(tmp_path, sampler, pruner) -> None:
+    if sampler == "gp":
+        pytest.importorskip("scipy", reason="the gp sampler needs scipy")
+    storage = str(tmp_path / "s.journal")
+    status = run_search(
+        settings(storage, trials=4, epochs=3, sampler=sampler, pruner=pruner),
+        data_set=make_synthetic(n_train=120, n_test=20, seed=0),
+    )
+    trials = trials_of(storage, "eegnet")
+    assert status.finished == 4 and finished(trials) == 4
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 4  # really sampled

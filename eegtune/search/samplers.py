@@ -56,6 +56,10 @@ def cmaes_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
     """CMA-ES for the float parameters; the categorical ones go to a seeded TPE."""
     import optuna
 
+    try:  # optuna imports it only when the first trial samples: after the study exists
+        import cmaes  # noqa: F401
+    except ImportError:
+        raise StudyError("the cmaes sampler needs cmaes: pip install 'eegtune[cmaes]'") from None
     return optuna.samplers.CmaEsSampler(
         seed=seed,
         independent_sampler=optuna.samplers.TPESampler(seed=seed),
