@@ -22,8 +22,10 @@ __all__ = [
     "DEFAULT_OBJECTIVE",
     "DEFAULT_PRUNER",
     "DEFAULT_SAMPLER",
+    "DROPOUT_MAX",
     "LAB_DATASET",
     "LAB_SETTINGS",
+    "MAX_SEED",
     "OBJECTIVES",
     "NETWORKS",
     "PARAMS",
@@ -92,6 +94,12 @@ ACTIVATIONS: dict[str, Activation] = {
     "leaky_relu": Activation("leaky_relu", "LeakyReLU", {"negative_slope": 0.01}),
     "elu": Activation("elu", "ELU", {"alpha": 1.0}),
 }
+
+DROPOUT_MAX = 0.95
+"""The largest dropout anywhere: ``train``, search spaces and ``build_model`` all use this bound."""
+
+MAX_SEED = 2**32 - 1
+"""The largest seed numpy and the samplers accept (``--seed``, ``--split-seed``)."""
 
 PARAMS = ("activation", "dropout", "lr", "batch_size", "weight_decay")
 """The tuned hyperparameters, in the order trials sample them."""

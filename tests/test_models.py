@@ -89,7 +89,7 @@ def test_classifier_size_follows_the_input_shape(name: str) -> None:
     [
         ({"name": "resnet"}, "unknown model 'resnet'"),
         ({"name": "eegnet", "activation": "gelu"}, "unknown activation 'gelu'"),
-        ({"name": "eegnet", "dropout": 1.0}, "dropout must lie in [0, 1)"),
+        ({"name": "eegnet", "dropout": 1.0}, "dropout must lie in [0, 0.95]"),
     ],
 )
 def test_build_model_rejects_bad_names(kwargs, fragment) -> None:

@@ -61,7 +61,7 @@ BAD_SPACES = {
     "log-zero": ("[weight_decay]\nlow = 0\nhigh = 0.1\nlog = true\n", "log range needs low > 0"),
     "batch-float": ("[batch_size]\nchoices = [32.5]\n", "positive integers"),
     "not-toml": ("[lr\nlow = ", "not valid TOML"),
-    "dropout-one": ("[dropout]\nlow = 0.1\nhigh = 1.0\n", "within [0, 1)"),
+    "dropout-one": ("[dropout]\nlow = 0.1\nhigh = 1.0\n", "within [0, 0.95]"),
 }
 
 

@@ -54,7 +54,9 @@ from eegtune.names import (
     DEFAULT_OBJECTIVE,
     DEFAULT_PRUNER,
     DEFAULT_SAMPLER,
+    DROPOUT_MAX,
     LAB_DATASET,
+    MAX_SEED,
 )
 from eegtune.signals import exit_code
 
@@ -107,7 +109,9 @@ def train(
     activation: Annotated[
         ActivationName, typer.Option(help="Activation function of the network.")
     ] = DEFAULT_ACTIVATION,
-    dropout: Annotated[float, typer.Option(min=0.0, max=0.95, help="Dropout probability.")] = 0.25,
+    dropout: Annotated[
+        float, typer.Option(min=0.0, max=DROPOUT_MAX, help="Dropout probability.")
+    ] = 0.25,
     lr: Annotated[float, typer.Option(min=1e-8, help="Adam learning rate.")] = 1e-3,
     batch_size: Annotated[int, typer.Option(min=1, help="Mini-batch size.")] = 64,
     weight_decay: Annotated[
@@ -115,7 +119,7 @@ def train(
     ] = 1e-3,
     epochs: Annotated[int, typer.Option(min=1, help="Number of training epochs.")] = 300,
     seed: Annotated[
-        int, typer.Option(min=0, max=2**32 - 1, help="Seed of weights, shuffling and dropout.")
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed of weights, shuffling and dropout.")
     ] = 0,
     val_fraction: ValFractionOpt = 0.2,
     split_seed: SplitSeedOpt = 0,
@@ -219,9 +223,7 @@ def search(
     ] = DEFAULT_PRUNER,
     seed: Annotated[
         int,
-        typer.Option(
-            min=0, max=2**32 - 1, help="Seed of the sampler and of each trial's training."
-        ),
+        typer.Option(min=0, max=MAX_SEED, help="Seed of the sampler and of each trial's training."),
     ] = 0,
     objective: Annotated[
         ObjectiveName,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar
 import typer
 
 from eegtune.errors import EegtuneError
-from eegtune.names import ACTIVATIONS, NETWORKS, OBJECTIVES, PRUNERS, SAMPLERS
+from eegtune.names import ACTIVATIONS, MAX_SEED, NETWORKS, OBJECTIVES, PRUNERS, SAMPLERS
 from eegtune.signals import exit_code
 
 __all__ = [
@@ -156,7 +156,7 @@ AmpOpt = Annotated[
 SplitSeedOpt = Annotated[
     int,
     typer.Option(
-        "--split-seed", min=0, max=2**32 - 1, help="Seed of the stratified validation hold-out."
+        "--split-seed", min=0, max=MAX_SEED, help="Seed of the stratified validation hold-out."
     ),
 ]
 

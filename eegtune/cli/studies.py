@@ -38,7 +38,7 @@ from eegtune.cli.options import (
 )
 from eegtune.data.sources import parse_source
 from eegtune.files import check_writable
-from eegtune.names import DEFAULT_NETWORK, DEFAULT_OBJECTIVE, LAB_DATASET, NETWORKS
+from eegtune.names import DEFAULT_NETWORK, DEFAULT_OBJECTIVE, LAB_DATASET, MAX_SEED, NETWORKS
 
 if TYPE_CHECKING:
     pass
@@ -211,7 +211,7 @@ def compare(
     seed: Annotated[
         int,
         typer.Option(
-            min=0, max=2**32 - 1, help="Seed of the samplers and of each trial's training."
+            min=0, max=MAX_SEED, help="Seed of the samplers and of each trial's training."
         ),
     ] = 0,
     models_dir: Annotated[Path, typer.Option(help="Where tested weights are saved.")] = Path(

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from eegtune.errors import ConfigError
-from eegtune.names import ACTIVATIONS, DEFAULT_ACTIVATION, NETWORKS
+from eegtune.names import ACTIVATIONS, DEFAULT_ACTIVATION, DROPOUT_MAX, NETWORKS
 
 if TYPE_CHECKING:
     from eegtune.data.dataset import Dataset
@@ -235,8 +235,8 @@ def build_model(
     if name not in NETWORKS:
         raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(NETWORKS)}")
     act = activation_class(activation)
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"dropout must lie in [0, 1), got {dropout}")
+    if not 0.0 <= dropout <= DROPOUT_MAX:
+        raise ConfigError(f"dropout must lie in [0, {DROPOUT_MAX}], got {dropout}")
     network_class = NETWORKS[name].load()
     try:
         model: nn.Module = network_class(

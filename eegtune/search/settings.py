@@ -13,6 +13,7 @@ from eegtune.names import (
     DEFAULT_PRUNER,
     DEFAULT_SAMPLER,
     LAB_DATASET,
+    MAX_SEED,
     OBJECTIVES,
 )
 from eegtune.search.workers import (
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["MAX_SEED", "SearchSettings", "check_settings"]
 
 logger = logging.getLogger(__name__)
-
-MAX_SEED = 2**32 - 1
-"""The largest seed numpy and the samplers accept."""
 
 
 @dataclass(frozen=True)

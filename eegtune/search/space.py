@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from eegtune.errors import SpaceError
-from eegtune.names import ACTIVATIONS, NETWORKS, PARAMS
+from eegtune.names import ACTIVATIONS, DROPOUT_MAX, NETWORKS, PARAMS
 
 __all__ = [
     "PRESETS_DIR",
@@ -188,8 +188,10 @@ def _parse_param(name: str, table: Any, where: str) -> Range | Choice:
         )
     if log and low <= 0:
         raise SpaceError(f"{where}: [{name}] a log range needs low > 0, got {low}")
-    if name == "dropout" and not (0 <= low and high < 1):
-        raise SpaceError(f"{where}: [dropout] must lie within [0, 1), got {low} .. {high}")
+    if name == "dropout" and not (0 <= low and high <= DROPOUT_MAX):
+        raise SpaceError(
+            f"{where}: [dropout] must lie within [0, {DROPOUT_MAX}], got {low} .. {high}"
+        )
     if name in ("lr", "weight_decay") and low < 0:
         raise SpaceError(f"{where}: [{name}] must not be negative")
     return Range(float(low), float(high), log)
