@@ -26,9 +26,7 @@ from eegtune.files import atomic_write_text
 from eegtune.names import network_title
 from eegtune.results.charts import Chart, build_charts, compare_figure
 from eegtune.results.collect import StudyReport, headline, provenance
-from eegtune.search.study import (
-    COLUMNS,
-)
+from eegtune.search.study import COLUMNS
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go

@@ -9,7 +9,6 @@ trials. Study creation lives in :mod:`eegtune.search.study`, worker processes an
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,8 +32,6 @@ if TYPE_CHECKING:
     from eegtune.data.dataset import Dataset
 
 __all__ = ["run_search", "run_worker"]
-
-logger = logging.getLogger(__name__)
 
 
 def run_worker(

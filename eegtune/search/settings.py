@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,17 +15,13 @@ from eegtune.names import (
     MAX_SEED,
     OBJECTIVES,
 )
-from eegtune.search.workers import (
-    heartbeat_interval,
-)
+from eegtune.search.workers import heartbeat_interval
 
 if TYPE_CHECKING:
     from eegtune.data.sources import DataSource
     from eegtune.search.study import StudyKeys
 
 __all__ = ["MAX_SEED", "SearchSettings", "check_settings"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
