@@ -24,10 +24,10 @@ from eegtune.data.loading import load_dataset
 from eegtune.data.sources import parse_source
 from eegtune.results.evaluate import evaluate_study
 from eegtune.search.run import run_search
-from eegtune.search.settings import SearchSettings
+from eegtune.search.plan import SearchPlan, plan_search
 from eegtune.search.storages import open_storage
 from eegtune.search.study import load_study
-from eegtune.training import configure_process, resolve_device
+from eegtune.device import configure_process, resolve_device
 
 
 def write_rhythm_npz(folder: Path, n_train: int = 600, n_test: int = 300, seed: int = 0) -> None:
@@ -60,7 +60,7 @@ def main() -> None:
         means, spent = [], []
         for seed in range(args.seeds):
             storage = str(Path(tmp) / f"s{seed}.db")
-            settings = SearchSettings(
+            settings = plan_search(
                 model="eegnet", trials=args.trials, epochs=args.epochs, storage=storage,
                 dataset=data.name, device="cpu", seed=seed,
             )  # fmt: skip

@@ -19,9 +19,9 @@ import optuna
 from eegtune.data.synthetic import make_synthetic
 from eegtune.names import PRUNERS
 from eegtune.search.run import run_search
-from eegtune.search.settings import SearchSettings
+from eegtune.search.plan import SearchPlan, plan_search
 from eegtune.search.storages import open_storage
-from eegtune.training import configure_process, resolve_device
+from eegtune.device import configure_process, resolve_device
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for pruner in args.pruners:
             storage = str(Path(tmp) / f"{pruner}.journal")
-            settings = SearchSettings(
+            settings = plan_search(
                 model=args.model,
                 trials=args.trials,
                 epochs=args.epochs,

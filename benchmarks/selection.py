@@ -25,10 +25,11 @@ from eegtune.models.networks import build_model
 from eegtune.results.evaluate import chosen_epochs
 from eegtune.search import samplers
 from eegtune.search.run import run_search
-from eegtune.search.settings import SearchSettings
+from eegtune.search.plan import SearchPlan, plan_search
 from eegtune.search.storages import open_storage
 from eegtune.search.study import completed_trials
-from eegtune.training import configure_process, fit, predict, resolve_device, set_seed
+from eegtune.device import configure_process, resolve_device
+from eegtune.training import fit, predict, set_seed
 
 FIRST_RUNGS = {
     "r=E//27": lambda epochs: max(1, epochs // 27),  # eegtune's first rung before this run
@@ -70,7 +71,7 @@ def main() -> None:
                     storage = str(
                         Path(tmp) / f"{objective}-{len(tests)}-{rung(args.epochs)}-{seed}.journal"
                     )
-                    settings = SearchSettings(
+                    settings = plan_search(
                         model="eegnet", trials=args.trials, epochs=args.epochs, storage=storage,
                         dataset="synthetic", device="cpu", seed=seed, objective=objective,
                     )  # fmt: skip

@@ -27,12 +27,12 @@ import optuna
 
 from eegtune.data.synthetic import make_synthetic
 from eegtune.search.run import run_search
-from eegtune.search.settings import SearchSettings
+from eegtune.search.plan import SearchPlan, plan_search
 from eegtune.search.storages import open_storage
-from eegtune.training import configure_process, resolve_device
+from eegtune.device import configure_process, resolve_device
 
 
-def timed_search(settings: SearchSettings, data=None) -> tuple[float, list]:
+def timed_search(settings: SearchPlan, data=None) -> tuple[float, list]:
     t0 = time.perf_counter()
     run_search(settings, data_set=data)
     wall = time.perf_counter() - t0
@@ -63,7 +63,7 @@ def main() -> None:
         print(f"{'workers':>7} {'wall s':>8} {'trials/h':>9} {'epoch s':>8}")
         epoch_seconds = None
         for workers in args.workers:
-            settings = SearchSettings(
+            settings = plan_search(
                 model="eegnet",
                 trials=args.trials,
                 epochs=args.epochs,
@@ -95,7 +95,7 @@ def main() -> None:
                 kind, kind
             )
             name = f"overhead-{uuid.uuid4().hex[:6]}"
-            settings = SearchSettings(
+            settings = plan_search(
                 model="eegnet",
                 trials=args.short_trials,
                 epochs=1,

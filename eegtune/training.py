@@ -9,33 +9,32 @@ batches under ``torch.inference_mode``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import math
-import platform
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
 from eegtune.errors import ConfigError
+from eegtune.models.networks import Dropout, build_model
+
+if TYPE_CHECKING:
+    from eegtune.data.dataset import ModelShape
 
 __all__ = [
     "EpochCallback",
     "EpochRecord",
     "FitResult",
-    "configure_process",
     "evaluate_accuracy",
     "fit",
     "predict",
-    "resolve_device",
+    "train_configuration",
     "set_seed",
-    "training_failure",
-    "tune_cpu_allocator",
 ]
 
 Status = Literal["completed", "stopped", "diverged"]
@@ -108,90 +107,11 @@ class FitResult:
         return [asdict(r) for r in self.history]
 
 
-def resolve_device(spec: str = "auto") -> torch.device:
-    """Turn ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` into a usable device.
-
-    Raises:
-        ConfigError: for a malformed name or a CUDA device that is not there.
-    """
-    spec = spec.strip().lower()
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {spec!r} requested but no CUDA GPU is available; use cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"device {spec!r} requested but only {torch.cuda.device_count()} GPU(s) exist"
-            )
-    elif device.type != "cpu":
-        raise ConfigError(f"unsupported device {spec!r}; use auto, cpu, cuda or cuda:N")
-    return device
-
-
-def training_failure(exc: BaseException) -> str:
-    """One line on why training raised ``exc`` (CUDA out of memory gets advice)."""
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        torch.cuda.empty_cache()
-        return "CUDA out of memory; try a smaller batch size or fewer workers per GPU"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) generators."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt() parameters from glibc's <malloc.h>
-_allocator_tuned: bool | None = None
-
-
-def tune_cpu_allocator() -> bool:
-    """Make glibc's malloc keep freed blocks of activation size instead of unmapping them.
-
-    A training step allocates and frees the same tensors of a few MB over and over. With
-    glibc's defaults those blocks come from fresh ``mmap`` pages (or a heap that is trimmed
-    back after every free), so every step can pay thousands of page faults: on a 2-core VM that
-    was about a fifth of an EEGNet step (28.4 ms vs 23.3 ms, see BENCHMARKS.md). Raising the
-    mmap threshold (to 64 MiB, or glibc's 32 MiB cap) and the trim threshold (1 GiB) lets freed
-    memory be reused without faults, at the price of the process holding on to its peak
-    memory. Process-wide and idempotent; does nothing (and returns False) where the C library
-    is not glibc.
-    """
-    global _allocator_tuned
-    if _allocator_tuned is not None:
-        return _allocator_tuned
-    _allocator_tuned = False
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    mmap_ok = any(mallopt(_M_MMAP_THRESHOLD, mib << 20) == 1 for mib in (64, 32))
-    _allocator_tuned = mmap_ok and mallopt(_M_TRIM_THRESHOLD, 1 << 30) == 1
-    return _allocator_tuned
-
-
-def configure_process(device: torch.device) -> None:
-    """Process-wide settings for training on ``device``; called by entry points (the CLI, a
-    worker process), never by :func:`fit` itself.
-
-    On CUDA this turns on cuDNN autotuning (``torch.backends.cudnn.benchmark``), which suits
-    the fixed input shape; on CPU it calls :func:`tune_cpu_allocator`.
-    """
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    else:
-        tune_cpu_allocator()
 
 
 def _as_tensors(
@@ -311,15 +231,26 @@ def fit(
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     device = torch.device(device)
-    # The run seeds the global generators that weight init and dropout draw from, inside a
-    # fork: the caller's random state is the same after fit() as before (nothing process-wide).
+    # The run owns its randomness: one CPU generator seeded with ``seed`` shuffles and draws
+    # eegtune's dropout masks. Layers that only know torch's default generators (the stock
+    # nn.Dropout, the fused CUDA kernel) draw from them inside a fork, seeded the same way, so
+    # the caller's random state is the same after fit() as before: nothing process-wide.
+    rng = torch.Generator(device="cpu").manual_seed(seed)
     cuda = [device.index or 0] if device.type == "cuda" else []
+    dropouts = [m for m in model.modules() if isinstance(m, Dropout)]
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
-        return _fit(
-            model, x_train, y_train, x_val, y_val, epochs=epochs, lr=lr, batch_size=batch_size,
-            weight_decay=weight_decay, seed=seed, device=device, callback=callback, amp=amp,
-        )  # fmt: skip
+        for layer in dropouts:
+            layer.generator = rng
+        try:
+            return _fit(
+                model, x_train, y_train, x_val, y_val, epochs=epochs, lr=lr,
+                batch_size=batch_size, weight_decay=weight_decay, rng=rng, device=device,
+                callback=callback, amp=amp,
+            )  # fmt: skip
+        finally:
+            for layer in dropouts:
+                layer.generator = None  # the model keeps no reference to the run
 
 
 def _fit(
@@ -333,13 +264,12 @@ def _fit(
     lr: float,
     batch_size: int,
     weight_decay: float,
-    seed: int,
+    rng: torch.Generator,
     device: torch.device,
     callback: EpochCallback | None,
     amp: bool,
 ) -> FitResult:
     autocast = _autocast(device, amp)
-    shuffle_gen = torch.Generator(device="cpu").manual_seed(seed)
     model.to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     model.train()
     xt, yt = _as_tensors(x_train, y_train, device)
@@ -350,7 +280,7 @@ def _fit(
     started = time.perf_counter()
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
-        order = torch.randperm(n, generator=shuffle_gen).to(device)
+        order = torch.randperm(n, generator=rng).to(device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.int64)
         for start in range(0, n, batch_size):
@@ -386,3 +316,42 @@ def _fit(
             break
     result.seconds = time.perf_counter() - started
     return result
+
+
+def train_configuration(
+    model_name: str,
+    params: Mapping[str, Any],
+    x_train: np.ndarray | torch.Tensor,
+    y_train: np.ndarray | torch.Tensor,
+    x_val: np.ndarray | torch.Tensor | None = None,
+    y_val: np.ndarray | torch.Tensor | None = None,
+    *,
+    shape: ModelShape,
+    epochs: int,
+    seed: int,
+    device: torch.device | str = "cpu",
+    callback: EpochCallback | None = None,
+    amp: bool = False,
+    on_model: Callable[[nn.Module], object] | None = None,
+) -> tuple[nn.Module, FitResult]:
+    """Train one configuration: the recipe of ``train``, every search trial and ``evaluate``.
+
+    Builds network ``model_name`` with the ``activation`` and ``dropout`` of ``params``, its
+    initial weights drawn from ``seed`` (in a fork of torch's generator: nothing process-wide
+    changes), calls ``on_model`` with it (to count parameters, say), then :func:`fit` with the
+    ``lr``, ``batch_size`` and ``weight_decay`` of ``params`` and the same seed.
+
+    Returns:
+        The trained network and the :class:`FitResult`.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(model_name, params["activation"], params["dropout"], **shape)
+    if on_model is not None:
+        on_model(model)
+    result = fit(
+        model, x_train, y_train, x_val, y_val, epochs=epochs, lr=params["lr"],
+        batch_size=params["batch_size"], weight_decay=params["weight_decay"], seed=seed,
+        device=device, callback=callback, amp=amp,
+    )  # fmt: skip
+    return model, result

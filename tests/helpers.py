@@ -21,6 +21,7 @@ from eegtune.cli.app import app
 from eegtune.data.bciiiib import FILES
 from eegtune.data.synthetic import make_raw_synthetic
 from eegtune.errors import StudyError
+from eegtune.search.plan import SearchPlan, plan_search
 from eegtune.search.storages import open_storage
 
 LAB_TRIALS = 540
@@ -313,3 +314,11 @@ def assert_one_line_error(result, fragment: str, code: int = 2) -> None:
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and fragment in errors[0], result.output
     assert "Traceback" not in result.output
+
+
+def search_plan(storage: str, **kwargs) -> SearchPlan:
+    """A small search plan: one 1-epoch EEGNet trial on synthetic data, on the CPU, unpruned;
+    ``kwargs`` override any of :func:`eegtune.search.plan.plan_search`'s arguments."""
+    base = dict(model="eegnet", trials=1, epochs=1, storage=storage, dataset="synthetic",
+                device="cpu", pruner="none")  # fmt: skip
+    return plan_search(**(base | kwargs))

@@ -178,12 +178,12 @@ def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
 def test_unwritable_output_is_one_line_not_a_traceback(tmp_path: Path, lab_dir: Path) -> None:
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where a folder should be")
+    from eegtune.search.plan import plan_search
     from eegtune.search.run import run_search
-    from eegtune.search.settings import SearchSettings
 
     journal = str(tmp_path / "s.journal")
     run_search(
-        SearchSettings(
+        plan_search(
             model="eegnet",
             trials=1,
             epochs=1,

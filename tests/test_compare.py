@@ -17,8 +17,8 @@ from eegtune.errors import SearchError
 from eegtune.names import LAB_SETTINGS
 from eegtune.results.evaluate import evaluate_study
 from eegtune.results.statistics import mean_ci, paired_difference, verdict
+from eegtune.search.plan import plan_search
 from eegtune.search.run import run_search
-from eegtune.search.settings import SearchSettings
 from eegtune.search.storages import open_storage
 from tests.helpers import serve_synthetic
 
@@ -75,13 +75,12 @@ def test_compare_fills_every_cell_against_the_lab_baseline_and_resumes(tmp_path:
 
 
 def test_a_cell_without_completed_trials_states_why(tmp_path: Path, monkeypatch) -> None:
-    from eegtune.results.compare import cell_settings, evaluate_cells, search_cell
+    from eegtune.results.compare import cell_plans, evaluate_cells, search_cell
 
-    template = SearchSettings(
-        model="eegnet", trials=1, epochs=1, storage=str(tmp_path / "s.journal"),
+    (cell,) = cell_plans(
+        ["eegnet"], ["elu"], "x", trials=1, epochs=1, storage=str(tmp_path / "s.journal"),
         dataset="synthetic", device="cpu",
     )  # fmt: skip
-    (cell,) = cell_settings(template, ["eegnet"], ["elu"], "x")
 
     def broken_fit(*args, **kwargs):
         raise RuntimeError("simulated failure")
@@ -135,7 +134,7 @@ def test_per_subject_accuracy_shows_a_subject_that_differs_on_purpose(tmp_path: 
         "[weight_decay]\nlow = 1e-4\nhigh = 2e-4\n"
     )
     run_search(
-        SearchSettings(model="eegnet", trials=1, epochs=15, storage=storage, space=str(space),
+        plan_search(model="eegnet", trials=1, epochs=15, storage=storage, space=str(space),
                        dataset="synthetic", device="cpu", pruner="none"),
         data_set=data,
     )  # fmt: skip

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from eegtune.cli.app import app
 from eegtune.data.synthetic import make_synthetic
+from eegtune.search.plan import plan_search
 from eegtune.search.run import run_search
-from eegtune.search.settings import SearchSettings
 from tests.helpers import chromium_dom, free_port
 
 runner = CliRunner()
@@ -39,7 +39,7 @@ def get_json(url: str, timeout: float = 60.0):
 def journal(tmp_path_factory) -> str:
     """A study made by eegtune search itself."""
     path = str(tmp_path_factory.mktemp("dash") / "dash.journal")
-    settings = SearchSettings(
+    settings = plan_search(
         model="eegnet",
         trials=2,
         epochs=2,

@@ -21,7 +21,6 @@ from typer.testing import CliRunner
 from eegtune.cli.app import app
 from eegtune.files import safe_name
 from eegtune.search.run import run_search
-from eegtune.search.settings import SearchSettings
 from eegtune.search.storages import describe_storage, open_storage, redact
 from tests.helpers import (
     MYSQL,
@@ -31,18 +30,12 @@ from tests.helpers import (
     finished,
     require_service,
     search_cmd,
+    search_plan,
     trials_of,
     wait_until_training,
 )
 
 runner = CliRunner()
-
-
-def _settings(storage: str, **kwargs) -> SearchSettings:
-    base = dict(model="eegnet", trials=1, epochs=1, storage=storage, dataset="synthetic",
-                device="cpu", pruner="none")  # fmt: skip
-    base.update(kwargs)
-    return SearchSettings(**base)
 
 
 def _eegtune(*args: str, env: dict[str, str] | None = None, timeout: float = 300):
@@ -172,7 +165,7 @@ def test_a_paused_worker_drops_a_trial_failed_elsewhere_and_carries_on(tmp_path:
 
 
 def _journal_with_trials(path: Path, trials: int = 2) -> None:
-    run_search(_settings(str(path), trials=trials), data_set=None)
+    run_search(search_plan(str(path), trials=trials), data_set=None)
 
 
 def test_an_incomplete_last_record_is_dropped_with_a_warning_and_the_file_stays_usable(
@@ -353,7 +346,7 @@ def test_a_full_disk_stops_the_search_and_the_rerun_after_freeing_space_finishes
 def test_a_study_name_with_script_runs_no_script_in_any_report_page(tmp_path, tiny_data) -> None:
     storage = str(tmp_path / "xss.journal")
     name = "</title><script>alert(1)</script>"
-    run_search(_settings(storage, study_name=name), data_set=tiny_data)
+    run_search(search_plan(storage, study_name=name), data_set=tiny_data)
     out = tmp_path / "report"
     result = runner.invoke(app, ["report", "--storage", storage, "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -393,7 +386,7 @@ def test_any_study_name_the_storage_accepts_gives_file_names_the_disk_accepts(
 ) -> None:
     storage = str(tmp_path / "long.journal")
     name = "n" * 240
-    run_search(_settings(storage, study_name=name), data_set=tiny_data)
+    run_search(search_plan(storage, study_name=name), data_set=tiny_data)
     out = tmp_path / "report"
     result = runner.invoke(app, ["report", "--storage", storage, "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -446,7 +439,7 @@ def test_a_report_of_a_database_storage_shows_no_password(tmp_path, tiny_data) -
     url = "postgresql://postgres@127.0.0.1:5432/test?password=hunter22secret"
     require_service("postgresql://postgres@127.0.0.1:5432/test")
     name = f"pw-{os.getpid()}-{time.time_ns()}"
-    run_search(_settings(url, study_name=name), data_set=tiny_data)
+    run_search(search_plan(url, study_name=name), data_set=tiny_data)
     out = tmp_path / "r"
     result = runner.invoke(app, ["report", "--storage", url, "--study", name, "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -466,7 +459,7 @@ def test_an_interrupted_evaluate_keeps_its_finished_seeds_and_trains_only_the_mi
     from eegtune.search.study import load_seeds, load_study
 
     storage_url = str(tmp_path / "ev.journal")
-    run_search(_settings(storage_url, trials=2, epochs=2), data_set=tiny_data)
+    run_search(search_plan(storage_url, trials=2, epochs=2), data_set=tiny_data)
     storage = open_storage(storage_url)
     study = load_study(storage, "eegnet")
     models = tmp_path / "models"
@@ -499,7 +492,7 @@ def test_concurrent_evaluations_of_one_study_keep_each_others_results(tmp_path, 
     from eegtune.search.study import load_evaluation, load_study
 
     storage_url = str(tmp_path / "two.journal")
-    run_search(_settings(storage_url, trials=3, epochs=2), data_set=tiny_data)
+    run_search(search_plan(storage_url, trials=3, epochs=2), data_set=tiny_data)
     storage = open_storage(storage_url)
     study = load_study(storage, "eegnet")
     models = tmp_path / "models"
@@ -744,7 +737,7 @@ def test_npz_files_that_are_not_what_they_claim_are_one_line(tmp_path, kind, mes
 
 def test_a_full_or_read_only_output_folder_is_one_line_naming_it(tmp_path, tiny_data) -> None:
     storage = str(tmp_path / "s.journal")
-    run_search(_settings(storage, trials=1), data_set=tiny_data)
+    run_search(search_plan(storage, trials=1), data_set=tiny_data)
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
@@ -770,7 +763,7 @@ def test_a_full_or_read_only_output_folder_is_one_line_naming_it(tmp_path, tiny_
 @pytest.mark.slow
 def test_a_full_models_dir_is_one_line_before_any_seed_trains(small_disk, tmp_path) -> None:
     storage = str(tmp_path / "s.journal")
-    run_search(_settings(storage, trials=1), data_set=None)
+    run_search(search_plan(storage, trials=1), data_set=None)
     (small_disk / "filler").write_bytes(b"x" * (320 * 1024 - 2048))
     result = _eegtune("evaluate", "--storage", storage, "--seeds", "1", "--device", "cpu",
                       "--models-dir", str(small_disk / "models"))  # fmt: skip

@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cli", ("eegtune.cli", "eegtune.__main__")),
     ("results", ("eegtune.results",)),
     ("search", ("eegtune.search",)),
-    ("training", ("eegtune.training",)),
+    ("training", ("eegtune.training", "eegtune.device")),
     ("models and data", ("eegtune.models", "eegtune.data")),
     ("base", ("eegtune.errors", "eegtune.files", "eegtune.names", "eegtune.signals", "eegtune")),
 )
@@ -142,3 +142,103 @@ def test_the_readme_architecture_table_matches_the_tree_and_the_layers() -> None
     assert set(table) == set(modules), set(table) ^ set(modules)
     for path, layer in table.items():
         assert layer == LAYERS[layer_of(modules[path])][0], (path, layer)
+
+
+HEAVY = {"torch", "numpy", "optuna", "plotly", "sqlalchemy", "scipy", "moabb", "mne", "wsgiref"}
+"""Packages that take a noticeable part of a second to import (wsgiref, the dashboard's
+server: 30 ms, a tenth of ``eegtune --help``)."""
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+
+
+def top_level_imports(module: str) -> tuple[set[str], set[str]]:
+    """(eegtune modules, third-party top-level packages) ``module`` imports when it is loaded:
+    module-level statements only, outside ``TYPE_CHECKING``."""
+    own: set[str] = set()
+    other: set[str] = set()
+
+    def walk(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.If) and not _is_type_checking(node):
+                walk(node.body + node.orelse)
+            elif isinstance(node, ast.Try):
+                walk(node.body + node.orelse + node.finalbody)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                root = node.module.split(".")[0]
+                if root == "eegtune":
+                    own.add(node.module)
+                    own.update({f"{node.module}.{a.name}" for a in node.names} & MODULES.keys())
+                else:
+                    other.add(root)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    root = alias.name.split(".")[0]
+                    (own if root == "eegtune" else other).add(
+                        alias.name if root == "eegtune" else root
+                    )
+
+    walk(ast.parse(MODULES[module].read_text()).body)
+    return own & MODULES.keys(), other
+
+
+def heavy_modules() -> set[str]:
+    """The eegtune modules whose import loads a :data:`HEAVY` package, directly or through
+    other eegtune modules."""
+    loads = {m: top_level_imports(m) for m in MODULES}
+    heavy = {m for m, (_, other) in loads.items() if other & HEAVY}
+    grown = True
+    while grown:
+        more = {m for m, (own, _) in loads.items() if own & heavy} - heavy
+        heavy |= more
+        grown = bool(more)
+    return heavy
+
+
+def function_level_imports(module: str) -> set[str]:
+    """The eegtune modules ``module`` imports inside functions."""
+    found: set[str] = set()
+    for fn in ast.walk(ast.parse(MODULES[module].read_text())):
+        if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            for node in ast.walk(fn):
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    if node.module.split(".")[0] == "eegtune":
+                        found.add(node.module)
+                elif isinstance(node, ast.Import):
+                    found |= {a.name for a in node.names if a.name.split(".")[0] == "eegtune"}
+    return found
+
+
+LIBRARY = ("eegtune.results", "eegtune.search", "eegtune.training", "eegtune.device",
+           "eegtune.models", "eegtune.data")  # fmt: skip
+"""What the commands call: the CLI may load these inside a command (most load torch, numpy
+or optuna, and the rest lead there), so that ``eegtune --help`` loads none of them."""
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_own_modules_are_imported_at_the_top_unless_the_cli_defers_the_library(
+    module: str,
+) -> None:
+    """So that the graph shows at the top of each file: a function-level import of an eegtune
+    module is allowed only in the command line, and only of the library below it or of a
+    module that loads a heavy package."""
+    inner = function_level_imports(module)
+    if layer_of(module) != 0:
+        assert not inner, f"{module} imports eegtune modules inside functions: {sorted(inner)}"
+    else:
+        deferrable = heavy_modules() | {m for m in MODULES if m.startswith(LIBRARY)}
+        light = sorted(inner - deferrable)
+        assert not light, f"{module} defers light modules; import them at the top: {light}"
+
+
+def test_the_cli_loads_no_heavy_module_at_import() -> None:
+    loads = {m: top_level_imports(m)[0] for m in MODULES}
+    reached, todo = set(), ["eegtune.cli.app"]
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo += sorted(loads[module])
+    assert not reached & heavy_modules(), sorted(reached & heavy_modules())
+    assert "eegtune.training" in heavy_modules()  # the check sees what it is about

@@ -15,8 +15,8 @@ from eegtune.data.synthetic import make_synthetic
 from eegtune.models.networks import ConvClassifier
 from eegtune.results.collect import collect
 from eegtune.results.report import write_report
+from eegtune.search.plan import plan_search
 from eegtune.search.run import run_search
-from eegtune.search.settings import SearchSettings
 from eegtune.search.storages import open_storage
 
 
@@ -60,7 +60,7 @@ def test_a_third_network_needs_only_its_class_and_registry_entry(
     storage = str(tmp_path / "toy.journal")
     data = make_synthetic()
     for model in ("toynet", "eegnet"):
-        settings = SearchSettings(
+        settings = plan_search(
             model=model, trials=1, epochs=1, storage=storage, dataset="synthetic", device="cpu"
         )
         status = run_search(settings, data_set=data)

@@ -18,8 +18,8 @@ from eegtune.models.networks import build_model
 from eegtune.results.collect import collect
 from eegtune.results.evaluate import evaluate_study
 from eegtune.results.report import COLUMNS, SCHEMA_VERSION, build_figures
+from eegtune.search.plan import plan_search
 from eegtune.search.run import run_search
-from eegtune.search.settings import SearchSettings
 from eegtune.search.storages import open_storage
 from eegtune.search.study import load_evaluation
 from tests.helpers import chromium_dom, chromium_screenshot, listing, serve_synthetic
@@ -39,7 +39,7 @@ def two_studies(tmp_path_factory) -> str:
     data = report_data()
     for model, trials in (("eegnet", 6), ("deepconvnet", 4)):
         run_search(
-            SearchSettings(
+            plan_search(
                 model=model,
                 trials=trials,
                 epochs=3,
@@ -297,7 +297,7 @@ def test_a_cell_without_completed_trials_is_shown_and_explained(tmp_path) -> Non
     space = tmp_path / "elu.toml"
     space.write_text('[activation]\nchoices = ["elu"]\n')
     run_search(
-        SearchSettings(model="eegnet", trials=1, epochs=1, storage=storage, space=str(space),
+        plan_search(model="eegnet", trials=1, epochs=1, storage=storage, space=str(space),
                        dataset="synthetic", device="cpu"),
         data_set=make_synthetic(n_train=120, n_test=8),
     )  # fmt: skip

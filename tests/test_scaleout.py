@@ -18,7 +18,6 @@ from eegtune.cli.app import app
 from eegtune.errors import EegtuneError, WorkerError
 from eegtune.files import atomic_write_text, safe_name
 from eegtune.search.run import run_search
-from eegtune.search.settings import SearchSettings
 from eegtune.search.storages import failure_reason, open_storage
 from eegtune.search.workers import run_processes
 from tests.helpers import (
@@ -30,6 +29,7 @@ from tests.helpers import (
     listing,
     require_service,
     search_cmd,
+    search_plan,
     serve_synthetic,
     trials_of,
     wait_until_training,
@@ -97,7 +97,7 @@ def test_separate_processes_same_seed_train_distinct_configurations(tmp_path, ki
 def test_a_rerun_trains_no_configuration_that_already_finished(tmp_path, tiny_data) -> None:
     storage = str(tmp_path / "rerun.journal")
     for target in (3, 6):  # the second run continues the study, as after Ctrl-C
-        run_search(_settings(storage, trials=target), data_set=tiny_data)
+        run_search(search_plan(storage, trials=target), data_set=tiny_data)
     trials = trials_of(storage, "eegnet")
     assert finished(trials) == 6 and len(set(configs(trials))) == 6
 
@@ -106,16 +106,9 @@ def test_fresh_single_worker_study_is_reproducible(tmp_path, tiny_data) -> None:
     runs = []
     for name in ("a", "b"):
         storage = str(tmp_path / f"{name}.journal")
-        run_search(_settings(storage, trials=12, seed=1, sampler="tpe"), data_set=tiny_data)
+        run_search(search_plan(storage, trials=12, seed=1, sampler="tpe"), data_set=tiny_data)
         runs.append([(t.params, t.state) for t in trials_of(storage, "eegnet")])
     assert runs[0] == runs[1]
-
-
-def _settings(storage: str, **kwargs) -> SearchSettings:
-    base = dict(
-        model="eegnet", trials=3, epochs=1, storage=storage, dataset="synthetic", device="cpu"
-    )
-    return SearchSettings(**(base | kwargs))
 
 
 # --------------------------------------------------------------------------- honest exits
@@ -173,7 +166,7 @@ def test_killed_worker_is_a_warning_when_the_target_is_met(tmp_path) -> None:
 
 def test_worker_errors_reach_the_user_word_for_word() -> None:
     with pytest.raises(WorkerError) as info:
-        run_processes(_failing_worker, lambda i: (i,), 2, "cpu", None)
+        run_processes(_failing_worker, lambda i: (i,), 2, lambda i: "cpu", None)
     assert str(info.value) in {
         f"worker {i}: the space file says no (exactly this text)" for i in (0, 1)
     }
@@ -184,7 +177,7 @@ def _failing_worker(index: int, *, deadline: float | None) -> None:
 
 
 def test_workers_killed_without_a_message_are_reported_by_exit_code() -> None:
-    assert run_processes(_killed_worker, lambda i: (i,), 2, "cpu", None) == [-9, -9]
+    assert run_processes(_killed_worker, lambda i: (i,), 2, lambda i: "cpu", None) == [-9, -9]
 
 
 def _killed_worker(index: int, *, deadline: float | None) -> None:
@@ -240,7 +233,7 @@ def test_study_names_cannot_escape_the_output_folders(
     work = tmp_path / "work" / "deep"
     work.mkdir(parents=True)
     storage = str(work / "s.journal")
-    run_search(_settings(storage, trials=1, study_name=name), data_set=tiny_data)
+    run_search(search_plan(storage, trials=1, study_name=name), data_set=tiny_data)
     before_outside = listing(tmp_path)
     out, models = work / "A", work / "B"
     env = {"EEGTUNE_STORAGE": storage}
@@ -284,7 +277,7 @@ def test_written_files_honour_the_umask(tmp_path, umask: int, mode: int) -> None
 def test_trials_that_train_all_their_epochs_are_complete(tmp_path, tiny_data, epochs) -> None:
     storage = str(tmp_path / "short.journal")
     status = run_search(
-        _settings(storage, trials=8, epochs=epochs, pruner="hyperband"), data_set=tiny_data
+        search_plan(storage, trials=8, epochs=epochs, pruner="hyperband"), data_set=tiny_data
     )
     trials = trials_of(storage, "eegnet")
     full = [t for t in trials if t.user_attrs.get("epochs_trained") == epochs]
@@ -331,23 +324,35 @@ def test_a_study_being_created_by_another_process_is_waited_for(
 ) -> None:
     """Racing first starts: one process writes the keys ("model" last), the other waits for
     them instead of reading half of them; a creator that died half-way is completed."""
-    import threading
+    import time
+    from types import SimpleNamespace
 
+    from eegtune.data.sources import DataSource
     from eegtune.search import study as study_module
-    from eegtune.search.study import StudyKeys, create_or_check_study
+    from eegtune.search.study import StudySpec, create_or_check_study
 
     storage = open_storage(str(tmp_path / "s.journal"))
-    keys = StudyKeys("eegnet", "synthetic", 3, 0.25, "smoothed", ["1"], {})
+    theirs = StudySpec("eegnet", DataSource("synthetic", ("1",)), 3, 0.25, "smoothed")
     racing = optuna.create_study(study_name="racing", storage=storage, direction="maximize")
-    for key, value in vars(keys).items():
+    for key, value in theirs.to_attrs().items():
         if key != "model":
             racing.set_user_attr(key, value)  # the other process is half-way
-    finisher = threading.Timer(0.5, racing.set_user_attr, ("model", "eegnet"))
-    finisher.start()
-    wanted = StudyKeys("eegnet", "synthetic", 0, 0.2, "smoothed", ["1"], {})
+    waits: list[float] = []
+
+    def other_process_finishes(seconds: float) -> None:  # called only while this one waits
+        waits.append(seconds)
+        racing.set_user_attr("model", "eegnet")
+
+    monkeypatch.setattr(
+        study_module,
+        "time",
+        SimpleNamespace(monotonic=time.monotonic, sleep=other_process_finishes),
+    )
+    wanted = StudySpec("eegnet", DataSource("synthetic", ("1",)), 0, 0.2, "smoothed")
     _, kept = create_or_check_study(storage, "racing", wanted)
-    finisher.join()
+    assert waits, "the second process did not wait for the first one's keys"
     assert (kept.split_seed, kept.val_fraction) == (3, 0.25)  # the creator's, read whole
+    monkeypatch.undo()
 
     dead = optuna.create_study(study_name="dead", storage=storage, direction="maximize")
     dead.set_user_attr("dataset", "synthetic")  # its creator died here

@@ -20,8 +20,8 @@ from eegtune.cli.app import app
 from eegtune.data.synthetic import make_synthetic
 from eegtune.errors import SearchError, StudyError
 from eegtune.names import PARAMS
+from eegtune.search.plan import plan_search
 from eegtune.search.run import run_search
-from eegtune.search.settings import SearchSettings
 from eegtune.search.storages import open_storage, storage_url
 from tests.helpers import (
     MYSQL,
@@ -32,26 +32,13 @@ from tests.helpers import (
     listing,
     require_service,
     search_cmd,
+    search_plan,
     serve_synthetic,
     trials_of,
     wait_until_training,
 )
 
 runner = CliRunner()
-
-
-def settings(storage: str, **kwargs) -> SearchSettings:
-    base = dict(
-        model="eegnet",
-        trials=3,
-        epochs=2,
-        storage=storage,
-        dataset="synthetic",
-        device="cpu",
-        pruner="none",
-    )
-    base.update(kwargs)
-    return SearchSettings(**base)
 
 
 def invoke_search(*args: str, env: dict[str, str] | None = None):
@@ -114,7 +101,7 @@ def test_cli_search_then_optuna_cli_reads_the_study(tmp_path: Path) -> None:
 
 def test_trial_records_learning_curves_and_study_split(tmp_path, tiny_data) -> None:
     storage = str(tmp_path / "s.journal")
-    run_search(settings(storage, trials=2, split_seed=7), data_set=tiny_data)
+    run_search(search_plan(storage, trials=2, split_seed=7), data_set=tiny_data)
     study = optuna.load_study(study_name="eegnet", storage=open_storage(storage))
     assert study.user_attrs["split_seed"] == 7 and study.user_attrs["model"] == "eegnet"
     for t in study.trials:
@@ -129,7 +116,7 @@ def test_trial_records_learning_curves_and_study_split(tmp_path, tiny_data) -> N
 
 def test_objective_best_scores_the_single_best_epoch(tmp_path, tiny_data) -> None:
     storage = str(tmp_path / "b.journal")
-    run_search(settings(storage, trials=2, epochs=3, objective="best"), data_set=tiny_data)
+    run_search(search_plan(storage, trials=2, epochs=3, objective="best"), data_set=tiny_data)
     study = optuna.load_study(study_name="eegnet", storage=open_storage(storage))
     assert study.user_attrs["objective"] == "best"
     for t in study.trials:
@@ -142,7 +129,8 @@ def test_same_seed_same_trials(tmp_path, tiny_data) -> None:
     for name in ("a", "b"):
         storage = str(tmp_path / f"{name}.journal")
         run_search(
-            settings(storage, trials=4, seed=3, sampler="tpe", pruner="median"), data_set=tiny_data
+            search_plan(storage, trials=4, seed=3, sampler="tpe", pruner="median"),
+            data_set=tiny_data,
         )
         runs.append([(t.params, t.value, t.state) for t in trials_of(storage, "eegnet")])
     assert runs[0] == runs[1]
@@ -150,10 +138,10 @@ def test_same_seed_same_trials(tmp_path, tiny_data) -> None:
 
 def test_target_is_for_the_study_not_the_run(tmp_path, tiny_data) -> None:
     storage = str(tmp_path / "r.journal")
-    run_search(settings(storage, trials=2), data_set=tiny_data)
-    status = run_search(settings(storage, trials=2), data_set=tiny_data)
+    run_search(search_plan(storage, trials=2), data_set=tiny_data)
+    status = run_search(search_plan(storage, trials=2), data_set=tiny_data)
     assert status.finished == 2 and len(trials_of(storage, "eegnet")) == 2
-    status = run_search(settings(storage, trials=3), data_set=tiny_data)
+    status = run_search(search_plan(storage, trials=3), data_set=tiny_data)
     assert status.finished == 3 and len(trials_of(storage, "eegnet")) == 3
 
 
@@ -287,7 +275,9 @@ def test_other_storages(tmp_path, tiny_data, kind: str) -> None:
         require_service(url)
     name = f"eegtune-test-{uuid.uuid4().hex[:8]}"
     try:
-        status = run_search(settings(url, trials=2, epochs=1, study_name=name), data_set=tiny_data)
+        status = run_search(
+            search_plan(url, trials=2, epochs=1, study_name=name), data_set=tiny_data
+        )
         assert status.finished == 2 and finished(trials_of(url, name)) == 2
     finally:
         optuna.delete_study(study_name=name, storage=open_storage(url))
@@ -305,7 +295,7 @@ def test_trial_exceptions_fail_the_trial_and_many_stop_the_search(
     monkeypatch.setattr("eegtune.training.fit", broken_fit)
     storage = str(tmp_path / "f.journal")
     with pytest.raises(SearchError, match="5 trials failed in a row .*simulated CUDA"):
-        run_search(settings(storage, trials=20), data_set=tiny_data)
+        run_search(search_plan(storage, trials=20), data_set=tiny_data)
     trials = trials_of(storage, "eegnet")
     assert len(trials) == 5 and count(trials, TrialState.FAIL) == 5
     assert trials[0].user_attrs["fail_reason"] == "RuntimeError: simulated CUDA driver hiccup"
@@ -324,7 +314,7 @@ def test_one_failure_does_not_stop_the_search(tmp_path, tiny_data, monkeypatch) 
 
     monkeypatch.setattr("eegtune.training.fit", flaky_fit)
     storage = str(tmp_path / "g.journal")
-    status = run_search(settings(storage, trials=2), data_set=tiny_data)
+    status = run_search(search_plan(storage, trials=2), data_set=tiny_data)
     assert status.finished == 2 and status.failed == 1
 
 
@@ -332,7 +322,7 @@ def test_diverged_trial_is_pruned_with_its_reason(tmp_path, monkeypatch) -> None
     data = make_synthetic(n_train=160, n_test=20, seed=0)
     data.x_train[0, 0, 0, 0] = float("inf")
     storage = str(tmp_path / "d.journal")
-    status = run_search(settings(storage, trials=1), data_set=data)
+    status = run_search(search_plan(storage, trials=1), data_set=data)
     trial = trials_of(storage, "eegnet")[0]
     assert status.pruned == 1 and trial.state == TrialState.PRUNED
     assert "non-finite" in trial.user_attrs["fail_reason"]
@@ -340,10 +330,10 @@ def test_diverged_trial_is_pruned_with_its_reason(tmp_path, monkeypatch) -> None
 
 def test_study_made_for_another_model_is_refused(tmp_path, tiny_data) -> None:
     storage = str(tmp_path / "m.journal")
-    run_search(settings(storage, trials=1, study_name="shared"), data_set=tiny_data)
+    run_search(search_plan(storage, trials=1, study_name="shared"), data_set=tiny_data)
     with pytest.raises(StudyError, match="was made for model eegnet"):
         run_search(
-            settings(storage, model="deepconvnet", trials=1, study_name="shared"),
+            search_plan(storage, model="deepconvnet", trials=1, study_name="shared"),
             data_set=tiny_data,
         )
 
@@ -435,7 +425,7 @@ def test_workers_share_gpus_round_robin(monkeypatch) -> None:
 
 def test_search_with_amp_records_it(tmp_path, tiny_data) -> None:
     storage = str(tmp_path / "amp.journal")
-    status = run_search(settings(storage, trials=1, amp=True), data_set=tiny_data)
+    status = run_search(search_plan(storage, trials=1, amp=True), data_set=tiny_data)
     assert status.finished == 1
     assert trials_of(storage, "eegnet")[0].user_attrs["device"] == "cpu amp"
 
@@ -478,7 +468,7 @@ def test_storage_lost_mid_search_is_one_line(tmp_path, tiny_data, monkeypatch) -
 
     serve_synthetic(monkeypatch, tiny_data)
     storage = str(tmp_path / "lost.journal")
-    run_search(settings(storage, trials=1), data_set=tiny_data)
+    run_search(search_plan(storage, trials=1), data_set=tiny_data)
 
     def gone(self, *args, **kwargs):
         raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("server closed connection"))
@@ -493,7 +483,7 @@ def test_storage_lost_mid_search_is_one_line(tmp_path, tiny_data, monkeypatch) -
 
 def test_timeout_stops_starting_trials(tmp_path, tiny_data) -> None:
     storage = str(tmp_path / "t.journal")
-    status = run_search(settings(storage, trials=50, timeout=1e-3), data_set=tiny_data)
+    status = run_search(search_plan(storage, trials=50, timeout=1e-3), data_set=tiny_data)
     assert status.finished < 50 and status.running == 0 and status.timed_out
 
 
@@ -518,7 +508,7 @@ def test_timeout_cuts_the_running_trial_and_says_so(tmp_path: Path) -> None:
 def test_evaluate_needs_a_study_name_when_several_exist(tmp_path, tiny_data) -> None:
     storage = str(tmp_path / "two.journal")
     for name in ("a", "b"):
-        run_search(settings(storage, trials=1, study_name=name), data_set=tiny_data)
+        run_search(search_plan(storage, trials=1, study_name=name), data_set=tiny_data)
     result = runner.invoke(app, ["evaluate", "--storage", storage])
     assert result.exit_code == 2 and "choose a study with --study" in result.output
     assert "a, b" in result.output
@@ -560,7 +550,7 @@ SEED_7_PROPOSALS = [
 
 def test_a_seeded_study_proposes_the_same_trials_as_before(tmp_path: Path) -> None:
     storage = str(tmp_path / "p.journal")
-    settings = SearchSettings(
+    settings = plan_search(
         model="eegnet", trials=4, epochs=1, storage=storage, dataset="synthetic", device="cpu",
         seed=7,
     )  # fmt: skip
@@ -579,7 +569,7 @@ def test_every_sampler_and_pruner_runs_a_short_real_search(tmp_path, sampler, pr
         pytest.importorskip("scipy", reason="the gp sampler needs scipy")
     storage = str(tmp_path / "s.journal")
     status = run_search(
-        settings(storage, trials=4, epochs=3, sampler=sampler, pruner=pruner),
+        search_plan(storage, trials=4, epochs=3, sampler=sampler, pruner=pruner),
         data_set=make_synthetic(n_train=120, n_test=20, seed=0),
     )
     trials = trials_of(storage, "eegnet")

@@ -12,9 +12,10 @@ import torch
 
 from eegtune.data.dataset import stratified_split
 from eegtune.data.synthetic import make_synthetic
+from eegtune.device import resolve_device
 from eegtune.errors import ConfigError
 from eegtune.models.networks import build_model
-from eegtune.training import evaluate_accuracy, fit, resolve_device, set_seed
+from eegtune.training import evaluate_accuracy, fit, set_seed
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +193,7 @@ def test_tuned_allocator_reuses_freed_memory_without_page_faults() -> None:
     every reuse faults on all of its pages."""
     code = """
 import resource, sys, torch
-from eegtune.training import tune_cpu_allocator
+from eegtune.device import tune_cpu_allocator
 if sys.argv[1] == "tuned":
     assert tune_cpu_allocator()
 for _ in range(20):  # the heap settles (aligned requests need a few coalesced blocks)
@@ -233,14 +234,14 @@ def test_fit_changes_nothing_process_wide_the_entry_points_do() -> None:
     """fit() as a library leaves malloc and cuDNN alone; the CLI calls configure_process()."""
     code = """
 import sys, torch
-from eegtune import training
+from eegtune import device, training
 from eegtune.data.synthetic import make_synthetic
 from eegtune.models.networks import build_model
 data = make_synthetic(n_train=64, n_test=8)
 training.fit(build_model("eegnet"), data.x_train, data.y_train, epochs=1)
-print(training._allocator_tuned, torch.backends.cudnn.benchmark)
-training.configure_process(torch.device("cpu"))
-print(training._allocator_tuned is not None)
+print(device._allocator_tuned, torch.backends.cudnn.benchmark)
+device.configure_process(torch.device("cpu"))
+print(device._allocator_tuned is not None)
 """
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.split() == ["None", "False", "True"]
@@ -269,13 +270,93 @@ def test_fit_leaves_the_callers_random_state_as_it_was() -> None:
 def test_train_command_tunes_the_process_at_its_entry(monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    from eegtune import training
+    from eegtune import device
     from eegtune.cli.app import app
 
     calls = []
-    monkeypatch.setattr(training, "configure_process", lambda device: calls.append(device.type))
+    monkeypatch.setattr(device, "configure_process", lambda dev: calls.append(dev.type))
     result = CliRunner().invoke(
         app, ["train", "--dataset", "synthetic", "--epochs", "1", "--device", "cpu"]
     )
     assert result.exit_code == 0, result.output
     assert calls == ["cpu"]
+
+
+def test_dropout_draws_from_the_runs_generator_and_the_model_keeps_none() -> None:
+    from eegtune.data.synthetic import make_synthetic
+    from eegtune.models.networks import Dropout, build_model
+    from eegtune.training import fit
+
+    data = make_synthetic(n_train=64, n_test=8)
+    model = build_model("eegnet", dropout=0.5)
+    layers = [m for m in model.modules() if isinstance(m, Dropout)]
+    assert layers
+    seen = []
+    real_random = torch.Tensor.random_
+
+    def spy(tensor, *args, **kwargs):
+        seen.append(kwargs.get("generator"))
+        return real_random(tensor, *args, **kwargs)
+
+    torch.Tensor.random_ = spy  # type: ignore[method-assign]
+    try:
+        fit(model, data.x_train, data.y_train, epochs=1, seed=2)
+    finally:
+        torch.Tensor.random_ = real_random  # type: ignore[method-assign]
+    assert seen and all(isinstance(g, torch.Generator) for g in seen)
+    assert len({id(g) for g in seen}) == 1  # one generator, the run's
+    assert all(layer.generator is None for layer in layers)
+
+
+def test_train_configuration_is_the_recipe_of_train_trials_and_evaluate(
+    tmp_path, monkeypatch
+) -> None:
+    """One function trains a configuration for `train`, each search trial and `evaluate`."""
+    from typer.testing import CliRunner
+
+    from eegtune import training
+    from eegtune.cli.app import app
+
+    calls: list[tuple[str, int]] = []
+    real = training.train_configuration
+
+    def counted(model_name, params, *args, **kwargs):
+        calls.append((model_name, kwargs["epochs"]))
+        return real(model_name, params, *args, **kwargs)
+
+    for module in ("eegtune.training", "eegtune.search.objective", "eegtune.results.evaluate"):
+        monkeypatch.setattr(f"{module}.train_configuration", counted)
+    runner = CliRunner()
+    common = ["--dataset", "synthetic", "--device", "cpu"]
+    assert runner.invoke(app, ["train", "--epochs", "1", *common]).exit_code == 0
+    journal = str(tmp_path / "r.journal")
+    search = ["search", "--model", "eegnet", "--trials", "1", "--epochs", "2", "--pruner",
+              "none", "--storage", journal, *common]  # fmt: skip
+    assert runner.invoke(app, search).exit_code == 0
+    evaluate = ["evaluate", "--storage", journal, "--seeds", "1", "--device", "cpu",
+                "--models-dir", str(tmp_path / "m")]  # fmt: skip
+    result = runner.invoke(app, evaluate)
+    assert result.exit_code == 0, result.output
+    assert [c[0] for c in calls] == ["eegnet", "eegnet", "eegnet"]
+    assert calls[0][1] == 1 and calls[1][1] == 2
+
+
+def test_train_configuration_repeats_itself_and_changes_no_global_state() -> None:
+    from eegtune.data.synthetic import make_synthetic
+    from eegtune.training import train_configuration
+
+    data = make_synthetic(n_train=64, n_test=8)
+    params = {"activation": "elu", "dropout": 0.5, "lr": 1e-3, "batch_size": 16,
+              "weight_decay": 0.0}  # fmt: skip
+    before = torch.random.get_rng_state()
+    runs = [
+        train_configuration(
+            "eegnet", params, data.x_train, data.y_train, shape=data.model_kwargs, epochs=2, seed=5
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    assert torch.equal(torch.random.get_rng_state(), before)
+    first, second = (model.state_dict() for model, _ in runs)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    losses = [[(r.train_loss, r.train_acc) for r in result.history] for _, result in runs]
+    assert losses[0] == losses[1]

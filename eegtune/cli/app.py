@@ -8,6 +8,8 @@ imported inside the commands so that ``eegtune --help`` answers instantly.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -61,8 +63,12 @@ from eegtune.names import (
 from eegtune.signals import exit_code
 
 if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+    from torch import nn
+
+    from eegtune.search.plan import SearchPlan
     from eegtune.search.progress import SearchStatus
-    from eegtune.search.settings import SearchSettings
+    from eegtune.training import EpochRecord
 
 # data -----------------------------------------------------------------------------------------
 
@@ -145,8 +151,9 @@ def train(
 ) -> None:
     """Train one configuration on a stratified hold-out split (the lab's baseline job)."""
     from eegtune.data.dataset import chance_level
-    from eegtune.models.networks import build_model, check_input, count_parameters
-    from eegtune.training import configure_process, evaluate_accuracy, fit, resolve_device, set_seed
+    from eegtune.device import configure_process, resolve_device
+    from eegtune.models.networks import check_input, count_parameters
+    from eegtune.training import evaluate_accuracy, train_configuration
 
     source = parse_source(dataset, subject, fmin=fmin, fmax=fmax, tmin=tmin, tmax=tmax,
                           resample=resample)  # fmt: skip
@@ -155,27 +162,25 @@ def train(
     data = load_data(source, data_dir, offline)
     check_input(str(model), data)
     split = data.holdout(val_fraction, split_seed)
-    set_seed(seed)
-    net = build_model(str(model), str(activation), dropout, **data.model_kwargs)
-    typer.echo(
-        f"{model} ({activation}, {count_parameters(net):,} parameters) on "
-        f"{source.describe()}: {len(split.y_train)} train / {len(split.y_val)} val trials, "
-        f"{data.n_classes} classes, device {torch_device}",
-        err=True,
-    )
-    with epoch_progress(epochs, f"{model}/{activation}") as on_epoch:
-        result = fit(
-            net,
-            *split,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            weight_decay=weight_decay,
-            seed=seed,
-            device=torch_device,
-            callback=on_epoch,
-            amp=amp,
-        )
+    params = {"activation": str(activation), "dropout": dropout, "lr": lr,
+              "batch_size": batch_size, "weight_decay": weight_decay}  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        progress: list[Callable[[EpochRecord], None]] = []
+
+        def announce(net: nn.Module) -> None:  # the header, then the bar, once the net exists
+            typer.echo(
+                f"{model} ({activation}, {count_parameters(net):,} parameters) on "
+                f"{source.describe()}: {len(split.y_train)} train / {len(split.y_val)} val "
+                f"trials, {data.n_classes} classes, device {torch_device}",
+                err=True,
+            )
+            progress.append(stack.enter_context(epoch_progress(epochs, f"{model}/{activation}")))
+
+        net, result = train_configuration(
+            str(model), params, *split, shape=data.model_kwargs, epochs=epochs, seed=seed,
+            device=torch_device, callback=lambda record: progress[0](record), amp=amp,
+            on_model=announce,
+        )  # fmt: skip
     if result.status == "diverged" or result.best_val_acc is None:
         raise fail(f"{result.message}; try a lower --lr", 1)
     last = result.history[-1]
@@ -257,16 +262,17 @@ def search(
 ) -> None:
     """Run an Optuna study: sample, train, prune; resumable and parallel."""
     from eegtune.data.dataset import chance_level
+    from eegtune.device import configure_process
     from eegtune.models.networks import check_input
+    from eegtune.search.plan import plan_search
     from eegtune.search.run import run_search
-    from eegtune.search.settings import SearchSettings, check_settings
-    from eegtune.training import configure_process, resolve_device
+    from eegtune.search.storages import close_storage, open_storage
 
     source = parse_source(dataset, subject, fmin=fmin, fmax=fmax, tmin=tmin, tmax=tmax,
                           resample=resample)  # fmt: skip
-    settings = SearchSettings(
-        model=str(model),
-        trials=trials,
+    plan = plan_search(  # bad input fails here, before any download or storage write
+        str(model),
+        trials,
         epochs=epochs,
         study_name=study,
         storage=storage,
@@ -274,9 +280,7 @@ def search(
         sampler=str(sampler),
         pruner=str(pruner),
         seed=seed,
-        dataset=source.dataset,
-        subjects=source.subjects,
-        preprocessing=source.preprocessing,
+        dataset=source,
         data_dir=str(data_dir),
         offline=offline_or_env(offline),
         device=device,
@@ -287,26 +291,30 @@ def search(
         objective=str(objective),
         amp=amp,
     )
-    check_settings(settings)  # bad input fails before any download or storage write
     if workers == 1:
-        configure_process(resolve_device(device))  # this process trains
+        configure_process(plan.device)  # this process trains
     data = load_data(source, data_dir, offline)
-    check_input(settings.model, data)
-    typer.echo(
-        f"study {settings.name!r}: {model} on {source.describe()} ({data.n_classes} classes, "
-        f"chance {100 * chance_level(data.y_train):.1f}%), "  # the stratified split's too
-        f"target {trials} trials, "
-        f"up to {epochs} epochs each, sampler {settings.sampler}, pruner {settings.pruner}, "
-        f"{workers} worker(s)",
-        err=True,
-    )
+    check_input(plan.model, data)
+    opened = open_storage(storage)  # once for the whole command, closed at its end
     try:
-        with status_display() as show:
-            final = run_search(settings, on_status=show, data_set=data, poll_interval=0.5)
-    except KeyboardInterrupt as exc:
-        _print_summary(settings, None, interrupted=True)
-        raise typer.Exit(exit_code(exc)) from None  # the summary said "interrupted": once
-    _print_summary(settings, final)
+        typer.echo(
+            f"study {plan.name!r}: {model} on {source.describe()} ({data.n_classes} classes, "
+            f"chance {100 * chance_level(data.y_train):.1f}%), "  # the stratified split's too
+            f"target {trials} trials, up to {epochs} epochs each, sampler {plan.sampler_name}, "
+            f"pruner {plan.pruner_name}, {workers} worker(s)",
+            err=True,
+        )
+        try:
+            with status_display() as show:
+                final = run_search(
+                    plan, on_status=show, data_set=data, storage=opened, poll_interval=0.5
+                )
+        except KeyboardInterrupt as exc:
+            _print_summary(plan, opened, None, interrupted=True)
+            raise typer.Exit(exit_code(exc)) from None  # the summary said "interrupted": once
+        _print_summary(plan, opened, final)
+    finally:
+        close_storage(opened)
     if final.finished < final.target:  # --timeout: an honest exit says the work is not done
         raise typer.Exit(SHORT_OF_TARGET_EXIT)
 
@@ -316,19 +324,22 @@ SHORT_OF_TARGET_EXIT = 3
 
 
 def _print_summary(
-    settings: SearchSettings, final: SearchStatus | None, interrupted: bool = False
+    plan: SearchPlan,
+    storage: BaseStorage,
+    final: SearchStatus | None,
+    interrupted: bool = False,
 ) -> None:
     """Final table of the best trials (read again from the storage after an interruption)."""
     from eegtune.search.progress import read_status
 
     if final is None:
-        final = read_status(settings.storage, settings.name, settings.trials)
+        final = read_status(storage, plan.name, plan.trials)
         if final is None:
             return
     console = make_console()
     console.print()
     if final.best_trials:
-        console.print(trials_table(f"best trials of study {settings.name!r}", final.best_trials))
+        console.print(trials_table(f"best trials of study {plan.name!r}", final.best_trials))
     console.print(summary_line(final, interrupted))
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -37,11 +37,9 @@ from eegtune.cli.options import (
     handles_errors,
 )
 from eegtune.data.sources import parse_source
+from eegtune.errors import SearchError
 from eegtune.files import check_writable
-from eegtune.names import DEFAULT_NETWORK, DEFAULT_OBJECTIVE, LAB_DATASET, MAX_SEED, NETWORKS
-
-if TYPE_CHECKING:
-    pass
+from eegtune.names import ACTIVATIONS, DEFAULT_OBJECTIVE, LAB_DATASET, MAX_SEED, NETWORKS
 
 # report and evaluate --------------------------------------------------------------------------
 
@@ -68,18 +66,22 @@ def report(
     """Print the best settings and export best trials (CSV/JSON) and Plotly charts (HTML)."""
     from eegtune.results.collect import collect, headline
     from eegtune.results.report import write_report
-    from eegtune.search.storages import describe_storage, open_storage
+    from eegtune.search.storages import close_storage, describe_storage, open_storage
     from eegtune.search.study import quiet_optuna
 
     quiet_optuna()
-    reports = collect(open_storage(storage, create=False), study)
-    check_writable(out)  # before anything is printed or written
-    console = make_console()
-    for r in reports:
-        states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(r.states.items()))
-        console.print(trials_table(f"study {r.name!r} ({r.model}): {states}", r.rows(top)))
-    console.print(headline_table(headline(reports)))
-    written = write_report(reports, out, top=top, storage=describe_storage(storage))
+    opened = open_storage(storage, create=False)  # once for the whole command
+    try:
+        reports = collect(opened, study)
+        check_writable(out)  # before anything is printed or written
+        console = make_console()
+        for r in reports:
+            states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(r.states.items()))
+            console.print(trials_table(f"study {r.name!r} ({r.model}): {states}", r.rows(top)))
+        console.print(headline_table(headline(reports)))
+        written = write_report(reports, out, top=top, storage=describe_storage(storage))
+    finally:
+        close_storage(opened)
     console.print(f"wrote {len(written)} files to {out} (open {out / 'index.html'})")
 
 
@@ -121,6 +123,7 @@ def evaluate(
     amp: AmpOpt = False,
 ) -> None:
     """Retrain the best configuration with several seeds and measure test accuracy once each."""
+    from eegtune.device import configure_process, resolve_device
     from eegtune.results.evaluate import (
         choose_study,
         evaluate_study,
@@ -128,33 +131,35 @@ def evaluate(
         planned_runs,
         searched_source,
     )
-    from eegtune.search.storages import open_storage
+    from eegtune.search.storages import close_storage, open_storage
     from eegtune.search.study import quiet_optuna
-    from eegtune.training import configure_process, resolve_device
 
     quiet_optuna()
     torch_device = resolve_device(device)
-    opened = open_storage(storage, create=False)
-    loaded = choose_study(opened, study)
-    runs = planned_runs(loaded, per_activation)  # fails early when nothing completed
-    searched_on = searched_source(loaded, dataset)
-    configure_process(torch_device)
-    data = load_data(searched_on, data_dir, offline)
-    check_writable(models_dir)  # before a seed trains, not after
-    with evaluation_progress(runs, seeds) as (on_epoch, on_seed):
-        results = evaluate_study(
-            loaded,
-            data,
-            storage=opened,
-            seeds=seeds,
-            per_activation=per_activation,
-            device=torch_device,
-            models_dir=models_dir,
-            on_seed=on_seed,
-            on_epoch=on_epoch,
-            amp=amp,
-        )
-    model_name = str(loaded.user_attrs.get("model"))
+    opened = open_storage(storage, create=False)  # once for the whole command
+    try:
+        loaded = choose_study(opened, study)
+        runs = planned_runs(loaded, per_activation)  # fails early when nothing completed
+        searched_on = searched_source(loaded, dataset)
+        configure_process(torch_device)
+        data = load_data(searched_on, data_dir, offline)
+        check_writable(models_dir)  # before a seed trains, not after
+        with evaluation_progress(runs, seeds) as (on_epoch, on_seed):
+            results = evaluate_study(
+                loaded,
+                data,
+                storage=opened,
+                seeds=seeds,
+                per_activation=per_activation,
+                device=torch_device,
+                models_dir=models_dir,
+                on_seed=on_seed,
+                on_epoch=on_epoch,
+                amp=amp,
+            )
+        model_name = str(loaded.user_attrs.get("model"))
+    finally:
+        close_storage(opened)
     console = make_console()
     title = f"test accuracy of study {loaded.study_name!r} ({model_name}, {searched_on.describe()})"
     console.print(evaluation_table(title, results))
@@ -230,37 +235,31 @@ def compare(
     resample: ResampleOpt = None,
 ) -> None:
     """Tune and test every network x activation cell; report each against the lab's settings."""
-    from eegtune.errors import SearchError
+    from eegtune.device import configure_process
     from eegtune.models.networks import check_input
-    from eegtune.names import ACTIVATIONS
     from eegtune.results.collect import collect
     from eegtune.results.compare import (
-        cell_settings,
+        cell_plans,
         compare_activations,
         evaluate_cells,
-        evaluation_plan,
+        planned_evaluations,
         search_cell,
     )
     from eegtune.results.report import write_report
-    from eegtune.search.settings import SearchSettings
     from eegtune.search.storages import close_storage, describe_storage, open_storage
     from eegtune.search.study import quiet_optuna
-    from eegtune.training import configure_process, resolve_device
 
     quiet_optuna()
     source = parse_source(dataset, subject, fmin=fmin, fmax=fmax, tmin=tmin, tmax=tmax,
                           resample=resample)  # fmt: skip
-    template = SearchSettings(
-        model=DEFAULT_NETWORK, trials=trials, epochs=epochs, storage=storage, seed=seed,
-        dataset=source.dataset, subjects=source.subjects, preprocessing=source.preprocessing,
-        data_dir=str(data_dir), offline=offline_or_env(offline),
-        device=device, objective=str(objective), amp=amp,
-    )  # fmt: skip
     models = [str(m) for m in model] if model else list(NETWORKS)
     activations = [str(a) for a in activation] if activation else list(ACTIVATIONS)
-    cells = cell_settings(template, models, activations, prefix)
-    torch_device = resolve_device(device)
-    configure_process(torch_device)
+    cells = cell_plans(
+        models, activations, prefix, trials=trials, epochs=epochs, storage=storage, seed=seed,
+        dataset=source, data_dir=str(data_dir), offline=offline_or_env(offline), device=device,
+        objective=str(objective), amp=amp,
+    )  # fmt: skip
+    configure_process(cells[0].device)
     data = load_data(source, data_dir, offline)
     for name in models:
         check_input(name, data)
@@ -277,11 +276,11 @@ def compare(
                     )
             except SearchError as exc:  # this cell's row will say why; the other cells go on
                 typer.echo(f"warning: cell {cell.name} stopped: {exc}", err=True)
-        plan = evaluation_plan(opened, cells, baseline)
-        with evaluation_progress(plan, seeds) as (on_epoch, on_seed):
+        planned = planned_evaluations(opened, cells, baseline)
+        with evaluation_progress(planned, seeds) as (on_epoch, on_seed):
             results = evaluate_cells(
                 cells, seeds=seeds, baseline=baseline, data_set=data, storage=opened,
-                device=torch_device,
+                device=cells[0].device,
                 models_dir=str(models_dir), on_epoch=on_epoch, on_seed=on_seed,
             )  # fmt: skip
         console = make_console()

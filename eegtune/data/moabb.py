@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from eegtune.data.dataset import Dataset, from_arrays, stratified_split
+from eegtune.data.sources import MOABB_PREPROCESSING
 from eegtune.errors import DataError
 
 __all__ = ["TEST_FRACTION", "load_moabb", "moabb_split"]
@@ -102,7 +103,6 @@ def load_moabb(
     target: str, subjects: Sequence[str] = (), preprocessing: Mapping[str, Any] | None = None
 ) -> Dataset:
     """The ``moabb:NAME`` dataset loader: only ``subjects`` are loaded (all when empty)."""
-    from eegtune.data.sources import MOABB_PREPROCESSING
 
     moabb = _import_moabb()
     options = {**MOABB_PREPROCESSING, **(preprocessing or {})}

@@ -48,14 +48,21 @@ class Dropout(nn.Dropout):
     was 14% of an EEGNet training step, this is about 4x cheaper). The drop probability is
     ``p`` rounded to a multiple of 1/32768 (|error| <= 1.5e-5). Other devices use the fused
     kernel of ``nn.Dropout``.
+
+    ``generator``, when set (as :func:`eegtune.training.fit` does for its run), is the CPU
+    generator the masks are drawn from; else torch's default generator.
     """
+
+    generator: torch.Generator | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0 or x.device.type != "cpu" or not _LITTLE_ENDIAN:
             return super().forward(x)
         drop = min(round(self.p * 32768), 32767)  # drop probability drop / 32768
         n = x.numel()
-        bits = torch.empty((n + 1) // 2, dtype=torch.int32, device=x.device).random_()
+        bits = torch.empty((n + 1) // 2, dtype=torch.int32, device=x.device).random_(
+            generator=self.generator
+        )
         # Little-endian int16 halves of a value in [0, 2**31): the low half is uniform on
         # [-32768, 32767], the high half on [0, 32767]; both thresholds drop drop / 32768.
         keep = (bits.view(torch.int16) >= _thresholds(drop, len(bits)))[:n]

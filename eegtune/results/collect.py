@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import ReportError
-from eegtune.names import ACTIVATIONS, LAB_DATASET, network_title
+from eegtune.names import ACTIVATIONS, network_title
 from eegtune.search.study import (
+    StudySpec,
     best_by_activation,
     completed_trials,
     load_evaluation,
+    load_study,
     trial_row,
 )
 
@@ -56,9 +58,7 @@ class StudyReport:
     @property
     def source(self) -> DataSource:
         """The dataset, subjects and preprocessing the study was searched on."""
-        from eegtune.data.sources import DataSource
-
-        return DataSource.from_attrs(self.study.user_attrs, LAB_DATASET)
+        return StudySpec.from_attrs(self.study.user_attrs).source
 
     @property
     def classes_text(self) -> str:
@@ -74,8 +74,6 @@ def collect(storage: BaseStorage, names: list[str] | None = None) -> list[StudyR
         ReportError: when there is no study, or no named study has a completed trial.
     """
     import optuna
-
-    from eegtune.search.study import load_study
 
     names = list(names or optuna.study.get_all_study_names(storage))
     if not names:

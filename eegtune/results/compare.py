@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import CompareError
 from eegtune.names import LAB_SETTINGS
-from eegtune.results.evaluate import Evaluation
+from eegtune.results.evaluate import Evaluation, chosen_epochs, evaluate_study
 from eegtune.results.statistics import Interval, paired_difference, verdict
+from eegtune.search.plan import SearchPlan, plan_search
+from eegtune.search.run import run_search
+from eegtune.search.study import create_or_check_study, load_study
 
 if TYPE_CHECKING:
     import optuna
@@ -28,16 +32,15 @@ if TYPE_CHECKING:
 
     from eegtune.data.dataset import Dataset
     from eegtune.search.progress import SearchStatus
-    from eegtune.search.settings import SearchSettings
 
 __all__ = [
     "Cell",
     "Comparison",
     "cell_name",
-    "cell_settings",
+    "cell_plans",
     "compare_activations",
     "evaluate_cells",
-    "evaluation_plan",
+    "planned_evaluations",
     "search_cell",
 ]
 
@@ -107,20 +110,18 @@ def cell_name(prefix: str, model: str, activation: str) -> str:
     return f"{prefix}-{model}-{activation}"
 
 
-def _prepare_cell(storage: BaseStorage, settings: SearchSettings, baseline: bool) -> None:
+def _prepare_cell(storage: BaseStorage, plan: SearchPlan, baseline: bool) -> None:
     """Create the cell's study and enqueue the lab's settings as its first trial."""
     from optuna.trial import TrialState
 
-    from eegtune.search.study import create_or_check_study
-
-    study, _ = create_or_check_study(storage, settings.name, settings.study_keys())
-    study.set_user_attr("activation", settings.activation)
+    study, _ = create_or_check_study(storage, plan.name, plan.spec)
+    study.set_user_attr("activation", plan.activation)
     alive = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
     if baseline and not any(
         t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False, states=alive)
     ):  # new, or its baseline was interrupted (Ctrl-C, SIGTERM) or failed: queue it again
         study.enqueue_trial(
-            {**LAB_SETTINGS, "activation": settings.activation}, user_attrs={"baseline": True}
+            {**LAB_SETTINGS, "activation": plan.activation}, user_attrs={"baseline": True}
         )
 
 
@@ -133,24 +134,22 @@ def _baseline_trial(study: optuna.Study) -> FrozenTrial | None:
     return None
 
 
-def cell_settings(
-    template: SearchSettings, models: list[str], activations: list[str], prefix: str
-) -> list[SearchSettings]:
-    """The search settings of every cell, checked (nothing is written when one is wrong)."""
-    from eegtune.search.settings import check_settings
+def cell_plans(
+    models: list[str], activations: list[str], prefix: str, **request: Any
+) -> list[SearchPlan]:
+    """The search plan of every cell, each checked (nothing is written when one is wrong).
 
-    cells = [
-        replace(template, model=m, activation=a, study_name=cell_name(prefix, m, a))
+    ``request`` holds :func:`~eegtune.search.plan.plan_search`'s other arguments.
+    """
+    return [
+        plan_search(m, activation=a, study_name=cell_name(prefix, m, a), **request)
         for m in models
         for a in activations
     ]
-    for settings in cells:
-        check_settings(settings)
-    return cells
 
 
 def search_cell(
-    settings: SearchSettings,
+    plan: SearchPlan,
     *,
     baseline: bool,
     data_set: Dataset,
@@ -158,10 +157,8 @@ def search_cell(
     on_status: Callable[[SearchStatus], None] | None = None,
 ) -> SearchStatus:
     """Search one cell to its trial budget (the lab's settings as trial 0 unless not wanted)."""
-    from eegtune.search.run import run_search
-
-    _prepare_cell(storage, settings, baseline)
-    return run_search(settings, on_status=on_status, data_set=data_set, storage=storage)
+    _prepare_cell(storage, plan, baseline)
+    return run_search(plan, on_status=on_status, data_set=data_set, storage=storage)
 
 
 def _chosen(study: optuna.Study, baseline: bool) -> tuple[dict[str, FrozenTrial], str]:
@@ -181,22 +178,19 @@ def _chosen(study: optuna.Study, baseline: bool) -> tuple[dict[str, FrozenTrial]
     return configs, "" if lab is not None or not baseline else "the baseline did not complete"
 
 
-def evaluation_plan(
-    storage: BaseStorage, cells: list[SearchSettings], baseline: bool
+def planned_evaluations(
+    storage: BaseStorage, cells: list[SearchPlan], baseline: bool
 ) -> list[tuple[str, int]]:
     """(label, epochs) of every retraining :func:`evaluate_cells` will do, for progress."""
-    from eegtune.results.evaluate import chosen_epochs
-    from eegtune.search.study import load_study
-
-    plan = []
-    for settings in cells:
-        configs, _ = _chosen(load_study(storage, settings.name), baseline)
-        plan += [(f"{settings.name}/{label}", chosen_epochs(t)) for label, t in configs.items()]
-    return plan
+    planned = []
+    for plan in cells:
+        configs, _ = _chosen(load_study(storage, plan.name), baseline)
+        planned += [(f"{plan.name}/{label}", chosen_epochs(t)) for label, t in configs.items()]
+    return planned
 
 
 def evaluate_cells(
-    cells: list[SearchSettings],
+    cells: list[SearchPlan],
     *,
     seeds: int,
     baseline: bool,
@@ -212,23 +206,18 @@ def evaluate_cells(
     Evaluations already stored with the same trials and seeds are reused, not retrained.
     Hook labels are ``<cell study>/<tuned|baseline>``.
     """
-    from functools import partial
-
     from optuna.trial import TrialState
-
-    from eegtune.results.evaluate import evaluate_study
-    from eegtune.search.study import load_study
 
     if seeds < 1:
         raise CompareError(f"--seeds must be at least 1, got {seeds}")
     out = []
-    for settings in cells:
-        study = load_study(storage, settings.name)
+    for plan in cells:
+        study = load_study(storage, plan.name)
         states = Counter(t.state for t in study.get_trials(deepcopy=False))
         cell = Cell(
-            settings.model,
-            str(settings.activation),
-            settings.name,
+            plan.model,
+            str(plan.activation),
+            plan.name,
             states={s.name: states[s] for s in TrialState if states[s]},
         )
         out.append(cell)
@@ -243,9 +232,9 @@ def evaluate_cells(
             configs=configs,
             device=device,
             models_dir=models_dir,
-            on_epoch=None if on_epoch is None else partial(_relabel, on_epoch, settings.name),
-            on_seed=None if on_seed is None else partial(_relabel, on_seed, settings.name),
-            amp=settings.amp,
+            on_epoch=None if on_epoch is None else partial(_relabel, on_epoch, plan.name),
+            on_seed=None if on_seed is None else partial(_relabel, on_seed, plan.name),
+            amp=plan.amp,
         )
         by_label = {e.label: e for e in evaluations}
         cell.tuned, cell.baseline = by_label.get("tuned"), by_label.get("baseline")

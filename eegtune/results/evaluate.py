@@ -19,19 +19,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from eegtune.data.sources import parse_source
 from eegtune.errors import EvaluateError
 from eegtune.files import atomic_write, atomic_write_text, safe_name
-from eegtune.names import LAB_DATASET
 from eegtune.results.statistics import Interval, mean_ci
 from eegtune.search.study import (
+    StudySpec,
     best_by_activation,
     check_data,
     completed_trials,
     load_evaluation,
     load_seeds,
+    load_study,
     save_evaluation,
     save_seed,
 )
+from eegtune.training import predict, train_configuration
 
 if TYPE_CHECKING:
     import optuna
@@ -125,8 +128,6 @@ def choose_study(storage: BaseStorage, name: str | None) -> optuna.Study:
     """The study named ``name``, or the only study in the storage when ``name`` is None."""
     import optuna
 
-    from eegtune.search.study import load_study
-
     if name is None:
         names = optuna.study.get_all_study_names(storage)
         if len(names) != 1:
@@ -142,9 +143,7 @@ def searched_source(study: optuna.Study, requested: str | None = None) -> DataSo
     Raises:
         EvaluateError: ``requested`` names another dataset.
     """
-    from eegtune.data.sources import DataSource, parse_source
-
-    source = DataSource.from_attrs(study.user_attrs, LAB_DATASET)
+    source = StudySpec.from_attrs(study.user_attrs).source
     if requested is not None and parse_source(requested).dataset != source.dataset:
         raise EvaluateError(
             f"study {study.study_name!r} was searched on {source.dataset}; evaluate it on the "
@@ -285,20 +284,13 @@ def _train_and_test(
     folder: Path,
 ) -> np.ndarray:
     """Train one seed on the full training set, save the weights; return test predictions."""
-    from eegtune.models.networks import build_model
-    from eegtune.training import fit, predict, set_seed
-
-    params = evaluation.params
-    set_seed(seed)
-    model = build_model(model_name, params["activation"], params["dropout"], **data.model_kwargs)
-    result = fit(
-        model,
+    model, result = train_configuration(
+        model_name,
+        evaluation.params,
         data.x_train,
         data.y_train,
+        shape=data.model_kwargs,
         epochs=evaluation.epochs,
-        lr=params["lr"],
-        batch_size=params["batch_size"],
-        weight_decay=params["weight_decay"],
         seed=seed,
         device=device,
         amp=amp,

@@ -26,6 +26,9 @@ from eegtune.files import atomic_write_text
 from eegtune.names import network_title
 from eegtune.results.charts import Chart, build_charts, compare_figure
 from eegtune.results.collect import StudyReport, headline, provenance
+from eegtune.results.compare import compare_activations
+from eegtune.results.evaluate import Evaluation
+from eegtune.results.text import HEADLINE_COLUMNS, chance_text, interval_text, per_subject_text
 from eegtune.search.study import COLUMNS
 
 if TYPE_CHECKING:
@@ -67,8 +70,6 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weig
 def _headline_html(rows: list[dict[str, Any]]) -> str:
     from html import escape
 
-    from eegtune.results.text import HEADLINE_COLUMNS, chance_text
-
     head = "".join(f"<th>{h}</th>" for h in HEADLINE_COLUMNS)
     body = []
     for r in rows:
@@ -92,9 +93,6 @@ def _headline_html(rows: list[dict[str, Any]]) -> str:
 def _classes_html(reports: list[StudyReport]) -> str:
     """Per evaluated configuration: accuracy per subject, confusion matrix, class accuracy."""
     from html import escape
-
-    from eegtune.results.evaluate import Evaluation
-    from eegtune.results.text import chance_text, per_subject_text
 
     blocks = []
     for report in reports:
@@ -129,8 +127,6 @@ def _classes_html(reports: list[StudyReport]) -> str:
 def _compare_html(cells: list[Cell], comparisons: list[Comparison], chart: Chart) -> str:
     """The comparison's section: tuned vs baseline per cell, error bars, activation verdicts."""
     from html import escape
-
-    from eegtune.results.text import chance_text, interval_text, per_subject_text
 
     head = "".join(
         f"<th>{h}</th>"
@@ -226,8 +222,6 @@ def write_report(
         The paths written.
     """
     from plotly.offline import get_plotlyjs
-
-    from eegtune.results.compare import compare_activations
 
     out = Path(out)
     written: list[Path] = []

@@ -7,21 +7,21 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from eegtune.search.settings import SearchSettings
-from eegtune.search.workers import (
-    Heartbeat,
-    heartbeat_interval,
-    worker_label,
-)
+from eegtune.data.loading import load_dataset
+from eegtune.device import training_failure
+from eegtune.models.networks import count_parameters
+from eegtune.search.plan import SearchPlan
+from eegtune.search.storages import open_storage
+from eegtune.search.study import load_study, quiet_optuna, trial_id
+from eegtune.search.workers import Heartbeat, heartbeat_interval, worker_label
 from eegtune.signals import interrupt_reason
+from eegtune.training import train_configuration
 
 if TYPE_CHECKING:
     import optuna
-    import torch
     from optuna.storages import BaseStorage
 
     from eegtune.data.dataset import Dataset, ModelShape, Split
-    from eegtune.search.space import SearchSpace
     from eegtune.training import EpochRecord
 
 __all__ = ["Job", "attach", "run_trial"]
@@ -33,47 +33,34 @@ logger = logging.getLogger(__name__)
 class Job:
     """What a worker loads once and reuses for every trial."""
 
-    settings: SearchSettings
+    plan: SearchPlan
     storage: BaseStorage
     study: optuna.Study
-    space: SearchSpace
     split: Split
-    device: torch.device
     model_kwargs: ModelShape
 
 
 def attach(
-    settings: SearchSettings,
+    plan: SearchPlan,
     *,
     data_set: Dataset | None = None,
     storage: BaseStorage | None = None,
 ) -> Job:
-    from eegtune.data.loading import load_dataset
-    from eegtune.search.samplers import make_pruner, make_sampler
-    from eegtune.search.space import load_space
-    from eegtune.search.storages import open_storage
-    from eegtune.search.study import load_study, quiet_optuna
-    from eegtune.training import resolve_device
+    """A worker's job: the study loaded with the plan's sampler and pruner, and the split.
 
+    ``data_set`` and ``storage`` are what the calling process already holds (a worker
+    process loads and opens its own).
+    """
     quiet_optuna()
-    space = load_space(settings.model, settings.space).fixing("activation", settings.activation)
-    device = resolve_device(settings.device)
     if data_set is None:
-        data_set = load_dataset(settings.source, settings.data_dir, offline=settings.offline)
-    storage = storage if storage is not None else open_storage(settings.storage)
-    study = load_study(
-        storage,
-        settings.name,
-        sampler=make_sampler(settings.sampler, settings.seed),
-        pruner=make_pruner(settings.pruner, settings.epochs),
-    )
+        data_set = load_dataset(plan.source, plan.data_dir, offline=plan.offline)
+    storage = storage if storage is not None else open_storage(plan.storage)
+    study = load_study(storage, plan.name, sampler=plan.sampler(), pruner=plan.pruner())
     return Job(
-        settings=settings,
+        plan=plan,
         storage=storage,
         study=study,
-        space=space,
-        split=data_set.holdout(settings.val_fraction, settings.split_seed),
-        device=device,
+        split=data_set.holdout(plan.spec.val_fraction, plan.spec.split_seed),
         model_kwargs=data_set.model_kwargs,
     )
 
@@ -129,15 +116,11 @@ def _train_trial(job: Job, trial: optuna.Trial, deadline: float | None = None) -
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
-    from eegtune.models.networks import build_model, count_parameters
-    from eegtune.search.study import trial_id
-    from eegtune.training import fit, set_seed, training_failure
-
-    study, settings = job.study, job.settings
-    config = job.space.sample(trial)
-    seed = settings.seed + trial.number
+    study, plan = job.study, job.plan
+    config = plan.space.sample(trial)
+    seed = plan.seed + trial.number
     trial.set_user_attr("seed", seed)
-    trial.set_user_attr("device", str(job.device) + (" amp" if settings.amp else ""))
+    trial.set_user_attr("device", plan.device + (" amp" if plan.amp else ""))
     trial.set_user_attr("worker", worker_label())
     started = time.perf_counter()
     timed_out = False
@@ -145,7 +128,7 @@ def _train_trial(job: Job, trial: optuna.Trial, deadline: float | None = None) -
 
     def on_epoch(record: EpochRecord) -> bool:
         nonlocal timed_out
-        if record.epoch >= settings.epochs:
+        if record.epoch >= plan.epochs:
             return False  # the last epoch: the trial completes whatever a pruner would say
         trial.report(record.val_acc or 0.0, record.epoch)
         if deadline is not None and time.time() >= deadline:
@@ -156,22 +139,17 @@ def _train_trial(job: Job, trial: optuna.Trial, deadline: float | None = None) -
     try:
         tid = trial_id(job.storage, study, trial.number)
         with Heartbeat(job.storage, tid, heartbeat_interval()):
-            set_seed(seed)
-            model = build_model(
-                settings.model, config["activation"], config["dropout"], **job.model_kwargs
-            )
-            trial.set_user_attr("n_params", count_parameters(model))
-            result = fit(
-                model,
+            _, result = train_configuration(
+                plan.model,
+                config,
                 *job.split,
-                epochs=settings.epochs,
-                lr=config["lr"],
-                batch_size=config["batch_size"],
-                weight_decay=config["weight_decay"],
+                shape=job.model_kwargs,
+                epochs=plan.epochs,
                 seed=seed,
-                device=job.device,
+                device=plan.device,
                 callback=on_epoch,
-                amp=settings.amp,
+                amp=plan.amp,
+                on_model=lambda net: trial.set_user_attr("n_params", count_parameters(net)),
             )
     except KeyboardInterrupt as exc:
         try:
@@ -189,7 +167,7 @@ def _train_trial(job: Job, trial: optuna.Trial, deadline: float | None = None) -
         study.tell(trial, state=TrialState.FAIL)
         return "FAIL", reason
 
-    if result.history and result.history[-1].epoch == settings.epochs:
+    if result.history and result.history[-1].epoch == plan.epochs:
         last = result.history[-1]  # reported here: the callback skipped the last epoch
         trial.report(last.val_acc or 0.0, last.epoch)
     history = {
@@ -198,12 +176,12 @@ def _train_trial(job: Job, trial: optuna.Trial, deadline: float | None = None) -
     }
     trial.set_user_attr("history", history)
     trial.set_user_attr("epochs_trained", len(result.history))
-    value, best_epoch = result.score(settings.objective)
+    value, best_epoch = result.score(plan.spec.objective)
     trial.set_user_attr("best_epoch", best_epoch)
     trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
     trial.set_user_attr("status", "timeout" if timed_out else result.status)
     if timed_out:
-        reason = f"cut by --timeout after epoch {len(result.history)} of {settings.epochs}"
+        reason = f"cut by --timeout after epoch {len(result.history)} of {plan.epochs}"
         trial.set_user_attr("fail_reason", reason)
         study.tell(trial, state=TrialState.FAIL)
         return "FAIL", reason

@@ -15,8 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from eegtune.errors import EegtuneError
+from eegtune.search.samplers import next_pruning_check
+from eegtune.search.study import completed_trials, load_study, trial_row
+
 if TYPE_CHECKING:
     import optuna
+    from optuna.storages import BaseStorage
 
 __all__ = [
     "EtaSmoother",
@@ -85,9 +90,6 @@ def snapshot(
     trials show their progress and the next epoch at which they can be pruned.
     """
     from optuna.trial import TrialState
-
-    from eegtune.search.samplers import next_pruning_check
-    from eegtune.search.study import completed_trials, trial_row
 
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state for t in trials)
@@ -220,15 +222,11 @@ class EtaSmoother:
         return status
 
 
-def read_status(storage: str | None, name: str, target: int) -> SearchStatus | None:
+def read_status(storage: BaseStorage, name: str, target: int) -> SearchStatus | None:
     """A study's status read from its storage alone (after an interruption); None when the
-    storage or the study cannot be read."""
-    from eegtune.errors import EegtuneError
-    from eegtune.search.storages import open_storage
-    from eegtune.search.study import load_study
-
+    study cannot be read."""
     try:
-        study = load_study(open_storage(storage, create=False), name)
+        study = load_study(storage, name)
     except EegtuneError:
         return None
     return snapshot(study, target, 0.0, 0)

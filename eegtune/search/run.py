@@ -15,16 +15,22 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from eegtune.data.loading import load_dataset
 from eegtune.errors import SearchError
+from eegtune.models.networks import check_input
 from eegtune.search.objective import Job, attach, baseline_waiting, is_surplus, run_trial
+from eegtune.search.plan import SearchPlan
 from eegtune.search.progress import Poller, SearchStatus, StatusReader
-from eegtune.search.settings import SearchSettings, check_settings
-from eegtune.search.workers import (
-    fail_stale_trials,
-    heartbeat_interval,
-    run_processes,
-    worker_device,
+from eegtune.search.storages import (
+    close_storage,
+    describe_storage,
+    failure_reason,
+    is_storage_error,
+    open_storage,
+    redact,
 )
+from eegtune.search.study import create_or_check_study, quiet_optuna, remember_classes
+from eegtune.search.workers import fail_stale_trials, heartbeat_interval, run_processes
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -35,7 +41,7 @@ __all__ = ["run_search", "run_worker"]
 
 
 def run_worker(
-    settings: SearchSettings,
+    plan: SearchPlan,
     *,
     deadline: float | None = None,
     job: Job | None = None,
@@ -48,7 +54,7 @@ def run_worker(
     """
     from optuna.trial import TrialState
 
-    job = job or attach(settings)
+    job = job or attach(plan)
     study = job.study
     grace = 3 * heartbeat_interval()
     failures_in_a_row = 0
@@ -57,15 +63,15 @@ def run_worker(
         states = Counter(t.state for t in study.get_trials(deepcopy=False))
         finished = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
         owed = baseline_waiting(study)  # compare's baseline runs even past the target
-        if finished >= settings.trials and not owed:
+        if finished >= plan.trials and not owed:
             return
-        if finished + states[TrialState.RUNNING] >= settings.trials and not owed:
+        if finished + states[TrialState.RUNNING] >= plan.trials and not owed:
             # The rest of the target is running in other workers: wait for them (they may
             # still fail or die, and then this worker takes their place).
             time.sleep(min(1.0, grace / 3))
             continue
         trial = study.ask()
-        if not trial.user_attrs.get("baseline") and is_surplus(study, trial, settings.trials):
+        if not trial.user_attrs.get("baseline") and is_surplus(study, trial, plan.trials):
             trial.set_user_attr("fail_reason", "surplus: other workers already filled the target")
             study.tell(trial, state=TrialState.FAIL)
             return
@@ -73,7 +79,7 @@ def run_worker(
         if deadline is not None and time.time() >= deadline:
             return  # a trial cut by the deadline is not a failure streak
         failures_in_a_row = failures_in_a_row + 1 if outcome == "FAIL" else 0
-        if failures_in_a_row >= settings.max_consecutive_failures:
+        if failures_in_a_row >= plan.max_consecutive_failures:
             raise SearchError(
                 f"{failures_in_a_row} trials failed in a row (last: {reason}); stopping the "
                 "search short of its target: fix the cause and run the same command again"
@@ -84,91 +90,84 @@ def run_worker(
 
 
 def run_search(
-    settings: SearchSettings,
+    plan: SearchPlan,
     *,
     on_status: Callable[[SearchStatus], None] | None = None,
     poll_interval: float = 1.0,
     data_set: Dataset | None = None,
     storage: BaseStorage | None = None,
 ) -> SearchStatus:
-    """Run a search to the study's target with ``settings.workers`` workers.
+    """Run a search to the study's target with ``plan.workers`` workers.
 
-    Everything that can be wrong with the input (space file, device, data, storage) is checked
-    before a study is created, so a bad command leaves nothing behind.
+    The plan was checked when it was made (:func:`eegtune.search.plan.plan_search`); the data
+    and the study are checked here before a trial starts, so a bad command leaves nothing
+    behind but, at most, the study's keys.
 
     Args:
-        settings: What to search.
+        plan: What to search.
         on_status: Called with a fresh :class:`SearchStatus` every ``poll_interval`` seconds
             and once at the end.
         data_set: An already loaded dataset (saves loading it again).
-        storage: The command's open storage (else ``settings.storage`` is opened here).
+        storage: The command's open storage; without one, ``plan.storage`` is opened here
+            and closed at the end.
 
     Returns:
         The final status. ``KeyboardInterrupt`` propagates after workers stopped cleanly.
     """
-    from eegtune.data.loading import load_dataset
-    from eegtune.models.networks import check_input
-    from eegtune.search.space import load_space
-    from eegtune.search.storages import (
-        describe_storage,
-        failure_reason,
-        is_storage_error,
-        open_storage,
-        redact,
-    )
-    from eegtune.search.study import create_or_check_study, quiet_optuna, remember_classes
-
     quiet_optuna()
-    check_settings(settings)
     started = time.time()
-    deadline = None if settings.timeout is None else started + settings.timeout
+    deadline = None if plan.timeout is None else started + plan.timeout
     if data_set is None:
-        data_set = load_dataset(settings.source, settings.data_dir, offline=settings.offline)
-    check_input(settings.model, data_set)
+        data_set = load_dataset(plan.source, plan.data_dir, offline=plan.offline)
+    check_input(plan.model, data_set)
+    owned = storage is None
     if storage is None:
-        storage = open_storage(settings.storage)
-    keys = replace(settings.study_keys(), data=data_set.fingerprint())
-    study, kept = create_or_check_study(storage, settings.name, keys)
-    space = load_space(settings.model, settings.space).fixing("activation", settings.activation)
-    space.check_study(study.get_trials(deepcopy=False), settings.name, settings.space)
-    remember_classes(study, data_set.classes)
-    settings = replace(
-        settings,
-        split_seed=kept.split_seed,
-        val_fraction=kept.val_fraction,
-        objective=kept.objective,
-    )
-    from eegtune.search.samplers import make_pruner
+        storage = open_storage(plan.storage)
+    try:
+        return _search(plan, storage, data_set, started, deadline, on_status, poll_interval)
+    finally:
+        if owned:
+            close_storage(storage)
 
-    status = StatusReader(
-        study,
-        settings.trials,
-        started,
-        epochs=settings.epochs,
-        pruner=make_pruner(settings.pruner, settings.epochs),  # a twin: tells the next check
+
+def _search(
+    plan: SearchPlan,
+    storage: BaseStorage,
+    data_set: Dataset,
+    started: float,
+    deadline: float | None,
+    on_status: Callable[[SearchStatus], None] | None,
+    poll_interval: float,
+) -> SearchStatus:
+    study, kept = create_or_check_study(
+        storage, plan.name, replace(plan.spec, data=data_set.fingerprint())
     )
+    plan.space.check_study(study.get_trials(deepcopy=False), plan.name, plan.space_file)
+    remember_classes(study, data_set.classes)
+    plan = replace(plan, spec=kept)  # the study keeps its split and objective
+    status = StatusReader(
+        study, plan.trials, started, epochs=plan.epochs, pruner=plan.pruner()
+    )  # the pruner: a twin that tells the next check
     crashed: list[int] = []
     poller = Poller(status, on_status, poll_interval)
     try:
-        if settings.workers == 1:
+        if plan.workers == 1:
             run_worker(
-                settings,
-                deadline=deadline,
-                job=attach(settings, data_set=data_set, storage=storage),
+                plan, deadline=deadline, job=attach(plan, data_set=data_set, storage=storage)
             )
         else:
             crashed = run_processes(
                 run_worker,
-                lambda i: (replace(settings, device=worker_device(settings.device, i)),),
-                settings.workers,
-                settings.device,
+                lambda i: (replace(plan, device=plan.worker_device(i)),),
+                plan.workers,
+                plan.worker_device,
                 deadline,
             )
     except Exception as exc:
         if not is_storage_error(exc):
             raise
-        reason = redact(failure_reason(exc), settings.storage)
-        lost = f"lost the storage {describe_storage(settings.storage)} ({reason})"
+        reason = redact(failure_reason(exc), plan.storage)
+        lost = f"lost the storage {describe_storage(plan.storage)} ({reason})"
         raise SearchError(
             f"{lost}; finished trials are kept: run the same command again to resume"
         ) from None

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from eegtune.data.sources import DataSource
 from eegtune.errors import StudyError
-from eegtune.names import PARAMS
+from eegtune.names import DEFAULT_OBJECTIVE, LAB_DATASET, PARAMS
 from eegtune.search.storages import failure_reason, retry_races
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ __all__ = [
     "EVALUATION_DATA_KEY",
     "EVALUATION_KEY",
     "METRIC_NAME",
-    "StudyKeys",
+    "SPEC_KEYS",
+    "StudySpec",
     "best_by_activation",
     "check_data",
     "completed_trials",
@@ -71,28 +73,64 @@ def load_study(storage: BaseStorage, name: str, **kwargs: Any) -> optuna.Study:
         raise StudyError(f"no study named {name!r} in this storage (studies: {listing})") from None
 
 
+SPEC_KEYS = (
+    "dataset", "subjects", "preprocessing", "split_seed", "val_fraction", "objective", "data",
+    "model",
+)  # fmt: skip
+"""The study user attributes :class:`StudySpec` writes, in this order: ``model`` last, so that
+its presence marks the keys complete (see :func:`_finished_keys`)."""
+
+
 @dataclass(frozen=True)
-class StudyKeys:
-    """What a study remembers so that every trial and every later worker does the same job."""
+class StudySpec:
+    """What a study is: the network, the data, the validation split and the objective.
+
+    Stored as the study's user attributes (:meth:`to_attrs`) and read back from them
+    (:meth:`from_attrs`), so that every trial, every later worker, ``evaluate`` and ``report``
+    do the same job on the same data. The only place where these attributes are named.
+    """
 
     model: str
-    dataset: str
-    split_seed: int
-    val_fraction: float
-    objective: str = "best"  # what studies made before the choice was stored used
-    subjects: list[str] = field(default_factory=list)  # all subjects when empty
-    preprocessing: dict[str, float | None] = field(default_factory=dict)  # moabb: only
+    source: DataSource
+    split_seed: int = 0
+    val_fraction: float = 0.2
+    objective: str = DEFAULT_OBJECTIVE
     data: dict[str, Any] = field(default_factory=dict)  # Dataset.fingerprint(); {}: unknown
+
+    def to_attrs(self) -> dict[str, Any]:
+        """The study user attributes, in :data:`SPEC_KEYS` order."""
+        values = {
+            **self.source.attrs(),
+            "split_seed": self.split_seed,
+            "val_fraction": self.val_fraction,
+            "objective": self.objective,
+            "data": dict(self.data),
+            "model": self.model,
+        }
+        return {key: values[key] for key in SPEC_KEYS}
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> StudySpec:
+        """The spec a study remembers. Studies made before a key existed get what they used
+        then: the lab's dataset, all subjects, the best-epoch objective, no fingerprint."""
+        return cls(
+            model=str(attrs.get("model", "")),
+            source=DataSource.from_attrs(attrs, LAB_DATASET),
+            split_seed=int(attrs.get("split_seed", 0)),
+            val_fraction=float(attrs.get("val_fraction", 0.2)),
+            objective=str(attrs.get("objective", "best")),
+            data=dict(attrs.get("data") or {}),
+        )
 
 
 def create_or_check_study(
-    storage: BaseStorage, name: str, keys: StudyKeys
-) -> tuple[optuna.Study, StudyKeys]:
+    storage: BaseStorage, name: str, spec: StudySpec
+) -> tuple[optuna.Study, StudySpec]:
     """Create the study, or load it and check that it was made for the same job.
 
     Returns:
-        The study and the keys to use: a study keeps its validation split, so a request for
-        another split gets the stored one back (with a warning).
+        The study and the spec to use: a study keeps its validation split and objective, so
+        a request for others gets the stored ones back (with a warning).
 
     Raises:
         StudyError: the storage failed, or the study was made for another model or dataset.
@@ -113,37 +151,35 @@ def create_or_check_study(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([METRIC_NAME])
-    stored = _finished_keys(study)
-    if stored is None:  # a new study: remember the keys, "model" last (it marks them complete)
-        for key, value in vars(keys).items():
-            if key != "model":
-                study.set_user_attr(key, value)
-        study.set_user_attr("model", keys.model)
-        return study, keys
-    if (stored.get("model"), stored.get("dataset")) != (keys.model, keys.dataset):
+    attrs = _finished_keys(study)
+    if attrs is None:  # a new study: remember the spec ("model" last: it marks it complete)
+        for key, value in spec.to_attrs().items():
+            study.set_user_attr(key, value)
+        return study, spec
+    stored = StudySpec.from_attrs(attrs)
+    if (stored.model, stored.source.dataset) != (spec.model, spec.source.dataset):
         raise StudyError(
-            f"study {name!r} was made for model {stored.get('model')} on "
-            f"{stored.get('dataset')}; choose another --study name"
+            f"study {name!r} was made for model {stored.model} on {stored.source.dataset}; "
+            "choose another --study name"
         )
     for key, flag in (("subjects", "--subject"), ("preprocessing", "preprocessing options")):
-        before, now = stored.get(key) or type(getattr(keys, key))(), getattr(keys, key)
+        before, now = getattr(stored.source, key), getattr(spec.source, key)
         if before != now:
             raise StudyError(
-                f"study {name!r} was made with {key} {_shown(before)}, not {_shown(now)}; "
-                f"give the same {flag} or choose another --study name"
+                f"study {name!r} was made with {key} {_shown(key, before)}, not "
+                f"{_shown(key, now)}; give the same {flag} or choose another --study name"
             )
-    stored_data = stored.get("data") or {}
-    if stored_data and keys.data:
-        check_data(name, stored_data, keys.data)
-    elif keys.data:  # made before studies remembered their data, or by compare's first step
-        study.set_user_attr("data", keys.data)
+    if stored.data and spec.data:
+        check_data(name, stored.data, spec.data)
+    elif spec.data:  # made before studies remembered their data, or by compare's first step
+        study.set_user_attr("data", spec.data)
     kept = replace(
-        keys,
-        split_seed=int(stored["split_seed"]),
-        val_fraction=float(stored["val_fraction"]),
-        objective=str(stored.get("objective", "best")),
+        spec,
+        split_seed=stored.split_seed,
+        val_fraction=stored.val_fraction,
+        objective=stored.objective,
     )
-    if kept != keys:
+    if kept != spec:
         logger.warning(
             "study %r keeps its validation split (split seed %s, fraction %s) and objective %s",
             name,
@@ -198,7 +234,7 @@ def _finished_keys(study: optuna.Study, wait: float | None = None) -> dict[str, 
         stored = study.user_attrs
         if stored.get("model") is not None:
             return stored
-        if not any(stored.get(k) is not None for k in StudyKeys.__dataclass_fields__):
+        if not any(stored.get(k) is not None for k in SPEC_KEYS):
             return None
         if time.monotonic() >= deadline:
             logger.warning("study %r was left half-created; completing it", study.study_name)
@@ -206,9 +242,10 @@ def _finished_keys(study: optuna.Study, wait: float | None = None) -> dict[str, 
         time.sleep(0.1)
 
 
-def _shown(value: list[str] | dict[str, float | None]) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+def _shown(key: str, value: tuple[Any, ...]) -> str:
+    """Subjects (``1, 2``, or ``all``) or preprocessing (``fmin=4.0, ...``, or ``none``)."""
+    if key == "preprocessing":
+        return ", ".join(f"{k}={v}" for k, v in value) or "none"
     return ", ".join(value) or "all"
 
 

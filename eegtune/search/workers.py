@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from eegtune import signals
+from eegtune.device import configure_process, resolve_device
 from eegtune.errors import ConfigError, EegtuneError, WorkerError
+from eegtune.search.study import trial_id
 
 if TYPE_CHECKING:
     import optuna
@@ -141,8 +143,6 @@ def fail_stale_trials(study: optuna.Study, storage: BaseStorage, grace: float) -
     import optuna
     from optuna.trial import TrialState
 
-    from eegtune.search.study import trial_id
-
     failed = []
     now = time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -193,8 +193,6 @@ def _worker_main(
         signals.log_to_stderr()
         signals.die_with_parent(parent_pid)
         import torch
-
-        from eegtune.training import configure_process, resolve_device
 
         torch.set_num_threads(threads)
         configure_process(resolve_device(device))  # process-wide settings, set at the entry
@@ -250,13 +248,13 @@ def run_processes(
     target: Callable[..., None],
     args_of: Callable[[int], tuple[object, ...]],
     workers: int,
-    device: str,
+    device_of: Callable[[int], str],
     deadline: float | None,
 ) -> list[int]:
     """Run ``target(*args_of(i), deadline=deadline)`` in ``workers`` spawned processes.
 
     ``target`` must be a module-level function (it is pickled). The CPU cores are divided
-    among the workers; with ``device="auto"`` each worker takes a GPU in turn.
+    among the workers; worker ``i`` trains on ``device_of(i)``.
 
     Returns:
         The exit codes of workers that died without a message of their own (killed, for
@@ -276,7 +274,7 @@ def run_processes(
                 target,
                 args_of(i),
                 threads,
-                worker_device(device, i),
+                device_of(i),
                 deadline,
                 errors,
                 os.getpid(),

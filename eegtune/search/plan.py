@@ -1,0 +1,166 @@
+"""One search, checked once: :func:`plan_search` turns a request into a frozen
+:class:`SearchPlan`, and everything below it (the run, its workers, each trial) takes the plan as
+it is: nothing re-validates, nothing resolves the space, the device or the sampler again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+
+from eegtune.data.sources import DataSource, parse_source
+from eegtune.device import resolve_device
+from eegtune.errors import ConfigError, SearchError
+from eegtune.names import (
+    ACTIVATIONS,
+    DEFAULT_OBJECTIVE,
+    DEFAULT_PRUNER,
+    DEFAULT_SAMPLER,
+    LAB_DATASET,
+    MAX_SEED,
+    OBJECTIVES,
+)
+from eegtune.search.samplers import make_pruner, make_sampler
+from eegtune.search.space import SearchSpace, load_space
+from eegtune.search.study import StudySpec
+from eegtune.search.workers import heartbeat_interval, worker_device
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["SearchPlan", "plan_search"]
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """Everything one search needs, validated; picklable for worker processes.
+
+    ``sampler`` and ``pruner`` make a fresh sampler or pruner (each worker needs its own);
+    both were built once while the plan was made, so neither can fail later.
+    """
+
+    spec: StudySpec
+    study_name: str
+    trials: int
+    epochs: int
+    space: SearchSpace  # the model's preset and --space file, with a fixed activation applied
+    space_file: str | None
+    sampler: Callable[[], optuna.samplers.BaseSampler]
+    pruner: Callable[[], optuna.pruners.BasePruner]
+    sampler_name: str
+    pruner_name: str
+    seed: int
+    device: str  # resolved: cpu, cuda or cuda:N
+    spread_gpus: bool  # --device auto: worker i takes GPU i mod the GPU count
+    storage: str | None
+    data_dir: str = "data"
+    offline: bool | None = None
+    workers: int = 1
+    timeout: float | None = None
+    activation: str | None = None  # fixes the activation (a cell of `eegtune compare`)
+    max_consecutive_failures: int = 5
+    amp: bool = False
+
+    @property
+    def model(self) -> str:
+        return self.spec.model
+
+    @property
+    def name(self) -> str:
+        return self.study_name
+
+    @property
+    def source(self) -> DataSource:
+        return self.spec.source
+
+    def worker_device(self, index: int) -> str:
+        """The device of worker ``index`` (see :func:`eegtune.search.workers.worker_device`)."""
+        return worker_device("auto" if self.spread_gpus else self.device, index)
+
+
+def plan_search(
+    model: str,
+    trials: int,
+    *,
+    epochs: int = 300,
+    study_name: str | None = None,
+    storage: str | None = None,
+    space: str | None = None,
+    sampler: str = DEFAULT_SAMPLER,
+    pruner: str = DEFAULT_PRUNER,
+    seed: int = 0,
+    dataset: DataSource | str = LAB_DATASET,
+    data_dir: str = "data",
+    offline: bool | None = None,
+    device: str = "auto",
+    val_fraction: float = 0.2,
+    split_seed: int = 0,
+    workers: int = 1,
+    timeout: float | None = None,
+    objective: str = DEFAULT_OBJECTIVE,
+    activation: str | None = None,
+    max_consecutive_failures: int = 5,
+    amp: bool = False,
+) -> SearchPlan:
+    """Check a search request and resolve it into a :class:`SearchPlan`.
+
+    Needs neither data nor storage, so a bad command fails before any download or write.
+    ``dataset`` is a parsed :class:`~eegtune.data.sources.DataSource` or a ``--dataset`` value.
+    The study name defaults to the model's name.
+
+    Raises:
+        SearchError, SpaceError, ConfigError, StudyError: one line saying what is wrong.
+    """
+    if trials < 1:
+        raise SearchError(f"--trials must be at least 1, got {trials}")
+    if workers < 1:
+        raise SearchError(f"--workers must be at least 1, got {workers}")
+    if not 0 <= seed <= MAX_SEED - trials:  # trial seeds: seed + number
+        raise ConfigError(
+            f"--seed must lie in 0..{MAX_SEED - trials} (each trial trains with seed + its "
+            f"number, at most {MAX_SEED}), got {seed}"
+        )
+    if epochs < 1:
+        raise SearchError(f"--epochs must be at least 1, got {epochs}")
+    if not 0 < val_fraction < 1:
+        raise SearchError(f"--val-fraction must lie strictly between 0 and 1, got {val_fraction}")
+    if objective not in OBJECTIVES:
+        raise SearchError(
+            f"unknown objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}"
+        )
+    if activation is not None and activation not in ACTIVATIONS:
+        raise SearchError(
+            f"unknown activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}"
+        )
+    # built here, not only looked up: a sampler that cannot be made (gp without scipy) fails
+    # before any study exists
+    make_sampler(sampler, seed)
+    make_pruner(pruner, epochs)
+    resolved = load_space(model, space).fixing("activation", activation)
+    heartbeat_interval()  # a bad $EEGTUNE_HEARTBEAT_INTERVAL fails here, not in a worker
+    source = dataset if isinstance(dataset, DataSource) else parse_source(dataset)
+    return SearchPlan(
+        spec=StudySpec(model, source, split_seed, val_fraction, objective),
+        study_name=study_name or model,
+        trials=trials,
+        epochs=epochs,
+        space=resolved,
+        space_file=space,
+        sampler=partial(make_sampler, sampler, seed),
+        pruner=partial(make_pruner, pruner, epochs),
+        sampler_name=sampler,
+        pruner_name=pruner,
+        seed=seed,
+        device=str(resolve_device(device)),
+        spread_gpus=device.strip().lower() == "auto",
+        storage=storage,
+        data_dir=data_dir,
+        offline=offline,
+        workers=workers,
+        timeout=timeout,
+        activation=activation,
+        max_consecutive_failures=max_consecutive_failures,
+        amp=amp,
+    )
