@@ -22,12 +22,12 @@ import numpy as np
 
 from eegtune.data.loading import load_dataset
 from eegtune.data.sources import parse_source
+from eegtune.device import configure_process, resolve_device
 from eegtune.results.evaluate import evaluate_study
+from eegtune.search.plan import plan_search
 from eegtune.search.run import run_search
-from eegtune.search.plan import SearchPlan, plan_search
 from eegtune.search.storages import open_storage
 from eegtune.search.study import load_study
-from eegtune.device import configure_process, resolve_device
 
 
 def write_rhythm_npz(folder: Path, n_train: int = 600, n_test: int = 300, seed: int = 0) -> None:

@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from eegtune.data.dataset import stratified_split
 from eegtune.data.synthetic import make_synthetic
-from eegtune.models.networks import build_model
 from eegtune.device import configure_process, resolve_device, tune_cpu_allocator
+from eegtune.models.networks import build_model
 from eegtune.training import fit, set_seed
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import optuna
 
 from eegtune.data.synthetic import make_synthetic
-from eegtune.names import PRUNERS
-from eegtune.search.run import run_search
-from eegtune.search.plan import SearchPlan, plan_search
-from eegtune.search.storages import open_storage
 from eegtune.device import configure_process, resolve_device
+from eegtune.names import PRUNERS
+from eegtune.search.plan import plan_search
+from eegtune.search.run import run_search
+from eegtune.search.storages import open_storage
 
 
 def main() -> None:

@@ -21,14 +21,14 @@ from pathlib import Path
 import optuna
 
 from eegtune.data.synthetic import make_synthetic
+from eegtune.device import configure_process, resolve_device
 from eegtune.models.networks import build_model
 from eegtune.results.evaluate import chosen_epochs
 from eegtune.search import samplers
+from eegtune.search.plan import plan_search
 from eegtune.search.run import run_search
-from eegtune.search.plan import SearchPlan, plan_search
 from eegtune.search.storages import open_storage
 from eegtune.search.study import completed_trials
-from eegtune.device import configure_process, resolve_device
 from eegtune.training import fit, predict, set_seed
 
 FIRST_RUNGS = {

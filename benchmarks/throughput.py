@@ -26,10 +26,10 @@ from pathlib import Path
 import optuna
 
 from eegtune.data.synthetic import make_synthetic
-from eegtune.search.run import run_search
-from eegtune.search.plan import SearchPlan, plan_search
-from eegtune.search.storages import open_storage
 from eegtune.device import configure_process, resolve_device
+from eegtune.search.plan import SearchPlan, plan_search
+from eegtune.search.run import run_search
+from eegtune.search.storages import open_storage
 
 
 def timed_search(settings: SearchPlan, data=None) -> tuple[float, list]:

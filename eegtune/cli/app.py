@@ -22,6 +22,7 @@ from eegtune.cli.live import (
     epoch_progress,
     load_data,
     offline_or_env,
+    progress_interval,
     status_display,
 )
 from eegtune.cli.options import (
@@ -270,6 +271,7 @@ def search(
 
     source = parse_source(dataset, subject, fmin=fmin, fmax=fmax, tmin=tmin, tmax=tmax,
                           resample=resample)  # fmt: skip
+    progress_interval()  # a bad $EEGTUNE_PROGRESS_INTERVAL fails before anything is written
     plan = plan_search(  # bad input fails here, before any download or storage write
         str(model),
         trials,

@@ -16,7 +16,13 @@ from eegtune.cli.console import (
     make_console,
     trials_table,
 )
-from eegtune.cli.live import evaluation_progress, load_data, offline_or_env, status_display
+from eegtune.cli.live import (
+    evaluation_progress,
+    load_data,
+    offline_or_env,
+    progress_interval,
+    status_display,
+)
 from eegtune.cli.options import (
     ActivationName,
     AmpOpt,
@@ -252,6 +258,7 @@ def compare(
     quiet_optuna()
     source = parse_source(dataset, subject, fmin=fmin, fmax=fmax, tmin=tmin, tmax=tmax,
                           resample=resample)  # fmt: skip
+    progress_interval()  # a bad $EEGTUNE_PROGRESS_INTERVAL fails before anything is written
     models = [str(m) for m in model] if model else list(NETWORKS)
     activations = [str(a) for a in activation] if activation else list(ACTIVATIONS)
     cells = cell_plans(
