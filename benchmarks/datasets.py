@@ -23,7 +23,7 @@ import numpy as np
 from eegtune.data.loading import load_dataset
 from eegtune.data.sources import parse_source
 from eegtune.device import configure_process, resolve_device
-from eegtune.results.evaluate import evaluate_study
+from eegtune.results.evaluate import evaluate_study, plan_evaluation
 from eegtune.search.plan import plan_search
 from eegtune.search.run import run_search
 from eegtune.search.storages import open_storage
@@ -66,10 +66,11 @@ def main() -> None:
             )  # fmt: skip
             started = time.perf_counter()
             run_search(settings, data_set=data)
-            study = load_study(open_storage(storage), "eegnet")
+            opened = open_storage(storage)
+            study = load_study(opened, "eegnet")
             epochs = sum(len(t.intermediate_values) for t in study.trials)
-            (result,) = evaluate_study(study, data, storage=open_storage(storage), seeds=3,
-                                       models_dir=Path(tmp) / "m")  # fmt: skip
+            plan = plan_evaluation(opened, "eegnet", seeds=3, models_dir=Path(tmp) / "m")
+            (result,) = evaluate_study(plan, data, storage=opened)
             per_class = ", ".join(f"{k} {100 * v:.0f}%" for k, v in result.per_class.items())
             print(f"search seed {seed}: test {100 * result.mean:.1f}% +- {100 * result.std:.1f} "
                   f"(chance {100 * result.chance:.1f}%), per class {per_class}; "

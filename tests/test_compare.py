@@ -15,7 +15,7 @@ from eegtune.cli.app import app
 from eegtune.data.synthetic import make_synthetic
 from eegtune.errors import SearchError
 from eegtune.names import LAB_SETTINGS
-from eegtune.results.evaluate import evaluate_study
+from eegtune.results.evaluate import evaluate_study, plan_evaluation
 from eegtune.results.statistics import mean_ci, paired_difference, verdict
 from eegtune.search.plan import plan_search
 from eegtune.search.run import run_search
@@ -138,10 +138,9 @@ def test_per_subject_accuracy_shows_a_subject_that_differs_on_purpose(tmp_path: 
                        dataset="synthetic", device="cpu", pruner="none"),
         data_set=data,
     )  # fmt: skip
-    study = optuna.load_study(study_name="eegnet", storage=open_storage(storage))
-    (result,) = evaluate_study(
-        study, data, storage=open_storage(storage), seeds=1, models_dir=tmp_path / "m"
-    )
+    opened = open_storage(storage)
+    plan = plan_evaluation(opened, "eegnet", seeds=1, models_dir=tmp_path / "m")
+    (result,) = evaluate_study(plan, data, storage=opened)
     plain, flipped = result.per_subject["plain"][0], result.per_subject["flipped"][0]
     assert plain - flipped > 0.15, (plain, flipped)
     assert result.test_acc[0] == pytest.approx((plain + flipped) / 2, abs=0.01)

@@ -455,7 +455,7 @@ def test_a_report_of_a_database_storage_shows_no_password(tmp_path, tiny_data) -
 def test_an_interrupted_evaluate_keeps_its_finished_seeds_and_trains_only_the_missing(
     tmp_path, tiny_data
 ) -> None:
-    from eegtune.results.evaluate import evaluate_study
+    from eegtune.results.evaluate import evaluate_study, plan_evaluation
     from eegtune.search.study import load_seeds, load_study
 
     storage_url = str(tmp_path / "ev.journal")
@@ -463,24 +463,24 @@ def test_an_interrupted_evaluate_keeps_its_finished_seeds_and_trains_only_the_mi
     storage = open_storage(storage_url)
     study = load_study(storage, "eegnet")
     models = tmp_path / "models"
+    plan = plan_evaluation(storage, "eegnet", seeds=3, models_dir=models)
 
     def stop_after_seed_1(label: str, seed: int, acc: float) -> None:
         if seed == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        evaluate_study(study, tiny_data, storage=storage, seeds=3, models_dir=models,
-                       on_seed=stop_after_seed_1)  # fmt: skip
+        evaluate_study(plan, tiny_data, storage=storage, on_seed=stop_after_seed_1)
     assert sorted(load_seeds(storage, study)["best"]) == [0, 1]  # seed 1 kept, not dropped
     assert sorted(p.name for p in (models / "eegnet" / "best").glob("seed*.pt")) == [
         "seed0.pt", "seed1.pt",
     ]  # fmt: skip
     trained: list[int] = []
-    (result,) = evaluate_study(study, tiny_data, storage=storage, seeds=3, models_dir=models,
+    (result,) = evaluate_study(plan, tiny_data, storage=storage,
                                on_seed=lambda label, seed, acc: trained.append(seed))  # fmt: skip
     assert trained == [2] and result.seeds == [0, 1, 2] and len(result.test_acc) == 3
     again: list[int] = []
-    evaluate_study(study, tiny_data, storage=storage, seeds=3, models_dir=models,
+    evaluate_study(plan, tiny_data, storage=storage,
                    on_seed=lambda label, seed, acc: again.append(seed))  # fmt: skip
     assert again == []
 
@@ -488,25 +488,25 @@ def test_an_interrupted_evaluate_keeps_its_finished_seeds_and_trains_only_the_mi
 def test_concurrent_evaluations_of_one_study_keep_each_others_results(tmp_path, tiny_data) -> None:
     """A second evaluation finishing while the first runs (another terminal, another machine)
     is not overwritten when the first one stores its results."""
-    from eegtune.results.evaluate import evaluate_study
+    from eegtune.results.evaluate import evaluate_study, plan_evaluation
     from eegtune.search.study import load_evaluation, load_study
 
     storage_url = str(tmp_path / "two.journal")
     run_search(search_plan(storage_url, trials=3, epochs=2), data_set=tiny_data)
     storage = open_storage(storage_url)
-    study = load_study(storage, "eegnet")
     models = tmp_path / "models"
     inner: list[str] = []
 
     def meanwhile(label: str, seed: int, acc: float) -> None:
         if not inner:
             other = open_storage(storage_url)
-            done = evaluate_study(load_study(other, "eegnet"), tiny_data, storage=other,
-                                  seeds=1, per_activation=True, models_dir=models)  # fmt: skip
+            both = plan_evaluation(other, "eegnet", seeds=1, per_activation=True,
+                                   models_dir=models)  # fmt: skip
+            done = evaluate_study(both, tiny_data, storage=other)
             inner.extend(e.label for e in done)
 
-    evaluate_study(study, tiny_data, storage=storage, seeds=1, models_dir=models,
-                   on_seed=meanwhile)  # fmt: skip
+    best = plan_evaluation(storage, "eegnet", seeds=1, models_dir=models)
+    evaluate_study(best, tiny_data, storage=storage, on_seed=meanwhile)
     stored = load_evaluation(open_storage(storage_url), load_study(storage, "eegnet"))
     assert inner and set(stored) == {"best", *inner}
 

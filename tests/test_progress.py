@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import optuna
+import pytest
 from typer.testing import CliRunner
 
 from eegtune.cli.app import app
 from eegtune.search.progress import EtaSmoother, SearchStatus
+from eegtune.search.storages import open_storage
 
 runner = CliRunner()
 PLAIN = {"EEGTUNE_PROGRESS_INTERVAL": "0.2", "COLUMNS": "200"}
@@ -41,9 +44,25 @@ def test_evaluate_without_a_terminal_prints_progress_per_seed(tmp_path: Path) ->
         app, ["evaluate", "--seeds", "2", "--models-dir", str(tmp_path / "m")], env=env
     )
     assert result.exit_code == 0, result.output
-    assert re.search(r"best: seed [01] epoch \d/\d; overall \d+/\d+ epochs", result.output)
-    assert re.search(r"best: seed 0 test accuracy [\d.]+%", result.output)
-    assert re.search(r"best: seed 1 test accuracy [\d.]+%", result.output)
+    # Before the first seed: which configuration is retrained, with its settings and epochs.
+    study = optuna.load_study(study_name="eegnet", storage=open_storage(env["EEGTUNE_STORAGE"]))
+    trial = study.best_trial
+    header = result.output.index("retraining study 'eegnet' (eegnet, synthetic)")
+    assert header < result.output.index("seed 0 test accuracy")
+    assert "seeds 0..1, each tested once" in result.output
+    row = re.search(r"best │\s+0 │\s+(\d+) │\s+(\S+) │\s+([\d.]+)", result.output)
+    assert row, result.output
+    epochs = trial.user_attrs["best_epoch"]
+    assert (int(row[1]), row[2], float(row[3])) == (
+        epochs,
+        trial.params["activation"],
+        pytest.approx(trial.params["dropout"], rel=1e-2),
+    )
+    # Progress names the configuration by its trial, so "best" never reads as the best seed.
+    assert re.search(r"trial 0 \(best\): seed [01] epoch \d/\d; overall \d+/\d+ epochs",
+                     result.output)  # fmt: skip
+    assert re.search(r"trial 0 \(best\): seed 0 test accuracy [\d.]+%", result.output)
+    assert re.search(r"trial 0 \(best\): seed 1 test accuracy [\d.]+%", result.output)
 
 
 def test_eta_counts_down_between_trials_and_moves_halfway_after_one() -> None:

@@ -16,7 +16,7 @@ from eegtune.cli.app import app
 from eegtune.data.synthetic import make_synthetic
 from eegtune.models.networks import build_model
 from eegtune.results.collect import collect
-from eegtune.results.evaluate import evaluate_study
+from eegtune.results.evaluate import evaluate_study, plan_evaluation
 from eegtune.results.report import COLUMNS, SCHEMA_VERSION, build_figures
 from eegtune.search.plan import plan_search
 from eegtune.search.run import run_search
@@ -214,15 +214,11 @@ def test_evaluate_stores_per_seed_test_accuracy_that_report_shows(
 
 def test_evaluate_per_activation(two_studies, tmp_path) -> None:
     data = report_data()
-    study = optuna.load_study(study_name="deepconvnet", storage=open_storage(two_studies))
-    results = evaluate_study(
-        study,
-        data,
-        storage=open_storage(two_studies),
-        seeds=1,
-        per_activation=True,
-        models_dir=tmp_path / "m",
+    opened = open_storage(two_studies)
+    plan = plan_evaluation(
+        opened, "deepconvnet", seeds=1, per_activation=True, models_dir=tmp_path / "m"
     )
+    results = evaluate_study(plan, data, storage=opened)
     activations = {t.params["activation"] for t in complete_trials(two_studies, "deepconvnet")}
     assert {r.label for r in results} == activations
     assert all(len(r.test_acc) == 1 and 0 <= r.test_acc[0] <= 1 for r in results)

@@ -289,21 +289,17 @@ def test_trials_that_train_all_their_epochs_are_complete(tmp_path, tiny_data, ep
 def test_a_workers_own_error_reaches_the_output_of_workers_2(tmp_path, lab_copy) -> None:
     """The data vanish after the parent loaded them: each worker fails to load them itself,
     and its one-line DataError (not "exited abnormally") is what the user reads."""
-    proc = subprocess.Popen(
-        search_cmd("--trials", "2", "--epochs", "1", "--workers", "2", "--storage",
-                   str(tmp_path / "w.journal"), "--dataset", "bci-iiib", "--data-dir",
-                   str(lab_copy), "--offline"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    for line in proc.stderr:  # the parent says "study ..." after loading, before spawning
-        if line.startswith("study "):
-            (lab_copy / "S4b_train.npz").unlink()
-            break
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 2, err
-    assert "S4b_train.npz: file not found and offline mode is on" in err
-    assert "exited abnormally" not in err
+    from eegtune.data.loading import load_dataset
+
+    loaded = load_dataset("bci-iiib", lab_copy, offline=True)  # what the parent holds
+    (lab_copy / "S4b_train.npz").unlink()  # then the file goes, before any worker starts
+    plan = search_plan(str(tmp_path / "w.journal"), trials=2, workers=2, dataset="bci-iiib",
+                       data_dir=lab_copy, offline=True)  # fmt: skip
+    with pytest.raises(WorkerError) as caught:
+        run_search(plan, data_set=loaded)
+    assert caught.value.exit_code == 2
+    assert "S4b_train.npz: file not found and offline mode is on" in str(caught.value)
+    assert "exited abnormally" not in str(caught.value)
 
 
 def test_a_bad_heartbeat_interval_is_one_line_before_anything_runs(tmp_path) -> None:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import uuid
 from pathlib import Path
 
@@ -20,9 +21,12 @@ from eegtune.cli.app import app
 from eegtune.data.synthetic import make_synthetic
 from eegtune.errors import SearchError, StudyError
 from eegtune.names import PARAMS
+from eegtune.search import objective as objective_module
+from eegtune.search import run as run_module
 from eegtune.search.plan import plan_search
 from eegtune.search.run import run_search
 from eegtune.search.storages import open_storage, storage_url
+from eegtune.search.workers import HEARTBEAT_KEY
 from tests.helpers import (
     MYSQL,
     POSTGRES,
@@ -193,7 +197,8 @@ def test_sigkilled_worker_trial_fails_by_heartbeat_and_is_retried(tmp_path: Path
     study_id = storage.get_study_id_from_name("eegnet")
     victim_id = storage.get_trial_id_from_study_id_trial_number(study_id, victim.number)
     storage.set_trial_user_attr(victim_id, "worker", "another-host:1")
-    time.sleep(2)  # longer than the grace of 3 heartbeats
+    # Its last heartbeat, a minute ago: far longer than the grace of 3 heartbeats (1.5 s).
+    storage.set_trial_system_attr(victim_id, HEARTBEAT_KEY, time.time() - 60)
     rerun = subprocess.run(
         search_cmd("--trials", "2", "--epochs", "1", "--storage", journal),
         env=env,
@@ -212,17 +217,20 @@ def test_sigkilled_worker_trial_fails_by_heartbeat_and_is_retried(tmp_path: Path
 
 def test_three_workers_on_a_journal_file(tmp_path: Path) -> None:
     journal = str(tmp_path / "par.journal")
-    out = subprocess.run(
+    proc = subprocess.Popen(
         search_cmd("--trials", "6", "--epochs", "1", "--workers", "3", "--storage", journal),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
     )
-    assert out.returncode == 0, out.stderr
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
     trials = trials_of(journal, "eegnet")
     assert finished(trials) == 6 and count(trials, TrialState.RUNNING) == 0
-    assert len({t.user_attrs["worker"] for t in trials}) >= 2
-    assert "error" not in out.stderr.lower()
+    # Every trial ran in a worker process, none in the parent that spawned them.
+    pids = {int(t.user_attrs["worker"].rpartition(":")[2]) for t in trials}
+    assert proc.pid not in pids and len(pids) <= 3
+    assert "error" not in err.lower()
 
 
 @pytest.mark.postgres
@@ -487,10 +495,20 @@ def test_timeout_stops_starting_trials(tmp_path, tiny_data) -> None:
     assert status.finished < 50 and status.running == 0 and status.timed_out
 
 
-def test_timeout_cuts_the_running_trial_and_says_so(tmp_path: Path) -> None:
+def test_timeout_cuts_the_running_trial_and_says_so(tmp_path: Path, monkeypatch) -> None:
     """--timeout bounds the whole search: a trial that could never finish in time is cut
     after an epoch, recorded as failed with its curves, and the summary says how to resume."""
     journal = str(tmp_path / "t.journal")
+    # A clock that moves 0.25 s each time the search reads it: the first trial starts, and
+    # the deadline passes after a few epochs however fast or slow this machine is.
+    ticks = iter(range(10**9))
+
+    def clock() -> float:
+        return 1_000_000.0 + 0.25 * next(ticks)
+
+    fake = types.SimpleNamespace(**{**vars(time), "time": clock})  # the rest is the real module
+    monkeypatch.setattr(run_module, "time", fake)
+    monkeypatch.setattr(objective_module, "time", fake)
     result = invoke_search(
         "--trials", "2", "--epochs", "100000", "--timeout", "1", "--storage", journal
     )

@@ -29,8 +29,10 @@ __all__ = [
     "interval_text",
     "chance_text",
     "compare_table",
+    "config_title",
     "confusion_table",
     "make_console",
+    "retraining_table",
     "summary_line",
     "trials_table",
 ]
@@ -165,6 +167,34 @@ def evaluation_table(title: str, results: list[Any]) -> Any:
             chance_text(r.chance),
             str(len(r.seeds)),
             *([per_subject_text(r)] if subjects else []),
+        )
+    return table
+
+
+def config_title(label: str, trial: int) -> str:
+    """How a retrained configuration is named on screen: its trial first, then its role."""
+    return f"trial {trial} ({label})"
+
+
+def retraining_table(plan: Any) -> Any:
+    """What ``evaluate`` is about to retrain (:class:`eegtune.results.evaluate.EvaluationPlan`):
+    each configuration's trial, settings and epochs, before the first seed trains."""
+    from rich.table import Table
+
+    seeds = plan.seeds
+    table = Table(
+        title=f"retraining study {plan.name!r} ({plan.spec.model}, {plan.spec.source.describe()})"
+        f" on the full training set: seeds 0..{seeds - 1}, each tested once"
+    )
+    keys = [key for _, key in TRIAL_COLUMNS if key in ("activation", "dropout", "lr", "batch_size",
+                                                       "weight_decay")]  # fmt: skip
+    headers = ["config", "trial", "epochs", *(h for h, k in TRIAL_COLUMNS if k in keys)]
+    for header in headers:
+        table.add_column(header, justify="right", no_wrap=True)
+    for label, trial in plan.configs.items():
+        epochs = dict(plan.runs)[label]
+        table.add_row(
+            label, str(trial.number), str(epochs), *(fmt(trial.params.get(k, "-")) for k in keys)
         )
     return table
 

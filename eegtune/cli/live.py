@@ -238,19 +238,24 @@ def status_display() -> Iterator[Callable[[Any], None]]:
 
 @contextmanager
 def evaluation_progress(
-    runs: list[tuple[str, int]], seeds: int
+    runs: list[tuple[str, int]], seeds: int, titles: dict[str, str] | None = None
 ) -> Iterator[tuple[Callable[[str, int, Any], None], Callable[[str, int, float], None]]]:
     """Progress of ``evaluate``: one bar per seed (epoch e/E, elapsed) and one overall bar.
 
-    ``runs`` lists (label, epochs) of each configuration. Yields ``(on_epoch, on_seed)``
+    ``runs`` lists (label, epochs) of each configuration; ``titles`` names a label on screen
+    (``trial 12 (best)``: the configuration, not the best seed). Yields ``(on_epoch, on_seed)``
     hooks for :func:`eegtune.results.evaluate.evaluate_study`. Without a terminal it prints plain
     lines: each seed's result, and the running seed's epoch every :func:`progress_interval`.
     """
     console = make_console(stderr=True)
     total = sum(epochs for _, epochs in runs) * seeds
+    titles = titles or {}
+
+    def title(label: str) -> str:
+        return titles.get(label, label)
 
     def result_line(label: str, seed: int, acc: float) -> str:
-        return f"{label}: seed {seed} test accuracy {100 * acc:.2f}%"
+        return f"{title(label)}: seed {seed} test accuracy {100 * acc:.2f}%"
 
     if not console.is_terminal:
         due = _Every(progress_interval())
@@ -262,7 +267,7 @@ def evaluation_progress(
             if due():
                 epochs = dict(runs)[label]
                 print(
-                    f"{label}: seed {seed} epoch {record.epoch}/{epochs}; overall "
+                    f"{title(label)}: seed {seed} epoch {record.epoch}/{epochs}; overall "
                     f"{done[0]}/{total} epochs, {duration(time.monotonic() - started)} elapsed",
                     file=sys.stderr,
                     flush=True,
@@ -281,7 +286,9 @@ def evaluation_progress(
         def on_epoch(label: str, seed: int, record: Any) -> None:
             key = (label, seed)
             if key not in bars:
-                bars[key] = progress.add_task(f"{label} seed {seed}", total=dict(runs)[label])
+                bars[key] = progress.add_task(
+                    f"{title(label)} seed {seed}", total=dict(runs)[label]
+                )
             progress.update(bars[key], completed=record.epoch)
             progress.advance(overall)
 

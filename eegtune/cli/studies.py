@@ -10,10 +10,12 @@ import typer
 
 from eegtune.cli.console import (
     compare_table,
+    config_title,
     confusion_table,
     evaluation_table,
     headline_table,
     make_console,
+    retraining_table,
     trials_table,
 )
 from eegtune.cli.live import (
@@ -129,45 +131,36 @@ def evaluate(
     amp: AmpOpt = False,
 ) -> None:
     """Retrain the best configuration with several seeds and measure test accuracy once each."""
-    from eegtune.device import configure_process, resolve_device
-    from eegtune.results.evaluate import (
-        choose_study,
-        evaluate_study,
-        models_folder,
-        planned_runs,
-        searched_source,
-    )
+    from eegtune.device import configure_process
+    from eegtune.results.evaluate import evaluate_study, models_folder, plan_evaluation
     from eegtune.search.storages import close_storage, open_storage
     from eegtune.search.study import quiet_optuna
 
     quiet_optuna()
-    torch_device = resolve_device(device)
     opened = open_storage(storage, create=False)  # once for the whole command
     try:
-        loaded = choose_study(opened, study)
-        runs = planned_runs(loaded, per_activation)  # fails early when nothing completed
-        searched_on = searched_source(loaded, dataset)
-        configure_process(torch_device)
-        data = load_data(searched_on, data_dir, offline)
+        plan = plan_evaluation(
+            opened,
+            study,
+            dataset=dataset,
+            seeds=seeds,
+            per_activation=per_activation,
+            device=device,
+            models_dir=models_dir,
+            amp=amp,
+        )  # every check before the data are loaded
         check_writable(models_dir)  # before a seed trains, not after
-        with evaluation_progress(runs, seeds) as (on_epoch, on_seed):
-            results = evaluate_study(
-                loaded,
-                data,
-                storage=opened,
-                seeds=seeds,
-                per_activation=per_activation,
-                device=torch_device,
-                models_dir=models_dir,
-                on_seed=on_seed,
-                on_epoch=on_epoch,
-                amp=amp,
-            )
-        model_name = str(loaded.user_attrs.get("model"))
+        configure_process(plan.device)
+        data = load_data(plan.spec.source, data_dir, offline)
+        make_console().print(retraining_table(plan))
+        titles = {label: config_title(label, t.number) for label, t in plan.configs.items()}
+        with evaluation_progress(plan.runs, seeds, titles) as (on_epoch, on_seed):
+            results = evaluate_study(plan, data, storage=opened, on_seed=on_seed, on_epoch=on_epoch)
     finally:
         close_storage(opened)
+    model_name, searched_on = plan.spec.model, plan.spec.source
     console = make_console()
-    title = f"test accuracy of study {loaded.study_name!r} ({model_name}, {searched_on.describe()})"
+    title = f"test accuracy of study {plan.name!r} ({model_name}, {searched_on.describe()})"
     console.print(evaluation_table(title, results))
     for result in results:
         if len(result.classes) > 0 and result.confusion:
@@ -177,7 +170,7 @@ def evaluate(
         console.print(
             f"lab report baseline for {model_name}: {lab:.2f}% (best test epoch, optimistic)"
         )
-    console.print(f"weights and configs saved under {models_folder(models_dir, loaded.study_name)}")
+    console.print(f"weights and configs saved under {models_folder(models_dir, plan.name)}")
 
 
 # compare --------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import CompareError
 from eegtune.names import LAB_SETTINGS
-from eegtune.results.evaluate import Evaluation, chosen_epochs, evaluate_study
+from eegtune.results.evaluate import Evaluation, chosen_epochs, evaluate_study, plan_evaluation
 from eegtune.results.statistics import Interval, paired_difference, verdict
 from eegtune.search.plan import SearchPlan, plan_search
 from eegtune.search.run import run_search
@@ -224,17 +224,21 @@ def evaluate_cells(
         configs, cell.reason = _chosen(study, baseline)
         if not configs:
             continue
-        evaluations = evaluate_study(
-            study,
-            data_set,
-            storage=storage,
+        evaluation = plan_evaluation(
+            storage,
+            plan.name,
             seeds=seeds,
             configs=configs,
-            device=device,
+            device=str(device),
             models_dir=models_dir,
+            amp=plan.amp,
+        )
+        evaluations = evaluate_study(
+            evaluation,
+            data_set,
+            storage=storage,
             on_epoch=None if on_epoch is None else partial(_relabel, on_epoch, plan.name),
             on_seed=None if on_seed is None else partial(_relabel, on_seed, plan.name),
-            amp=plan.amp,
         )
         by_label = {e.label: e for e in evaluations}
         cell.tuned, cell.baseline = by_label.get("tuned"), by_label.get("baseline")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eegtune.data.sources import parse_source
+from eegtune.device import resolve_device
 from eegtune.errors import EvaluateError
 from eegtune.files import atomic_write, atomic_write_text, safe_name
 from eegtune.results.statistics import Interval, mean_ci
@@ -43,17 +44,17 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from eegtune.data.dataset import Dataset
-    from eegtune.data.sources import DataSource
     from eegtune.training import EpochRecord
 
 __all__ = [
     "Evaluation",
+    "EvaluationPlan",
     "choose_configs",
     "choose_study",
+    "chosen_epochs",
     "evaluate_study",
     "models_folder",
-    "planned_runs",
-    "searched_source",
+    "plan_evaluation",
 ]
 
 
@@ -137,21 +138,6 @@ def choose_study(storage: BaseStorage, name: str | None) -> optuna.Study:
     return load_study(storage, name)
 
 
-def searched_source(study: optuna.Study, requested: str | None = None) -> DataSource:
-    """The data ``study`` was searched on (dataset, subjects, preprocessing).
-
-    Raises:
-        EvaluateError: ``requested`` names another dataset.
-    """
-    source = StudySpec.from_attrs(study.user_attrs).source
-    if requested is not None and parse_source(requested).dataset != source.dataset:
-        raise EvaluateError(
-            f"study {study.study_name!r} was searched on {source.dataset}; evaluate it on the "
-            f"same dataset (drop --dataset {requested})"
-        )
-    return source
-
-
 def choose_configs(study: optuna.Study, per_activation: bool) -> dict[str, FrozenTrial]:
     """The best completed trial (label ``best``), or the best of each activation."""
     ranked = completed_trials(study)
@@ -168,61 +154,127 @@ def chosen_epochs(trial: FrozenTrial) -> int:
     return int(trial.user_attrs.get("best_epoch") or trial.user_attrs["epochs_trained"])
 
 
-def planned_runs(study: optuna.Study, per_activation: bool) -> list[tuple[str, int]]:
-    """(label, epochs) of each configuration :func:`evaluate_study` will retrain."""
-    return [(label, chosen_epochs(t)) for label, t in choose_configs(study, per_activation).items()]
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """What an evaluation retrains, checked once by :func:`plan_evaluation`.
+
+    Attributes:
+        study: The searched study; its results are stored in it.
+        spec: What the study was made for (model, data, split, objective).
+        configs: The trials to retrain, by label (``best``, an activation, ``tuned``, ...).
+        seeds: Seeds 0..seeds-1.
+        device: The resolved training device (``cpu``, ``cuda:0``, ...).
+        models_dir: Weights go to ``models_dir/<study>/<label>/seed<N>.pt``.
+        amp: Train under bfloat16 autocast (see :func:`eegtune.training.fit`).
+    """
+
+    study: optuna.Study
+    spec: StudySpec
+    configs: dict[str, FrozenTrial]
+    seeds: int
+    device: str
+    models_dir: Path
+    amp: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+    @property
+    def runs(self) -> list[tuple[str, int]]:
+        """(label, epochs) of each configuration retrained, in order."""
+        return [(label, chosen_epochs(t)) for label, t in self.configs.items()]
+
+    def folder(self, label: str) -> Path:
+        return models_folder(self.models_dir, self.name) / safe_name(label)
 
 
-def evaluate_study(
-    study: optuna.Study,
-    data: Dataset,
-    *,
+def plan_evaluation(
     storage: BaseStorage,
+    study: str | None = None,
+    *,
+    dataset: str | None = None,
     seeds: int = 5,
     per_activation: bool = False,
     configs: dict[str, FrozenTrial] | None = None,
-    device: torch.device | str = "cpu",
+    device: str = "cpu",
     models_dir: Path | str = "studies/models",
+    amp: bool = False,
+) -> EvaluationPlan:
+    """Check an evaluation request once, before any data are loaded.
+
+    Args:
+        storage: The open storage of the study.
+        study: Study name (default: the only study in the storage).
+        dataset: A dataset the user named; it must be the one the study was searched on.
+        seeds: Retraining seeds.
+        per_activation: Retrain the best trial of each activation instead of the overall best.
+        configs: Trials to retrain by label (instead of the choice ``per_activation`` makes).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        models_dir: Where weights and their ``config.json`` go.
+        amp: Train under bfloat16 autocast.
+
+    Raises:
+        EvaluateError: too few seeds, no such study, a study not made by eegtune, another
+            dataset, or nothing completed to retrain.
+        ConfigError: a device that is not there.
+    """
+    if seeds < 1:
+        raise EvaluateError(f"--seeds must be at least 1, got {seeds}")
+    loaded = choose_study(storage, study)
+    if not loaded.user_attrs.get("model"):
+        raise EvaluateError(f"study {loaded.study_name!r} was not made by eegtune search")
+    spec = StudySpec.from_attrs(loaded.user_attrs)
+    if dataset is not None and parse_source(dataset).dataset != spec.source.dataset:
+        raise EvaluateError(
+            f"study {loaded.study_name!r} was searched on {spec.source.dataset}; evaluate it on "
+            f"the same dataset (drop --dataset {dataset})"
+        )
+    chosen = dict(configs) if configs is not None else choose_configs(loaded, per_activation)
+    return EvaluationPlan(
+        study=loaded,
+        spec=spec,
+        configs=chosen,
+        seeds=seeds,
+        device=str(resolve_device(device)),
+        models_dir=Path(models_dir),
+        amp=amp,
+    )
+
+
+def evaluate_study(
+    plan: EvaluationPlan,
+    data: Dataset,
+    *,
+    storage: BaseStorage,
     on_seed: Callable[[str, int, float], None] | None = None,
     on_epoch: Callable[[str, int, EpochRecord], None] | None = None,
-    amp: bool = False,
 ) -> list[Evaluation]:
-    """Retrain the chosen configuration(s) with ``seeds`` seeds and measure test accuracy.
+    """Retrain the plan's configurations with its seeds and measure test accuracy once each.
 
     Each seed's result is stored the moment it is tested (:func:`eegtune.search.study.save_seed`)
     and never trained again: an interrupted run, or one with more seeds, trains only the
     seeds that are missing, and concurrent runs keep each other's results.
 
     Args:
-        study: A study made by ``eegtune search``.
-        data: The dataset (training and test sets).
+        plan: What to retrain (:func:`plan_evaluation`).
+        data: The dataset (training and test sets); it must be the data the study was
+            searched on.
         storage: The study's storage, where the results are kept.
-        seeds: Seeds 0..seeds-1.
-        per_activation: Evaluate the best trial of each activation instead of the overall best.
-        configs: Trials to evaluate by label (instead of the choice ``per_activation`` makes).
-        device: Training device.
-        models_dir: Weights go to ``models_dir/<study>/<label>/seed<N>.pt`` with a
-            ``config.json`` beside them (names made safe by :func:`eegtune.files.safe_name`).
         on_seed: Called as ``on_seed(label, seed, test_acc)`` after each seed trained here
             (not for seeds kept from an earlier run).
         on_epoch: Called as ``on_epoch(label, seed, record)`` after each training epoch.
-        amp: Train under bfloat16 autocast (see :func:`eegtune.training.fit`).
 
     Returns:
         One :class:`Evaluation` per configuration, also stored in the study.
     """
-    if seeds < 1:
-        raise EvaluateError(f"--seeds must be at least 1, got {seeds}")
-    model_name = study.user_attrs.get("model")
-    if model_name is None:
-        raise EvaluateError(f"study {study.study_name!r} was not made by eegtune search")
-    if study.user_attrs.get("data"):  # the study remembers its data: refuse changed data
-        check_data(study.study_name, study.user_attrs["data"], data.fingerprint())
+    study = plan.study
+    if plan.spec.data:  # the study remembers its data: refuse changed data
+        check_data(study.study_name, plan.spec.data, data.fingerprint())
     results = []
     stored = load_evaluation(storage, study)
     tested = load_seeds(storage, study)
-    chosen = configs if configs is not None else choose_configs(study, per_activation)
-    for label, trial in chosen.items():
+    for label, trial in plan.configs.items():
         epochs = chosen_epochs(trial)
         done = {
             seed: record
@@ -232,7 +284,7 @@ def evaluate_study(
         before = stored.get(label) or {}
         if not done and (before.get("trial"), before.get("seeds")) == (
             trial.number,
-            list(range(seeds)),
+            list(range(plan.seeds)),
         ):
             results.append(Evaluation.from_dict(before))  # stored before seed records existed
             continue
@@ -241,14 +293,12 @@ def evaluate_study(
             classes=list(data.classes), chance=data.chance,
         )  # fmt: skip
         confusion = np.zeros((data.n_classes, data.n_classes), dtype=np.int64)
-        folder = models_folder(models_dir, study.study_name) / safe_name(label)
-        for seed in range(seeds):
+        folder = plan.folder(label)
+        for seed in range(plan.seeds):
             record = done.get(seed)
             if record is None:  # not tested yet: train it, and keep it the moment it is done
                 hook = None if on_epoch is None else partial(on_epoch, label, seed)
-                predicted = _train_and_test(
-                    str(model_name), evaluation, data, seed, device, amp, hook, folder
-                )
+                predicted = _train_and_test(plan, evaluation, data, seed, hook, folder)
                 acc, by_subject = _accuracies(data, predicted)
                 record = {
                     "trial": trial.number,
@@ -266,7 +316,7 @@ def evaluate_study(
             evaluation.test_acc.append(float(record["test_acc"]))
             for subject, subject_acc in record["per_subject"].items():
                 evaluation.per_subject.setdefault(subject, []).append(subject_acc)
-        config = {"model": model_name, "study": study.study_name, **evaluation.to_dict()}
+        config = {"model": plan.spec.model, "study": study.study_name, **evaluation.to_dict()}
         atomic_write_text(folder / "config.json", json.dumps(config, indent=2))
         results.append(evaluation)
     save_evaluation(storage, study, {e.label: e.to_dict() for e in results})
@@ -274,31 +324,29 @@ def evaluate_study(
 
 
 def _train_and_test(
-    model_name: str,
+    plan: EvaluationPlan,
     evaluation: Evaluation,
     data: Dataset,
     seed: int,
-    device: torch.device | str,
-    amp: bool,
     on_epoch: Callable[[EpochRecord], None] | None,
     folder: Path,
 ) -> np.ndarray:
     """Train one seed on the full training set, save the weights; return test predictions."""
     model, result = train_configuration(
-        model_name,
+        plan.spec.model,
         evaluation.params,
         data.x_train,
         data.y_train,
         shape=data.model_kwargs,
         epochs=evaluation.epochs,
         seed=seed,
-        device=device,
-        amp=amp,
+        device=plan.device,
+        amp=plan.amp,
         callback=on_epoch,
     )
     if result.status == "diverged":
         raise EvaluateError(f"{evaluation.label}, seed {seed}: {result.message}")
-    predicted = predict(model, data.x_test, device)
+    predicted = predict(model, data.x_test, plan.device)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_write(folder / f"seed{seed}.pt", partial(_save_weights, state))
     return predicted
