@@ -6,9 +6,11 @@ __all__ = [
     "ReportError",
     "CompareError",
     "EvaluateError",
+    "ExportError",
     "WorkerError",
     "SpaceError",
     "SearchError",
+    "ServeError",
     "ConfigError",
     "DataError",
     "EegtuneError",
@@ -80,3 +82,11 @@ class CompareError(EegtuneError):
 
 class ReportError(EegtuneError):
     """Nothing to report: no study, an empty study, or only failed trials."""
+
+
+class ExportError(EegtuneError):
+    """Static images cannot be made: kaleido, or the Chrome/Chromium it drives, is missing."""
+
+
+class ServeError(EegtuneError):
+    """The dashboard cannot listen on the address and port asked for."""

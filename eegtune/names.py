@@ -9,7 +9,9 @@ sampler or a pruner likewise.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,8 @@ __all__ = [
     "DEFAULT_ACTIVATION",
     "DEFAULT_NETWORK",
     "DEFAULT_OBJECTIVE",
+    "did_you_mean",
+    "OBJECTIVE_TITLES",
     "DEFAULT_PRUNER",
     "DEFAULT_SAMPLER",
     "DROPOUT_MAX",
@@ -27,6 +31,7 @@ __all__ = [
     "LAB_SETTINGS",
     "MAX_SEED",
     "OBJECTIVES",
+    "objective_title",
     "NETWORKS",
     "PARAMS",
     "PRUNERS",
@@ -139,6 +144,17 @@ OBJECTIVES: dict[str, str] = {
     "best": "best single-epoch validation accuracy",
 }
 DEFAULT_OBJECTIVE = "smoothed"  # chosen by benchmarks/selection.py (BENCHMARKS.md)
+OBJECTIVE_TITLES: dict[str, str] = {
+    "smoothed": "smoothed validation accuracy (3-epoch mean)",
+    "best": "best single-epoch validation accuracy",
+}
+"""What a trial's value is called wherever it is shown (column headings, live lines)."""
+
+
+def objective_title(objective: str) -> str:
+    """The name of a study's score (a study made before objectives existed used ``best``)."""
+    return OBJECTIVE_TITLES.get(objective, f"validation score ({objective})")
+
 
 LAB_SETTINGS: dict[str, float | int] = {
     "lr": 0.005,
@@ -190,3 +206,9 @@ def network_title(name: str) -> str:
     """How reports name a network (its registered title, else the name itself)."""
     entry = NETWORKS.get(name)
     return entry.title if entry is not None and entry.title else name
+
+
+def did_you_mean(value: str, names: Iterable[str]) -> str:
+    """``"; did you mean eegnet?"`` for a near miss of one of ``names``, else ``""``."""
+    close = difflib.get_close_matches(value.strip().lower(), list(names), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""

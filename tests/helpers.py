@@ -298,6 +298,8 @@ def search_cmd(*args: str) -> list[str]:
         "synthetic",
         "--device",
         "cpu",
+        "--study",
+        "eegnet",
         *args,
     ]
 
@@ -317,8 +319,9 @@ def assert_one_line_error(result, fragment: str, code: int = 2) -> None:
 
 
 def search_plan(storage: str, **kwargs) -> SearchPlan:
-    """A small search plan: one 1-epoch EEGNet trial on synthetic data, on the CPU, unpruned;
-    ``kwargs`` override any of :func:`eegtune.search.plan.plan_search`'s arguments."""
+    """A small search plan: one 1-epoch EEGNet trial on synthetic data, on the CPU, unpruned,
+    in study ``eegnet``; ``kwargs`` override any of :func:`eegtune.search.plan.plan_search`'s
+    arguments."""
     base = dict(model="eegnet", trials=1, epochs=1, storage=storage, dataset="synthetic",
-                device="cpu", pruner="none")  # fmt: skip
+                device="cpu", pruner="none", study_name="eegnet")  # fmt: skip
     return plan_search(**(base | kwargs))

@@ -51,6 +51,53 @@ def test_every_option_has_help() -> None:
                 assert param.help, f"{command.name} --{param.name} has no help text"
 
 
+def _commands():
+    import typer.main
+
+    group = typer.main.get_command(app)
+    yield [], group
+    for name, command in group.commands.items():
+        yield [name], command
+        for sub in getattr(command, "commands", {}):
+            yield [name, sub], command.commands[sub]
+
+
+@pytest.mark.parametrize("path", [p for p, _ in _commands()], ids=lambda p: " ".join(p) or "-")
+def test_no_help_page_shows_a_type_for_a_flag(path: list[str]) -> None:
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output
+    assert "<list[" not in result.output  # repeatable choices read as their values
+    if path == ["compare"]:
+        assert "eegnet|deepconvnet" in result.output and "relu|leaky_relu|elu" in result.output
+
+
+def test_version() -> None:
+    from eegtune import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output == f"eegtune {__version__}\n"
+
+
+def test_choices_ignore_case_and_a_near_miss_gets_a_did_you_mean(tmp_path: Path) -> None:
+    args = ["train", "--model", "EEGNet", "--activation", "ELU", "--dataset", "Synthetic",
+            "--epochs", "1", "--device", "cpu"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "eegnet" in result.output and "elu" in result.output
+    wrong = runner.invoke(app, ["search", "--model", "eegnett", "--storage",
+                                str(tmp_path / "s.journal")])  # fmt: skip
+    assert wrong.exit_code == 2
+    text = " ".join(wrong.output.replace("│", " ").split())
+    assert (
+        "unknown network 'eegnett'; did you mean eegnet? (choose one of: eegnet, deepconvnet)"
+        in text
+    )
+    assert "Value error" not in text and not (tmp_path / "s.journal").exists()
+    dataset = runner.invoke(app, ["search", "--model", "eegnet", "--dataset", "synth"])
+    assert dataset.exit_code == 2 and "did you mean synthetic?" in dataset.output
+
+
 def test_data_info_on_lab_files(lab_dir: Path) -> None:
     result = invoke("data", "info", "--data-dir", str(lab_dir))
     assert result.exit_code == 0, result.output

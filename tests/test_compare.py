@@ -44,11 +44,12 @@ def test_compare_fills_every_cell_against_the_lab_baseline_and_resumes(tmp_path:
         assert trial0.params == {**LAB_SETTINGS, "activation": activation}
         assert trial0.state == optuna.trial.TrialState.COMPLETE  # never pruned
         assert {t.params["activation"] for t in study.trials} == {activation}
-        row = rf"│ +{model} │ +{activation} │ +[\d.]+% ± [\d.]+ │ +[\d.]+% ± [\d.]+ │ "
-        row += r"+[+-][\d.]+ ± [\d.]+ pts │ +50\.0% │ +2 │"  # chance: balanced classes
+        ci = r"[\d.]+% \[[\d.]+, [\d.]+\]\*?"  # a mean and its 95% CI, clipped and marked
+        row = rf"│ +{model} │ +{activation} │ +{ci} │ +{ci} │ "
+        row += r"+[+-][\d.]+ \[[+-][\d.]+, [+-][\d.]+\] pts │ +50\.0% │ +2 │"  # balanced: 50%
         assert re.search(row, first.output), first.output
     document = json.loads((out / "best_trials.json").read_text())
-    assert document["schema_version"] == 3
+    assert document["schema_version"] == 4
     cells = document["compare"]["cells"]
     assert [(c["model"], c["activation"]) for c in cells] == CELLS
     for cell in cells:
@@ -61,8 +62,16 @@ def test_compare_fills_every_cell_against_the_lab_baseline_and_resumes(tmp_path:
     assert len(verdicts) == 6 and all(" vs " in v["verdict"] for v in verdicts)
     index = (out / "index.html").read_text()
     assert 'id="fig-compare"' in index and '"error_y"' in index.replace(" ", "")
-    curves = re.findall(r'<section id="compare-(\w+)-(\w+)_activations">', index)
-    assert sorted(curves) == sorted(CELLS)
+    # The lab's deliverables: one figure and one table per network, not a chart per cell.
+    assert re.findall(r'<section id="([\w-]+)">', index)[:2] == ["lab_eegnet", "lab_deepconvnet"]
+    assert not re.findall(r'<section id="compare-\w+-\w+_activations">', index)
+    for model, title in (("eegnet", "EEGNet"), ("deepconvnet", "DeepConvNet")):
+        table = index.split(f'<section id="lab_{model}">')[1].split("</section>")[0]
+        assert f"<caption>{title}: test accuracy, mean [95% CI]" in table
+        for setting in ("tuned by eegtune", "the lab&#x27;s settings"):
+            assert re.search(rf"<td>{setting}</td>(<td>[\d.]+% \[[\d.]+, [\d.]+\]\*? \(2\)</td>)"
+                             r"{3}</tr>", table), table  # fmt: skip
+        assert "test curve was recorded for this figure only" in table
 
     before = {name: len(optuna.load_study(study_name=name, storage=open_storage(storage)).trials)
               for name in optuna.study.get_all_study_names(open_storage(storage))}  # fmt: skip

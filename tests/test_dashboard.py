@@ -75,7 +75,7 @@ def test_dashboard_serves_the_study_and_stops_on_ctrl_c(journal: str) -> None:
             "weight_decay",
         }
         assert len(detail["trials"][0]["intermediate_values"]) == 2
-        assert detail["objective_names"] == ["validation accuracy"]
+        assert detail["objective_names"] == ["smoothed validation accuracy (3-epoch mean)"]
         dom, log = chromium_dom(f"http://127.0.0.1:{port}/dashboard/")
         assert "dash-study" in dom, log[-2000:]
     finally:
@@ -95,6 +95,26 @@ def test_dashboard_port_in_use_is_one_line(journal: str) -> None:
         result = runner.invoke(app, ["dashboard", "--storage", journal, "--port", str(port)])
     assert result.exit_code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.output and "--port" in result.output
+
+
+def test_the_dashboard_restarts_at_once_on_a_port_its_last_run_used() -> None:
+    """The server closed its side of a browser's connection first, so that connection sits
+    in TIME-WAIT on the port, as after a Ctrl-C; the next start must not be refused."""
+    from eegtune.cli.dashboard import check_port
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        browser = socket.create_connection(("127.0.0.1", port))
+        served, _ = server.accept()
+        served.close()  # the server side closes first: its end goes to TIME-WAIT
+        time.sleep(0.1)
+        browser.close()
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # what the old check did: refused
+    check_port("127.0.0.1", port)  # the check binds as the server does: accepted
 
 
 def test_dashboard_without_storage(tmp_path: Path) -> None:

@@ -112,7 +112,9 @@ def test_bci_iiib_subject_is_one_of_its_two(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "options", "fragment"),
     [
-        ("mnist", {}, "unknown dataset 'mnist'; choose one of: bci-iiib, synthetic, npz:DIR"),
+        ("mnist", {}, "unknown dataset 'mnist' (choose one of: bci-iiib, synthetic, npz:DIR"),
+        ("synth", {}, "unknown dataset 'synth'; did you mean synthetic? (choose one of: "),
+        ("moabbb:X", {}, "unknown dataset 'moabbb:X'; did you mean moabb? (choose one of: "),
         ("npz:", {}, "name the DIR after the colon"),
         ("csv:x", {}, "unknown dataset"),
         ("synthetic", {"fmin": 1.0}, "--fmin applies to moabb: datasets only"),
@@ -124,6 +126,13 @@ def test_bci_iiib_subject_is_one_of_its_two(tmp_path: Path) -> None:
 def test_bad_dataset_options_are_one_line(text: str, options: dict, fragment: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(fragment)):
         parse_source(text, **options)
+
+
+def test_dataset_names_are_case_insensitive_but_their_paths_are_not(tmp_path: Path) -> None:
+    assert parse_source("Synthetic").dataset == "synthetic"
+    assert parse_source("BCI-IIIb").dataset == "bci-iiib"
+    folder = tmp_path / "MyData"
+    assert parse_source(f"NPZ:{folder}").dataset == f"npz:{folder}"
 
 
 def test_source_round_trips_through_study_attributes(tmp_path: Path) -> None:

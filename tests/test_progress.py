@@ -26,13 +26,19 @@ def test_search_without_a_terminal_prints_the_running_trial(tmp_path: Path) -> N
         env=env,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    running = re.findall(r"running trial 0: epoch (\d)/6, val [\d.]+% \(best [\d.]+%\), (\w+)",
-                         result.output)  # fmt: skip
+    running = re.findall(
+        r"running trial 0: epoch (\d)/6, val [\d.]+% \(best single epoch [\d.]+%\), (\w+)",
+        result.output,
+    )
     assert running, result.output
     assert {activation for _, activation in running} <= {"relu", "leaky_relu", "elu"}
     assert "next pruning check at epoch" in result.output  # Hyperband's rung, by default
     assert re.search(r"^trials  0/1 finished .* 1 running", result.output, flags=re.M)
     assert "done: 1/1 finished" in result.output
+    # The study's score is named wherever it is shown: the live line and the final table.
+    assert re.search(r"^best    smoothed validation accuracy \(3-epoch mean\) [\d.]+% \(trial 0\)",
+                     result.output, flags=re.M)  # fmt: skip
+    assert "smoothed validation accuracy (3-epoch mean)" in result.output.split("best trials")[-1]
 
 
 def test_evaluate_without_a_terminal_prints_progress_per_seed(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from eegtune.cli.app import app
 from eegtune.data.synthetic import make_synthetic
 from eegtune.models.networks import build_model
+from eegtune.results.charts import MIN_TRIALS_FOR_IMPORTANCE
 from eegtune.results.collect import collect
 from eegtune.results.evaluate import evaluate_study, plan_evaluation
 from eegtune.results.report import COLUMNS, SCHEMA_VERSION, build_figures
@@ -81,7 +82,12 @@ def test_report_exports_csv_and_json(two_studies, tmp_path) -> None:
     assert document["schema_version"] == SCHEMA_VERSION and document["columns"] == list(COLUMNS)
     assert {s["study"] for s in document["studies"]} == {"eegnet", "deepconvnet"}
     for study in document["studies"]:
-        assert all(set(row) == set(COLUMNS) for row in study["best_trials"])
+        assert all(set(row) == {*COLUMNS, "curves"} for row in study["best_trials"])
+        trials = {t.number: t for t in complete_trials(two_studies, study["study"])}
+        for row in study["best_trials"]:  # the learning curves of every exported trial
+            history = trials[row["trial"]].user_attrs["history"]
+            assert row["curves"]["val_acc"] == history["val_acc"]
+            assert len(row["curves"]["train_acc"]) == row["epochs_trained"]
         assert sum(study["states"].values()) >= 4
     assert len(document["headline"]) == 6
 
@@ -128,8 +134,14 @@ def test_figures_have_the_traces_they_should(two_studies) -> None:
             t for t in report.study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
         ]
         assert len(figures[f"{name}_intermediate"].data) == len(finished)
-        if len(report.complete) >= 2:
-            assert len(figures[f"{name}_importances"].data) >= 1
+        importances = figures[f"{name}_importances"]
+        if len(report.complete) >= MIN_TRIALS_FOR_IMPORTANCE:
+            assert len(importances.data) >= 1
+        else:  # too few trials: the chart says so instead of ranking noise
+            assert not importances.data
+            (note,) = importances.layout.annotations
+            assert f"{len(report.complete)} completed trial(s)" in note.text
+            assert f"at least {MIN_TRIALS_FOR_IMPORTANCE}" in note.text
     box = figures["activation_box"]
     assert len(box.data) == 2 and all(t.type == "box" for t in box.data)
     side = figures["networks_side_by_side"]
@@ -192,12 +204,14 @@ def test_evaluate_stores_per_seed_test_accuracy_that_report_shows(
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "mean ± std" in result.output
+    assert "mean (sd)" in result.output and "±" not in result.output
     study = optuna.load_study(study_name="eegnet", storage=open_storage(two_studies))
     best = load_evaluation(open_storage(two_studies), study)["best"]
     assert best["seeds"] == [0, 1] and len(best["test_acc"]) == 2
     readable = study.user_attrs["evaluation best"]  # what the dashboard shows
-    assert readable.startswith(f"test accuracy {100 * best['mean']:.2f}% ± ")
+    assert readable.startswith(
+        f"test accuracy {100 * best['mean']:.2f}% (sd {100 * best['std']:.2f}) over 2 seed(s)"
+    )
     assert readable.endswith(f"over 2 seed(s); trial {best['trial']}, {best['epochs']} epochs")
     assert best["trial"] == complete_trials(two_studies, "eegnet")[0].number
     config = json.loads((models_dir / "eegnet" / "best" / "config.json").read_text())
@@ -208,7 +222,7 @@ def test_evaluate_stores_per_seed_test_accuracy_that_report_shows(
         app,
         ["report", "--storage", two_studies, "--study", "eegnet", "--out", str(tmp_path / "rep")],
     )
-    shown = f"{100 * best['mean']:.2f}% ± {100 * best['std']:.2f}"
+    shown = f"{100 * best['mean']:.2f}% (sd {100 * best['std']:.2f})"
     assert report.exit_code == 0 and shown in report.output
 
 
@@ -279,8 +293,9 @@ def test_index_page_reads_well_at_1280_px(two_studies, tmp_path) -> None:
     accuracy = [t for t in y_titles if "accuracy" in t]
     assert accuracy and all("(%)" in t for t in accuracy), y_titles
     assert "Objective Value" not in " ".join(y_titles)
-    for column in ("trial", "seeds", "test acc (mean ± std)"):
+    for column in ("trial", "seeds", "test acc (mean, sd)"):
         assert f"<th>{column}</th>" in index
+    assert "±" not in index  # brackets are 95% CIs, "sd" a standard deviation: one meaning each
     assert "How this was obtained" in index and "torch " in index
     shot = tmp_path / "index-1280.png"
     chromium_screenshot((out / "index.html").as_uri(), shot, (1280, 900))

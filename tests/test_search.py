@@ -46,8 +46,8 @@ runner = CliRunner()
 
 
 def invoke_search(*args: str, env: dict[str, str] | None = None):
-    """`eegtune search --model eegnet --dataset synthetic ARGS` in-process."""
-    base = ["search", "--model", "eegnet", "--dataset", "synthetic"]
+    """`eegtune search --model eegnet --dataset synthetic --study eegnet ARGS` in-process."""
+    base = ["search", "--model", "eegnet", "--dataset", "synthetic", "--study", "eegnet"]
     return runner.invoke(app, [*base, *args], env=env)
 
 
@@ -344,6 +344,54 @@ def test_study_made_for_another_model_is_refused(tmp_path, tiny_data) -> None:
             search_plan(storage, model="deepconvnet", trials=1, study_name="shared"),
             data_set=tiny_data,
         )
+
+
+def test_the_default_study_names_its_dataset_and_a_refusal_comes_before_the_header(
+    tmp_path, lab_dir
+) -> None:
+    journal = str(tmp_path / "n.journal")
+    quick = ["search", "--model", "eegnet", "--trials", "1", "--epochs", "1", "--device", "cpu",
+             "--pruner", "none", "--storage", journal]  # fmt: skip
+    tried = runner.invoke(app, [*quick, "--dataset", "synthetic"])  # the README's quick try
+    assert tried.exit_code == 0, tried.output
+    assert optuna.study.get_all_study_names(open_storage(journal)) == ["eegnet-synthetic"]
+    assert "study 'eegnet-synthetic': eegnet on synthetic" in tried.output
+    lab = runner.invoke(app, [*quick, "--data-dir", str(lab_dir), "--offline"])
+    assert lab.exit_code == 0, lab.output  # the lab's data get the plain name: no clash
+    assert sorted(optuna.study.get_all_study_names(open_storage(journal))) == [
+        "eegnet", "eegnet-synthetic",
+    ]  # fmt: skip
+    # Another dataset in a named study: one line naming the study to use, and no header.
+    clash = runner.invoke(app, [*quick, "--study", "eegnet", "--dataset", "synthetic"])
+    assert clash.exit_code == 2, clash.output
+    assert one_error_line(clash.output) == (
+        "error: study 'eegnet' was made for model eegnet on bci-iiib, not eegnet on synthetic; "
+        "search with --study eegnet-synthetic instead"
+    )
+    assert "study 'eegnet':" not in clash.output and len(trials_of(journal, "eegnet")) == 1
+
+
+def test_an_explicit_option_against_the_studys_keys_is_refused_before_training(
+    tmp_path, tiny_data
+) -> None:
+    journal = str(tmp_path / "k.journal")
+    run_search(search_plan(journal, trials=1), data_set=tiny_data)  # split 0.2, seed 0
+    for option, value, stored in (("--val-fraction", "0.3", "0.2"), ("--split-seed", "5", "0"),
+                                  ("--objective", "best", "smoothed")):  # fmt: skip
+        result = invoke_search("--trials", "2", "--epochs", "1", "--storage", journal,
+                               option, value)  # fmt: skip
+        assert result.exit_code == 2, result.output
+        assert one_error_line(result.output) == (
+            f"error: study 'eegnet' was made with {option} {stored}, not {value}; drop "
+            f"{option} to continue it, or choose another --study name"
+        )
+        assert len(trials_of(journal, "eegnet")) == 1  # nothing trained
+    same = invoke_search("--trials", "2", "--epochs", "1", "--storage", journal,
+                         "--val-fraction", "0.2")  # fmt: skip
+    assert same.exit_code == 0, same.output  # agreeing with the study is fine
+    kept = invoke_search("--trials", "3", "--epochs", "1", "--storage", journal)
+    assert kept.exit_code == 0 and "20% validation (split seed 0)" in kept.output
+    assert len(trials_of(journal, "eegnet")) == 3
 
 
 # --------------------------------------------------------------------------- bad input

@@ -28,6 +28,7 @@ from eegtune.cli.live import (
 from eegtune.cli.options import (
     ActivationName,
     AmpOpt,
+    Command,
     DataDirOpt,
     DatasetOpt,
     DeviceOpt,
@@ -41,11 +42,14 @@ from eegtune.cli.options import (
     SamplerName,
     SplitSeedOpt,
     StorageOpt,
+    StudySplitSeedOpt,
+    StudyValFractionOpt,
     SubjectOpt,
     TmaxOpt,
     TminOpt,
     ValFractionOpt,
     app,
+    choice,
     data_app,
     fail,
     handles_errors,
@@ -54,7 +58,6 @@ from eegtune.data.sources import parse_source
 from eegtune.names import (
     DEFAULT_ACTIVATION,
     DEFAULT_NETWORK,
-    DEFAULT_OBJECTIVE,
     DEFAULT_PRUNER,
     DEFAULT_SAMPLER,
     DROPOUT_MAX,
@@ -112,9 +115,9 @@ def data_info(data_dir: DataDirOpt = Path("data")) -> None:
 @app.command()
 @handles_errors
 def train(
-    model: Annotated[ModelName, typer.Option(help="Network to train.")] = DEFAULT_NETWORK,
+    model: Annotated[ModelName, choice("network", help="Network to train.")] = DEFAULT_NETWORK,
     activation: Annotated[
-        ActivationName, typer.Option(help="Activation function of the network.")
+        ActivationName, choice("activation", help="Activation function of the network.")
     ] = DEFAULT_ACTIVATION,
     dropout: Annotated[
         float, typer.Option(min=0.0, max=DROPOUT_MAX, help="Dropout probability.")
@@ -204,7 +207,7 @@ def train(
 @app.command()
 @handles_errors
 def search(
-    model: Annotated[ModelName, typer.Option(help="Network whose hyperparameters to tune.")],
+    model: Annotated[ModelName, choice("network", help="Network whose hyperparameters to tune.")],
     trials: Annotated[
         int,
         typer.Option(min=1, help="Target number of finished trials in the study (not per run)."),
@@ -212,7 +215,12 @@ def search(
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per trial.")] = 300,
     study: Annotated[
         str | None,
-        typer.Option("--study", help="Study name (default: the model's name).", show_default=False),
+        typer.Option(
+            "--study",
+            help="Study name (default: the model's name, with the dataset's unless it is "
+            "bci-iiib: eegnet, eegnet-synthetic).",
+            show_default=False,
+        ),
     ] = None,
     storage: StorageOpt = None,
     space: Annotated[
@@ -222,19 +230,24 @@ def search(
             show_default=False,
         ),
     ] = None,
-    sampler: Annotated[SamplerName, typer.Option(help="Optuna sampler.")] = DEFAULT_SAMPLER,
+    sampler: Annotated[SamplerName, choice("sampler", help="Optuna sampler.")] = DEFAULT_SAMPLER,
     pruner: Annotated[
         PrunerName,
-        typer.Option(help="Pruner of poor trials (default chosen by benchmark)."),
+        choice("pruner", help="Pruner of poor trials (default chosen by benchmark)."),
     ] = DEFAULT_PRUNER,
     seed: Annotated[
         int,
         typer.Option(min=0, max=MAX_SEED, help="Seed of the sampler and of each trial's training."),
     ] = 0,
     objective: Annotated[
-        ObjectiveName,
-        typer.Option(help="How a trial is scored: smoothed (best 3-epoch mean) or best epoch."),
-    ] = DEFAULT_OBJECTIVE,
+        ObjectiveName | None,
+        choice(
+            "objective",
+            help="How a trial is scored: smoothed (best 3-epoch mean, the default of a new "
+            "study) or best epoch. An existing study keeps its own.",
+            show_default=False,
+        ),
+    ] = None,
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes on this machine, sharing the storage.")
     ] = 1,
@@ -247,8 +260,8 @@ def search(
             show_default=False,
         ),
     ] = None,
-    val_fraction: ValFractionOpt = 0.2,
-    split_seed: SplitSeedOpt = 0,
+    val_fraction: StudyValFractionOpt = None,
+    split_seed: StudySplitSeedOpt = None,
     dataset: DatasetOpt = LAB_DATASET,
     subject: SubjectOpt = None,
     data_dir: DataDirOpt = Path("data"),
@@ -290,27 +303,33 @@ def search(
         split_seed=split_seed,
         workers=workers,
         timeout=timeout,
-        objective=str(objective),
+        objective=None if objective is None else str(objective),
         amp=amp,
     )
     if workers == 1:
         configure_process(plan.device)  # this process trains
     data = load_data(source, data_dir, offline)
     check_input(plan.model, data)
-    opened = open_storage(storage)  # once for the whole command, closed at its end
-    try:
+    chance = chance_level(data.y_train)  # the stratified split's too
+
+    def header(started: SearchPlan) -> None:  # after the study is checked, before trial 0
+        split = f"{100 * started.spec.val_fraction:.0f}% validation (split seed "
         typer.echo(
-            f"study {plan.name!r}: {model} on {source.describe()} ({data.n_classes} classes, "
-            f"chance {100 * chance_level(data.y_train):.1f}%), "  # the stratified split's too
-            f"target {trials} trials, up to {epochs} epochs each, sampler {plan.sampler_name}, "
-            f"pruner {plan.pruner_name}, {workers} worker(s)",
+            f"study {started.name!r}: {model} on {source.describe()} ({data.n_classes} classes, "
+            f"chance {100 * chance:.1f}%), target {trials} trials, up to {epochs} epochs each, "
+            f"sampler {started.sampler_name}, pruner {started.pruner_name}, seed {seed}, "
+            f"{split}{started.spec.split_seed}), {workers} worker(s)",
             err=True,
         )
+
+    opened = open_storage(storage)  # once for the whole command, closed at its end
+    try:
         try:
             with status_display() as show:
                 final = run_search(
-                    plan, on_status=show, data_set=data, storage=opened, poll_interval=0.5
-                )
+                    plan, on_status=show, data_set=data, storage=opened, poll_interval=0.5,
+                    on_start=header,
+                )  # fmt: skip
         except KeyboardInterrupt as exc:
             _print_summary(plan, opened, None, interrupted=True)
             raise typer.Exit(exit_code(exc)) from None  # the summary said "interrupted": once
@@ -341,12 +360,16 @@ def _print_summary(
     console = make_console()
     console.print()
     if final.best_trials:
-        console.print(trials_table(f"best trials of study {plan.name!r}", final.best_trials))
+        title = f"best trials of study {plan.name!r}"
+        console.print(trials_table(title, final.best_trials, final.objective))
     console.print(summary_line(final, interrupted))
 
 
 # report, evaluate, compare and dashboard register themselves on the same app, after these.
 import eegtune.cli.studies  # noqa: E402, F401
+
+for _info in [*app.registered_commands, *data_app.registered_commands]:
+    _info.cls = Command  # every command's --help line shows no <bool>
 
 
 def main() -> None:

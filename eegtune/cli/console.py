@@ -10,11 +10,16 @@ import os
 import sys
 from typing import Any
 
+from eegtune.names import network_title, objective_title
 from eegtune.results.text import (
+    CLIPPED_NOTE,
     HEADLINE_COLUMNS,
     chance_text,
     ci_text,
+    headline_columns,
+    headline_objective,
     interval_text,
+    is_clipped,
     per_subject_text,
     percent_pm,
 )
@@ -31,6 +36,7 @@ __all__ = [
     "compare_table",
     "config_title",
     "confusion_table",
+    "lab_table",
     "make_console",
     "retraining_table",
     "summary_line",
@@ -64,7 +70,7 @@ def duration(seconds: float) -> str:
 
 TRIAL_COLUMNS = (
     ("trial", "trial"),
-    ("val acc", "value"),
+    ("score", "value"),  # headed by the study's objective (eegtune.names.objective_title)
     ("activation", "activation"),
     ("dropout", "dropout"),
     ("lr", "lr"),
@@ -75,13 +81,15 @@ TRIAL_COLUMNS = (
 )
 
 
-def trials_table(title: str, rows: list[dict[str, Any]]) -> Any:
-    """A table of trial rows as :func:`eegtune.search.study.trial_row` makes them."""
+def trials_table(title: str, rows: list[dict[str, Any]], objective: str) -> Any:
+    """A table of trial rows as :func:`eegtune.search.study.trial_row` makes them; the score
+    column is headed by the study's ``objective``."""
     from rich.table import Table
 
     table = Table(title=title)
-    for header, _ in TRIAL_COLUMNS:
-        table.add_column(header, justify="right", no_wrap=True)
+    for header, key in TRIAL_COLUMNS:
+        heading = objective_title(objective) if key == "value" else header
+        table.add_column(heading, justify="right", no_wrap=True)
     for row in rows:
         cells = []
         for _, key in TRIAL_COLUMNS:
@@ -104,10 +112,11 @@ def compare_table(cells: list[Any]) -> Any:
 
     table = Table(title="test accuracy per network and activation: tuned vs the lab's settings")
     subjects = any(c.tuned is not None and c.tuned.per_subject for c in cells)
-    columns = ["network", "activation", "tuned (95% CI)", "baseline (95% CI)"]
-    columns += ["tuned - baseline", "chance", "seeds"]
+    columns = ["network", "activation", "tuned [95% CI]", "lab's settings [95% CI]"]
+    columns += ["tuned - lab's [95% CI]", "chance", "seeds"]
     columns += ["tuned per subject"] if subjects else []
-    for column in [*columns, "note"]:
+    notes = any(c.reason for c in cells)  # no empty column
+    for column in [*columns, *(["note"] if notes else [])]:
         table.add_column(column, justify="right" if column != "note" else "left")
     for c in cells:
         row = [
@@ -121,16 +130,42 @@ def compare_table(cells: list[Any]) -> Any:
         ]
         if subjects:
             row.append(per_subject_text(c.tuned))
-        table.add_row(*row, c.reason)
+        table.add_row(*row, *([c.reason] if notes else []))
+    if any(is_clipped(e.interval) for c in cells for e in (c.tuned, c.baseline) if e):
+        table.caption = CLIPPED_NOTE
+    return table
+
+
+def lab_table(network: Any) -> Any:
+    """The lab's "highest testing accuracy" table of one network
+    (:class:`eegtune.results.lab.LabNetwork`): a row per setting, a column per activation."""
+    from rich.table import Table
+
+    from eegtune.results.lab import SETTING_TITLES
+
+    table = Table(title=f"{network_title(network.model)}: test accuracy, mean [95% CI] over seeds")
+    table.add_column("settings", justify="left")
+    for activation in network.activations:
+        table.add_column(activation, justify="right")
+    clipped = False
+    for setting in network.results:
+        cells = []
+        for activation in network.activations:
+            e = network.get(setting, activation)
+            cells.append("-" if e is None else interval_text(e.interval))
+            clipped = clipped or (e is not None and is_clipped(e.interval))
+        table.add_row(SETTING_TITLES[setting], *cells)
+    if clipped:
+        table.caption = CLIPPED_NOTE
     return table
 
 
 def headline_table(rows: list[dict[str, Any]]) -> Any:
-    """The lab's table: best validation and test accuracy per network and activation."""
+    """The lab's table: best validation score and test accuracy per network and activation."""
     from rich.table import Table
 
     table = Table(title="best accuracy per network and activation")
-    for column in HEADLINE_COLUMNS:
+    for column in headline_columns(headline_objective(rows)):
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(
@@ -151,7 +186,7 @@ def evaluation_table(title: str, results: list[Any]) -> Any:
 
     table = Table(title=title)
     subjects = any(r.per_subject for r in results)
-    columns = ["config", "trial", "epochs", "mean ± std", "95% CI", "min", "max", "chance"]
+    columns = ["config", "trial", "epochs", "mean (sd)", "95% CI", "min", "max", "chance"]
     for column in [*columns, "seeds"] + (["per subject"] if subjects else []):
         table.add_column(column, justify="right")
     for r in results:
@@ -168,6 +203,8 @@ def evaluation_table(title: str, results: list[Any]) -> Any:
             str(len(r.seeds)),
             *([per_subject_text(r)] if subjects else []),
         )
+    if any(is_clipped(r.interval) for r in results):
+        table.caption = CLIPPED_NOTE
     return table
 
 

@@ -7,7 +7,7 @@ from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from eegtune.errors import StudyError
+from eegtune.errors import ServeError
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -16,12 +16,17 @@ __all__ = ["check_port", "serve"]
 
 
 def check_port(host: str, port: int) -> None:
-    """Raise :class:`StudyError` with one line when ``host:port`` cannot be listened on."""
+    """Raise :class:`ServeError` with one line when ``host:port`` cannot be listened on.
+
+    The probe binds as the server will, with ``SO_REUSEADDR``: the connections a browser
+    left in TIME-WAIT after the last run do not block a restart on the same port.
+    """
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise StudyError(
+            raise ServeError(
                 f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port"
             ) from None
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from eegtune.cli.console import duration, fmt, make_console
 from eegtune.errors import ConfigError
+from eegtune.names import objective_title
 
 if TYPE_CHECKING:
     from eegtune.data.dataset import Dataset
@@ -136,7 +137,7 @@ def running_line(trial: Any) -> str:
     of = f"/{trial.epochs}" if trial.epochs else ""
     line = (
         f"trial {trial.number}: epoch {trial.epoch}{of}, val {_percent(trial.val_acc)} "
-        f"(best {_percent(trial.best_val_acc)}), {short_params(trial.params)}"
+        f"(best single epoch {_percent(trial.best_val_acc)}), {short_params(trial.params)}"
     )
     if trial.baseline:
         line += "; the lab's settings, never pruned"
@@ -157,8 +158,12 @@ def status_rows(status: Any) -> list[tuple[str, str]]:
     rows += [("running", running_line(t)) for t in status.running_trials]
     if status.best_value is not None:
         params = ", ".join(f"{k}={fmt(v)}" for k, v in status.best_params.items())
+        score = objective_title(status.objective)
         rows.append(
-            ("best", f"{100 * status.best_value:.2f}% (trial {status.best_number}) {params}")
+            (
+                "best",
+                f"{score} {100 * status.best_value:.2f}% (trial {status.best_number}) {params}",
+            )
         )
     eta = "-" if status.eta is None else duration(status.eta)
     rows.append(("time", f"{duration(status.elapsed)} elapsed, about {eta} left"))

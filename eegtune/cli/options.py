@@ -8,20 +8,31 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar
+from typing import Annotated, Any, TypeAlias, TypeVar
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from eegtune.errors import EegtuneError
-from eegtune.names import ACTIVATIONS, MAX_SEED, NETWORKS, OBJECTIVES, PRUNERS, SAMPLERS
+from eegtune.names import (
+    ACTIVATIONS,
+    MAX_SEED,
+    NETWORKS,
+    OBJECTIVES,
+    PRUNERS,
+    SAMPLERS,
+    did_you_mean,
+)
 from eegtune.signals import exit_code
 
 __all__ = [
     "app",
     "data_app",
     "ActivationName",
+    "CHOICES",
+    "Command",
+    "choice",
     "AmpOpt",
     "DataDirOpt",
     "DatasetOpt",
@@ -39,29 +50,67 @@ __all__ = [
     "SamplerName",
     "SplitSeedOpt",
     "StorageOpt",
+    "StudySplitSeedOpt",
+    "StudyValFractionOpt",
     "ValFractionOpt",
     "fail",
     "handles_errors",
 ]
 
-# Choices come from the registry (eegtune.names). Typer reads these enums at run time; for the
-# type checker an option value is the plain string it also is at run time.
-if TYPE_CHECKING:
-    ModelName: TypeAlias = str
-    ActivationName: TypeAlias = str
-    SamplerName: TypeAlias = str
-    PrunerName: TypeAlias = str
-    ObjectiveName: TypeAlias = str
-else:
+# Choices come from the registry (eegtune.names). A choice is a plain string at run time,
+# matched without regard to case (--model EEGNet, as the README spells it), and a near miss
+# gets a "did you mean".
+ModelName: TypeAlias = str
+ActivationName: TypeAlias = str
+SamplerName: TypeAlias = str
+PrunerName: TypeAlias = str
+ObjectiveName: TypeAlias = str
 
-    def _choices(name: str, values: Any) -> type[StrEnum]:
-        return StrEnum(name, {value: value for value in values})
+CHOICES: dict[str, Any] = {
+    "network": NETWORKS,
+    "activation": ACTIVATIONS,
+    "sampler": SAMPLERS,
+    "pruner": PRUNERS,
+    "objective": OBJECTIVES,
+}
 
-    ModelName = _choices("ModelName", NETWORKS)
-    ActivationName = _choices("ActivationName", ACTIVATIONS)
-    SamplerName = _choices("SamplerName", SAMPLERS)
-    PrunerName = _choices("PrunerName", PRUNERS)
-    ObjectiveName = _choices("ObjectiveName", OBJECTIVES)
+
+def _parser(kind: str) -> Callable[[str], str]:
+    names = list(CHOICES[kind])
+
+    def parse(value: str) -> str:
+        key = str(value).strip().lower()
+        if key in names:
+            return key
+        raise typer.BadParameter(
+            f"unknown {kind} {value!r}{did_you_mean(key, names)} (choose one of: "
+            f"{', '.join(names)})"
+        )
+
+    return parse
+
+
+def choice(kind: str, *names: str, **option: Any) -> Any:
+    """A ``typer.Option`` whose value is one of the registry's names of ``kind``."""
+    return typer.Option(*names, parser=_parser(kind), metavar="|".join(CHOICES[kind]), **option)
+
+
+class _HelpWithoutType:
+    """Commands whose ``--help`` line shows no ``<bool>`` (their flags show none either)."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+
+class Command(_HelpWithoutType, TyperCommand):
+    pass
+
+
+class Group(_HelpWithoutType, TyperGroup):
+    pass
 
 
 # Shared option declarations -------------------------------------------------------------------
@@ -160,6 +209,41 @@ SplitSeedOpt = Annotated[
     ),
 ]
 
+StudyValFractionOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--val-fraction",
+        min=0.05,
+        max=0.5,
+        help="Share of the training set held out (stratified) for validation: 0.2 for a new "
+        "study; an existing study keeps its own, and a different value is refused.",
+        show_default=False,
+    ),
+]
+StudySplitSeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--split-seed",
+        min=0,
+        max=MAX_SEED,
+        help="Seed of the stratified validation hold-out: 0 for a new study; an existing "
+        "study keeps its own, and a different value is refused.",
+        show_default=False,
+    ),
+]
+
+ImageOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--image",
+        metavar="png|svg",
+        help="Also save every figure as a static image for a written report (repeatable: "
+        "--image png --image svg). Needs kaleido (pip install 'eegtune[images]') and Chrome "
+        "or Chromium.",
+        show_default=False,
+    ),
+]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -205,11 +289,40 @@ StorageOpt = Annotated[
 
 
 app = typer.Typer(
+    cls=Group,
     name="eegtune",
     help="Find the best hyperparameters for EEGNet and DeepConvNet on BCI IIIb EEG with Optuna.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-data_app = typer.Typer(help="Get, verify and describe the dataset.", no_args_is_help=True)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from eegtune import __version__
+
+        typer.echo(f"eegtune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            metavar="",
+            is_eager=True,
+            callback=_show_version,
+            help="Show eegtune's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Find the best hyperparameters for EEGNet and DeepConvNet on BCI IIIb EEG with Optuna."""
+
+
+data_app = typer.Typer(
+    cls=Group, help="Get, verify and describe the dataset.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")

@@ -14,6 +14,7 @@ from eegtune.cli.console import (
     confusion_table,
     evaluation_table,
     headline_table,
+    lab_table,
     make_console,
     retraining_table,
     trials_table,
@@ -33,6 +34,7 @@ from eegtune.cli.options import (
     DeviceOpt,
     FmaxOpt,
     FminOpt,
+    ImageOpt,
     ModelName,
     ObjectiveName,
     OfflineOpt,
@@ -42,12 +44,13 @@ from eegtune.cli.options import (
     TmaxOpt,
     TminOpt,
     app,
+    choice,
     handles_errors,
 )
 from eegtune.data.sources import parse_source
 from eegtune.errors import SearchError
 from eegtune.files import check_writable
-from eegtune.names import ACTIVATIONS, DEFAULT_OBJECTIVE, LAB_DATASET, MAX_SEED, NETWORKS
+from eegtune.names import ACTIVATIONS, LAB_DATASET, MAX_SEED, NETWORKS
 
 # report and evaluate --------------------------------------------------------------------------
 
@@ -59,6 +62,7 @@ def report(
         list[str] | None,
         typer.Option(
             "--study",
+            metavar="NAME",
             help="Study to report (repeatable; default: every study in the storage).",
             show_default=False,
         ),
@@ -70,14 +74,17 @@ def report(
     out: Annotated[Path, typer.Option(help="Folder for CSV, JSON, charts and index.html.")] = Path(
         "studies/report"
     ),
+    image: ImageOpt = None,
 ) -> None:
     """Print the best settings and export best trials (CSV/JSON) and Plotly charts (HTML)."""
     from eegtune.results.collect import collect, headline
+    from eegtune.results.images import check_formats
     from eegtune.results.report import write_report
     from eegtune.search.storages import close_storage, describe_storage, open_storage
     from eegtune.search.study import quiet_optuna
 
     quiet_optuna()
+    images = check_formats(image or [])  # before the storage is opened
     opened = open_storage(storage, create=False)  # once for the whole command
     try:
         reports = collect(opened, study)
@@ -85,9 +92,12 @@ def report(
         console = make_console()
         for r in reports:
             states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(r.states.items()))
-            console.print(trials_table(f"study {r.name!r} ({r.model}): {states}", r.rows(top)))
+            title = f"study {r.name!r} ({r.model}): {states}"
+            console.print(trials_table(title, r.rows(top), r.objective))
         console.print(headline_table(headline(reports)))
-        written = write_report(reports, out, top=top, storage=describe_storage(storage))
+        written = write_report(
+            reports, out, top=top, storage=describe_storage(storage), images=images
+        )
     finally:
         close_storage(opened)
     console.print(f"wrote {len(written)} files to {out} (open {out / 'index.html'})")
@@ -181,13 +191,17 @@ def evaluate(
 def compare(
     model: Annotated[
         list[ModelName] | None,
-        typer.Option(
-            "--model", help="Network (repeatable; default: every network).", show_default=False
+        choice(
+            "network",
+            "--model",
+            help="Network (repeatable; default: every network).",
+            show_default=False,
         ),
     ] = None,
     activation: Annotated[
         list[ActivationName] | None,
-        typer.Option(
+        choice(
+            "activation",
             "--activation",
             help="Activation (repeatable; default: every activation).",
             show_default=False,
@@ -207,11 +221,22 @@ def compare(
         ),
     ] = True,
     prefix: Annotated[
-        str, typer.Option(help="Cell studies are named PREFIX-NETWORK-ACTIVATION.")
-    ] = "compare",
+        str | None,
+        typer.Option(
+            help="Cell studies are named PREFIX-NETWORK-ACTIVATION (default: compare, or "
+            "compare-DATASET on other data than bci-iiib).",
+            show_default=False,
+        ),
+    ] = None,
     objective: Annotated[
-        ObjectiveName, typer.Option(help="How a trial is scored.")
-    ] = DEFAULT_OBJECTIVE,
+        ObjectiveName | None,
+        choice(
+            "objective",
+            help="How a trial is scored (default smoothed for new cells; existing cells keep "
+            "their own).",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[
         int,
         typer.Option(
@@ -232,6 +257,7 @@ def compare(
     tmin: TminOpt = None,
     tmax: TmaxOpt = None,
     resample: ResampleOpt = None,
+    image: ImageOpt = None,
 ) -> None:
     """Tune and test every network x activation cell; report each against the lab's settings."""
     from eegtune.device import configure_process
@@ -244,20 +270,25 @@ def compare(
         planned_evaluations,
         search_cell,
     )
+    from eegtune.results.images import check_formats
+    from eegtune.results.lab import lab_networks
     from eegtune.results.report import write_report
     from eegtune.search.storages import close_storage, describe_storage, open_storage
     from eegtune.search.study import quiet_optuna
 
     quiet_optuna()
+    images = check_formats(image or [])  # a missing exporter fails now, not after hours
     source = parse_source(dataset, subject, fmin=fmin, fmax=fmax, tmin=tmin, tmax=tmax,
                           resample=resample)  # fmt: skip
     progress_interval()  # a bad $EEGTUNE_PROGRESS_INTERVAL fails before anything is written
     models = [str(m) for m in model] if model else list(NETWORKS)
     activations = [str(a) for a in activation] if activation else list(ACTIVATIONS)
+    if prefix is None:
+        prefix = "compare" if source.dataset == LAB_DATASET else f"compare-{source.dataset}"
     cells = cell_plans(
         models, activations, prefix, trials=trials, epochs=epochs, storage=storage, seed=seed,
         dataset=source, data_dir=str(data_dir), offline=offline_or_env(offline), device=device,
-        objective=str(objective), amp=amp,
+        objective=None if objective is None else str(objective), amp=amp,
     )  # fmt: skip
     configure_process(cells[0].device)
     data = load_data(source, data_dir, offline)
@@ -288,7 +319,11 @@ def compare(
         for verdict in compare_activations(results):
             console.print(f"{verdict.model}: {verdict.text}")
         reports = collect(opened, [c.name for c in cells])
-        written = write_report(reports, out, storage=describe_storage(storage), compare=results)
+        for network in lab_networks(reports):
+            console.print(lab_table(network))
+        written = write_report(
+            reports, out, storage=describe_storage(storage), compare=results, images=images
+        )
         console.print(f"wrote {len(written)} files to {out} (open {out / 'index.html'})")
     finally:
         close_storage(opened)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from eegtune.errors import ConfigError
-from eegtune.names import DATASET_KINDS, DATASETS
+from eegtune.names import DATASET_KINDS, DATASETS, did_you_mean
 
 __all__ = ["MOABB_PREPROCESSING", "DataSource", "parse_source"]
 
@@ -98,9 +98,12 @@ def parse_source(
         ConfigError: one line saying what is wrong and what to write instead.
     """
     kinds = ", ".join([*DATASETS, *(f"{k}:{DATASET_KINDS[k].help}" for k in DATASET_KINDS)])
-    prefix, sep, target = dataset.partition(":")
+    prefix, sep, target = dataset.strip().partition(":")
+    prefix = prefix.lower()  # names are case-insensitive; what follows the colon is not
+    dataset = f"{prefix}{sep}{target}"
     if not sep and dataset not in DATASETS or sep and prefix not in DATASET_KINDS:
-        raise ConfigError(f"unknown dataset {dataset!r}; choose one of: {kinds}")
+        hint = did_you_mean(prefix, [*DATASETS, *DATASET_KINDS])
+        raise ConfigError(f"unknown dataset {dataset!r}{hint} (choose one of: {kinds})")
     if sep and not target.strip():
         what = DATASET_KINDS[prefix].help
         raise ConfigError(f"--dataset {dataset}: name the {what} after the colon ({prefix}:{what})")

@@ -6,12 +6,14 @@ training curve dashed, its validation curve solid.
 
 from __future__ import annotations
 
+import html
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eegtune.files import safe_name
-from eegtune.names import ACTIVATIONS, NETWORKS, network_title
+from eegtune.names import ACTIVATIONS, NETWORKS, network_title, objective_title
+from eegtune.results.lab import Curve, LabNetwork, lab_networks, mean_curve
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -20,9 +22,17 @@ if TYPE_CHECKING:
     from eegtune.results.collect import StudyReport
     from eegtune.results.compare import Cell
 
-__all__ = ["Chart", "activation_colour", "build_charts", "compare_figure"]
+__all__ = [
+    "Chart",
+    "activation_colour",
+    "build_charts",
+    "compare_figure",
+    "fit_width",
+    "lab_figure",
+]
 
 ACCURACY = "validation accuracy (%)"
+MIN_TRIALS_FOR_IMPORTANCE = 10  # fANOVA on fewer completed trials ranks noise
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
 
@@ -54,12 +64,92 @@ def _curve(values: list[float], name: str, **style: Any) -> go.Scatter:
     return go.Scatter(x=epochs, y=[100 * v for v in values], mode="lines", name=name, **style)
 
 
-def _fit_width(fig: go.Figure) -> go.Figure:
-    """Let a figure take the width of its page (Optuna's slice plot fixes 1500 px); its
-    heading is the page's, not Optuna's."""
+def fit_width(chart: Chart) -> Chart:
+    """Let a chart's figure take the width of its page (Optuna's slice plot fixes 1500 px) and
+    carry the chart's title (not Optuna's), so that a PNG or SVG of it is complete on its own."""
+    fig, title = chart.figure, chart.title
     fig.update_layout(
-        width=None, autosize=True, title=None, margin={"l": 60, "r": 30, "t": 40, "b": 50}
+        width=None,
+        autosize=True,
+        title={"text": html.escape(title), "x": 0.01, "xanchor": "left", "font": {"size": 15}},
+        margin={"l": 60, "r": 30, "t": 60, "b": 50},
     )
+    return chart
+
+
+def _chance_line(fig: go.Figure, chance: float | None) -> None:
+    """A dotted line at the chance level, named in the legend (a label on the plot would
+    cover a bar or a curve)."""
+    import plotly.graph_objects as go
+
+    if chance:
+        line = {"dash": "dot", "color": "#555", "width": 1.5}
+        fig.add_hline(y=100 * chance, line=line)
+        fig.add_trace(
+            go.Scatter(
+                x=[None], y=[None], mode="lines", line=line, name=f"chance {100 * chance:.1f}%"
+            )  # fmt: skip
+        )
+
+
+def _band(curve: Curve, colour: str, group: str, **where: int) -> list[go.Scatter]:
+    """The 95% band of a mean curve as a filled area (nothing with one seed)."""
+    import plotly.graph_objects as go
+
+    if curve.low is None or curve.high is None:
+        return []
+    epochs = list(range(1, len(curve.mean) + 1))
+    return [
+        go.Scatter(
+            x=epochs + epochs[::-1],
+            y=[100 * v for v in curve.high] + [100 * v for v in curve.low][::-1],
+            mode="lines", fill="toself", fillcolor=colour, opacity=0.12, line={"width": 0},
+            hoverinfo="skip", showlegend=False, legendgroup=group,
+        )
+    ]  # fmt: skip
+
+
+def _note_figure(text: str) -> go.Figure:
+    """A figure that says, in words, why it shows nothing."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                       font={"size": 14, "color": "#555"})  # fmt: skip
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=200)
+    return fig
+
+
+def lab_figure(network: LabNetwork, setting: str = "tuned") -> go.Figure:
+    """The lab's figure for one network: train (dashed) and test (solid) accuracy per epoch of
+    each activation's final retrain, mean over the evaluation seeds with a 95% band."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for activation in network.activations:
+        evaluation = network.get(setting, activation)
+        if evaluation is None:
+            continue
+        colour = activation_colour(activation)
+        for key, dash, part in (("train_acc", "dash", "train"), ("test_acc", "solid", "test")):
+            curve = mean_curve(evaluation, key)
+            if curve is None:
+                continue
+            for band in _band(curve, colour, activation):
+                fig.add_trace(band)
+            fig.add_trace(
+                _curve(
+                    curve.mean,
+                    f"{activation} {part}",
+                    line={"dash": dash, "color": colour},
+                    legendgroup=activation,
+                )  # fmt: skip
+            )
+    _chance_line(fig, network.chance)
+    fig.update_layout(xaxis_title="epoch", yaxis_title="accuracy (%)", legend_title="curve")
+    fig.update_yaxes(range=[0, 100])
     return fig
 
 
@@ -167,23 +257,37 @@ def _percent(trial: FrozenTrial) -> float:
     return 100 * (trial.value or 0.0)
 
 
-def _in_percent(fig: go.Figure) -> go.Figure:
+def _in_percent(fig: go.Figure, objective: str) -> go.Figure:
     """Optuna's history plot in percent (its ``target`` option would drop the best-so-far
-    line, so the values are scaled here instead)."""
+    line, so the values are scaled here instead), its legend named after what it shows."""
+    names = {"Objective Value": f"trial's {objective}", "Best Value": "best so far"}
     for trace in fig.data:
         if trace.y is not None:
             trace.y = [None if v is None else 100 * v for v in trace.y]
-    fig.update_yaxes(title_text=ACCURACY)
+        if trace.name in names:
+            trace.name = names[trace.name]
+    fig.update_yaxes(title_text=f"{objective} (%)")
+    return fig
+
+
+def _readable_log_axes(fig: go.Figure) -> go.Figure:
+    """Log axes (lr, weight decay) with one labelled tick per power of ten, not a crowd."""
+    fig.for_each_xaxis(lambda a: a.update(dtick=1, exponentformat="power") if a.type == "log"
+                       else None)  # fmt: skip
+    fig.for_each_yaxis(lambda a: a.update(dtick=1, exponentformat="power") if a.type == "log"
+                       else None)  # fmt: skip
     return fig
 
 
 def compare_figure(cells: list[Cell]) -> go.Figure:
-    """Tuned vs baseline test accuracy per cell, with 95% confidence intervals as error bars."""
+    """Tuned vs baseline test accuracy per cell: bars from 0 with the chance level drawn,
+    whiskers the 95% confidence interval clipped to 0-100% (a clipped end is marked)."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
+    any_clipped = False
     for kind, colour in (("tuned", "#1f77b4"), ("baseline", "#999999")):
-        x, y, err, err_minus = [], [], [], []
+        x, y, err, err_minus, text = [], [], [], [], []
         for cell in cells:
             evaluation = getattr(cell, kind)
             if evaluation is None:
@@ -191,19 +295,37 @@ def compare_figure(cells: list[Cell]) -> go.Figure:
             ci = evaluation.interval
             x.append(f"{network_title(cell.model)} {cell.activation}")
             y.append(100 * ci.mean)
-            err.append(0.0 if ci.high is None else 100 * (ci.high - ci.mean))
-            err_minus.append(0.0 if ci.low is None else 100 * (ci.mean - ci.low))
+            clipped = False
+            if ci.low is None or ci.high is None:
+                err.append(0.0)
+                err_minus.append(0.0)
+            else:
+                low, high = max(0.0, ci.low), min(1.0, ci.high)
+                err.append(100 * (high - ci.mean))
+                err_minus.append(100 * (ci.mean - low))
+                clipped = low != ci.low or high != ci.high
+            any_clipped = any_clipped or clipped
+            text.append(f"{100 * ci.mean:.1f}%" + ("*" if clipped else ""))
+        label = "tuned settings" if kind == "tuned" else "the lab's settings"
         fig.add_trace(
             go.Bar(
-                x=x, y=y, name=kind, marker_color=colour,
+                x=x, y=y, name=label, marker_color=colour, text=text, textposition="inside",
+                insidetextanchor="start",
                 error_y={"type": "data", "array": err, "arrayminus": err_minus, "visible": True},
             )
         )  # fmt: skip
-    fig.update_layout(barmode="group", yaxis_title="test accuracy (%)", xaxis_title="cell")
-    low = [t for t in fig.data if len(t.y)]
-    if low:
-        floor = min(min(t.y) for t in low)
-        fig.update_yaxes(range=[max(0.0, floor - 10), 100])
+    if any_clipped:
+        fig.add_annotation(
+            text="* its 95% CI ran past 0-100% and is clipped there", xref="paper", yref="paper",
+            x=1.0, y=-0.16, xanchor="right", showarrow=False, font={"size": 11, "color": "#a33"},
+        )  # fmt: skip
+    chances = [e.chance for c in cells for e in (c.tuned, c.baseline) if e and e.chance]
+    _chance_line(fig, max(chances) if chances else None)
+    fig.update_layout(
+        barmode="group", yaxis_title="test accuracy (%)", xaxis_title="network and activation",
+        legend_title="configuration",
+    )  # fmt: skip
+    fig.update_yaxes(range=[0, 100])
     return fig
 
 
@@ -222,6 +344,7 @@ def build_charts(
         if not report.complete:
             continue
         study, stem, who = report.study, safe_name(report.name), report.title
+        score = objective_title(report.objective)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             charts[f"{stem}_activations"] = Chart(
@@ -231,7 +354,7 @@ def build_charts(
                 "activation; a widening gap between them is overfitting.",
             )
             charts[f"{stem}_history"] = Chart(
-                _in_percent(vis.plot_optimization_history(study)),
+                _in_percent(vis.plot_optimization_history(study), score),
                 f"{who}: search history",
                 "Each dot is a completed trial; the line is the best validation accuracy so far, "
                 "so a flat line late in the search means more trials would add little.",
@@ -242,21 +365,33 @@ def build_charts(
                 "Pruned trials are dotted grey: they were stopped early because they trailed "
                 "the others at the same epoch.",
             )
-            if len(report.complete) >= 2:
+            if len(report.complete) >= MIN_TRIALS_FOR_IMPORTANCE:
                 charts[f"{stem}_importances"] = Chart(
                     vis.plot_param_importances(study),
                     f"{who}: which hyperparameters mattered",
                     "The share of the variation in validation accuracy each hyperparameter "
                     "explains (fANOVA); tune the top ones first.",
                 )
+            else:
+                charts[f"{stem}_importances"] = Chart(
+                    _note_figure(
+                        f"{len(report.complete)} completed trial(s): hyperparameter importances "
+                        f"need at least {MIN_TRIALS_FOR_IMPORTANCE}, so none are drawn"
+                    ),
+                    f"{who}: which hyperparameters mattered",
+                    "Importances estimated from a handful of trials are noise; search longer "
+                    "to see them.",
+                )
             charts[f"{stem}_parallel"] = Chart(
-                vis.plot_parallel_coordinate(study, target=_percent, target_name=ACCURACY),
+                vis.plot_parallel_coordinate(study, target=_percent, target_name=f"{score} (%)"),
                 f"{who}: hyperparameters of every completed trial",
                 "Each line is a trial, coloured by validation accuracy: follow the bright lines "
                 "to see which settings go together.",
             )
             charts[f"{stem}_slice"] = Chart(
-                vis.plot_slice(study, target=_percent, target_name=ACCURACY),
+                _readable_log_axes(
+                    vis.plot_slice(study, target=_percent, target_name=f"{score} (%)")
+                ),
                 f"{who}: validation accuracy against each hyperparameter",
                 "One panel per hyperparameter; darker dots are later trials, so clusters show "
                 "where the search converged.",
@@ -280,6 +415,16 @@ def build_charts(
             f"{names}: validation accuracy per epoch",
             "The best trial of each activation per network, on one accuracy scale.",
         )
-    for chart in charts.values():
-        _fit_width(chart.figure)
-    return charts
+    for network in lab_networks(reports):
+        if any(c for e in network.results.get("tuned", {}).values() for c in e.curves):
+            charts[f"lab_{safe_name(network.model)}"] = Chart(
+                lab_figure(network),
+                f"{network_title(network.model)}: train and test accuracy per epoch of each "
+                "activation (tuned settings)",
+                "Dashed: training accuracy, solid: test accuracy of the final retrain, one colour "
+                "per activation; lines are the mean over the evaluation seeds, bands their 95% "
+                "confidence interval. The test curve was recorded for this figure only: the "
+                "configuration and its epoch count were chosen on validation data before it "
+                "was measured, and the reported test accuracy is its last epoch.",
+            )
+    return {stem: fit_width(chart) for stem, chart in charts.items()}

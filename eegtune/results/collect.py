@@ -61,6 +61,11 @@ class StudyReport:
         return StudySpec.from_attrs(self.study.user_attrs).source
 
     @property
+    def objective(self) -> str:
+        """How the study scores a trial (``smoothed``, ``best``)."""
+        return StudySpec.from_attrs(self.study.user_attrs).objective
+
+    @property
     def classes_text(self) -> str:
         """``0 = left_hand, 1 = right_hand``: the study's label mapping."""
         classes = self.study.user_attrs.get("classes") or []
@@ -121,6 +126,7 @@ def headline(reports: list[StudyReport]) -> list[dict[str, Any]]:
                     "study": report.name,
                     "model": report.model,
                     "activation": activation,
+                    "objective": report.objective,
                     "val_acc": trial.value if trial else None,
                     "trial": trial.number if trial else None,
                     "test_mean": evaluation["mean"] if evaluation else None,

@@ -72,6 +72,10 @@ class Evaluation:
     classes: list[str] = field(default_factory=list)  # class names, in class-index order
     confusion: list[list[int]] = field(default_factory=list)  # [true][predicted], all seeds
     chance: float | None = None  # test accuracy of always answering the most frequent class
+    # Per seed (same order as ``seeds``), accuracy per epoch of the final retrain: "train_acc"
+    # and "test_acc". The test curve is recorded for the lab's figure only: it chooses nothing
+    # (the epoch count was fixed by validation before the retrain started).
+    curves: list[dict[str, list[float]]] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, stored: dict[str, Any]) -> Evaluation:
@@ -87,6 +91,7 @@ class Evaluation:
             list(stored.get("classes") or []),
             [list(row) for row in stored.get("confusion") or []],
             stored.get("chance"),
+            [dict(c) for c in stored.get("curves") or []],
         )
 
     @property
@@ -298,7 +303,7 @@ def evaluate_study(
             record = done.get(seed)
             if record is None:  # not tested yet: train it, and keep it the moment it is done
                 hook = None if on_epoch is None else partial(on_epoch, label, seed)
-                predicted = _train_and_test(plan, evaluation, data, seed, hook, folder)
+                predicted, curves = _train_and_test(plan, evaluation, data, seed, hook, folder)
                 acc, by_subject = _accuracies(data, predicted)
                 record = {
                     "trial": trial.number,
@@ -306,6 +311,7 @@ def evaluate_study(
                     "test_acc": acc,
                     "per_subject": by_subject,
                     "confusion": confusion_matrix(data.y_test, predicted, data.n_classes).tolist(),
+                    "curves": curves,
                 }
                 save_seed(storage, study, label, seed, record)
                 if on_seed is not None:
@@ -314,6 +320,7 @@ def evaluate_study(
             evaluation.confusion = confusion.tolist()
             evaluation.seeds.append(seed)
             evaluation.test_acc.append(float(record["test_acc"]))
+            evaluation.curves.append(dict(record.get("curves") or {}))  # {} before curves
             for subject, subject_acc in record["per_subject"].items():
                 evaluation.per_subject.setdefault(subject, []).append(subject_acc)
         config = {"model": plan.spec.model, "study": study.study_name, **evaluation.to_dict()}
@@ -330,13 +337,24 @@ def _train_and_test(
     seed: int,
     on_epoch: Callable[[EpochRecord], None] | None,
     folder: Path,
-) -> np.ndarray:
-    """Train one seed on the full training set, save the weights; return test predictions."""
+) -> tuple[np.ndarray, dict[str, list[float]]]:
+    """Train one seed on the full training set, save the weights.
+
+    The test set is measured after every epoch for the learning curve of the lab's figure;
+    ``fit`` only records those values (evaluation mode draws no random numbers and updates no
+    statistics), so the trained weights are the same as without them.
+
+    Returns:
+        The test predictions of the final weights, and the curves (``train_acc``,
+        ``test_acc`` per epoch).
+    """
     model, result = train_configuration(
         plan.spec.model,
         evaluation.params,
         data.x_train,
         data.y_train,
+        data.x_test,  # recorded per epoch for the figure, never used to choose
+        data.y_test,
         shape=data.model_kwargs,
         epochs=evaluation.epochs,
         seed=seed,
@@ -349,7 +367,11 @@ def _train_and_test(
     predicted = predict(model, data.x_test, plan.device)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_write(folder / f"seed{seed}.pt", partial(_save_weights, state))
-    return predicted
+    curves = {
+        "train_acc": [r.train_acc for r in result.history],
+        "test_acc": [float(r.val_acc or 0.0) for r in result.history],
+    }
+    return predicted, curves
 
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:

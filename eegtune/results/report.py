@@ -9,8 +9,11 @@ Export schema (``best_trials.csv`` columns; the JSON holds the same rows per stu
     study, model, trial, value, activation, dropout, lr, batch_size, weight_decay,
     best_epoch, epochs_trained, duration_s, device, n_params
 
-``value`` is the best validation accuracy (fraction) of a completed trial; rows are the top
-``--top`` completed trials of each study, best first.
+``value`` is the study's objective (a fraction; ``objective`` names it, for example
+``smoothed``: the best mean validation accuracy over 3 consecutive epochs) of a completed
+trial; rows are the top ``--top`` completed trials of each study, best first. In the JSON each
+row also has ``curves``: the trial's accuracy and loss per epoch (``train_acc``, ``val_acc``,
+``train_loss``, ``val_loss``).
 """
 
 from __future__ import annotations
@@ -22,17 +25,29 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eegtune.files import atomic_write_text
+from eegtune.files import atomic_write_text, safe_name
 from eegtune.names import network_title
-from eegtune.results.charts import Chart, build_charts, compare_figure
+from eegtune.results.charts import Chart, build_charts, compare_figure, fit_width
 from eegtune.results.collect import StudyReport, headline, provenance
 from eegtune.results.compare import compare_activations
 from eegtune.results.evaluate import Evaluation
-from eegtune.results.text import HEADLINE_COLUMNS, chance_text, interval_text, per_subject_text
+from eegtune.results.images import write_images
+from eegtune.results.lab import SETTING_TITLES, LabNetwork, lab_networks
+from eegtune.results.text import (
+    CLIPPED_NOTE,
+    chance_text,
+    headline_columns,
+    headline_objective,
+    interval_text,
+    is_clipped,
+    per_subject_text,
+    percent_pm,
+)
 from eegtune.search.study import COLUMNS
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
+    from optuna.trial import FrozenTrial
 
     from eegtune.results.compare import Cell, Comparison
 
@@ -43,7 +58,8 @@ __all__ = [
     "write_report",
 ]
 
-SCHEMA_VERSION = 3  # 2: "compare", ci95, per_subject; 3: data, classes, confusion, chance
+SCHEMA_VERSION = 4  # 2: "compare", ci95, per_subject; 3: data, classes, confusion, chance;
+# 4: "objective" per study, "curves" per best trial, "curves" per evaluation (each seed)
 
 
 # --------------------------------------------------------------------------- writing
@@ -62,6 +78,8 @@ body{font-family:system-ui,sans-serif;margin:0 auto;padding:1.5em;max-width:1200
 h1{margin-top:0}h2{margin:1.6em 0 .2em;font-size:1.2em}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:4px 8px}
 td{text-align:right}td:nth-child(-n+2){text-align:left}td.empty{color:#888;font-style:italic;text-align:left}
+table.lab td:nth-child(2){text-align:right}caption{text-align:left;font-weight:600;padding:.2em 0}
+p.note{color:#555;font-size:.92em}
 .chart{width:100%;min-height:450px}figcaption{color:#555;font-size:.92em;margin:.2em 0 1em}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:600}
 """
@@ -70,7 +88,7 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weig
 def _headline_html(rows: list[dict[str, Any]]) -> str:
     from html import escape
 
-    head = "".join(f"<th>{h}</th>" for h in HEADLINE_COLUMNS)
+    head = "".join(f"<th>{escape(h)}</th>" for h in headline_columns(headline_objective(rows)))
     body = []
     for r in rows:
         first = f"<td>{escape(network_title(r['model']))} ({escape(r['study'])})</td>"
@@ -82,7 +100,7 @@ def _headline_html(rows: list[dict[str, Any]]) -> str:
         test = "not evaluated yet (run eegtune evaluate --per-activation)"
         cells = f"<td>{100 * r['val_acc']:.2f}%</td><td>{r['trial']}</td>"
         if r["test_mean"] is not None:
-            test = f"{100 * r['test_mean']:.2f}% ± {100 * (r['test_std'] or 0.0):.2f}"
+            test = percent_pm(r["test_mean"], r["test_std"])
             cells += f"<td>{test}</td><td>{chance_text(r['chance'])}</td><td>{r['test_seeds']}</td>"
         else:
             cells += f'<td class="empty" colspan="3">{test}</td>'
@@ -110,8 +128,9 @@ def _classes_html(reports: list[StudyReport]) -> str:
             blocks.append(
                 f"<h3>{escape(report.title)}, {escape(label)} ({escape(e.params['activation'])})"
                 f"</h3><p>test accuracy {100 * e.mean:.2f}% over {len(e.seeds)} seed(s); "
-                f"chance level {chance_text(e.chance)}; per subject: "
-                f"{escape(per_subject_text(e))}</p><table><tr>{head}<th>class accuracy</th>"
+                f"chance level {chance_text(e.chance)}"
+                + (f"; per subject: {escape(per_subject_text(e))}" if e.per_subject else "")
+                + f"</p><table><tr>{head}<th>class accuracy</th>"
                 f"</tr>{rows}</table>"
             )
     if not blocks:
@@ -128,36 +147,86 @@ def _compare_html(cells: list[Cell], comparisons: list[Comparison], chart: Chart
     """The comparison's section: tuned vs baseline per cell, error bars, activation verdicts."""
     from html import escape
 
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("network", "activation", "tuned test acc", "baseline test acc",
-                  "tuned - baseline", "chance", "per subject (tuned)", "note")
-    )  # fmt: skip
+    subjects = any(c.tuned is not None and c.tuned.per_subject for c in cells)
+    notes = any(c.reason for c in cells)
+    columns = [
+        "network",
+        "activation",
+        "tuned: test acc [95% CI]",
+        "lab's settings: test acc [95% CI]",
+        "tuned - lab's (points) [95% CI]",
+        "chance",
+    ]
+    columns += ["per subject (tuned)"] if subjects else []
+    columns += ["note"] if notes else []  # fmt: skip
+    head = "".join(f"<th>{escape(h)}</th>" for h in columns)
     body = []
     for c in cells:
         tuned = "-" if c.tuned is None else interval_text(c.tuned.interval)
         base = "-" if c.baseline is None else interval_text(c.baseline.interval)
         diff = "-" if c.difference is None else interval_text(c.difference, signed=True)
-        subjects = per_subject_text(c.tuned)
         chance = chance_text(None if c.tuned is None else c.tuned.chance)
-        body.append(
+        row = (
             f"<tr><td>{escape(network_title(c.model))}</td><td>{escape(c.activation)}</td>"
             f"<td>{tuned}</td><td>{base}</td><td>{diff}</td><td>{chance}</td>"
-            f"<td>{escape(subjects)}</td>"
-            f'<td class="empty">{escape(c.reason)}</td></tr>'
         )
+        if subjects:
+            row += f"<td>{escape(per_subject_text(c.tuned))}</td>"
+        if notes:
+            row += f'<td class="empty">{escape(c.reason)}</td>'
+        body.append(row + "</tr>")
+    clipped = any(is_clipped(e.interval) for c in cells for e in (c.tuned, c.baseline) if e)
+    note = f'<p class="note">{escape(CLIPPED_NOTE)}</p>' if clipped else ""
     verdicts = "".join(f"<li>{escape(network_title(v.model))}: {escape(v.text)}</li>"
                        for v in comparisons)  # fmt: skip
-    figure = chart.figure.to_html(
-        full_html=False, include_plotlyjs=False, div_id="fig-compare", default_width="100%",
-        config={"responsive": True, "displaylogo": False},
-    )  # fmt: skip
     return (
         f"<h2>Tuned vs the lab's settings (test accuracy, mean and 95% CI over seeds)</h2>"
-        f"<table><tr>{head}</tr>{''.join(body)}</table>"
-        f"<h2>Which activation is best</h2><ul>{verdicts}</ul>"
-        f'<section id="compare"><h2>{escape(chart.title)}</h2><figure>{figure}'
-        f"<figcaption>{escape(chart.caption)}</figcaption></figure></section>"
+        f"<table><tr>{head}</tr>{''.join(body)}</table>{note}"
+        f"<h2>Which activation is best</h2><ul>{verdicts}</ul>" + _figure_html("compare", chart)
+    )
+
+
+def _lab_table_html(network: LabNetwork) -> str:
+    """The lab's "highest testing accuracy" table of one network: settings x activation."""
+    from html import escape
+
+    head = "<th>settings</th>" + "".join(f"<th>{escape(a)}</th>" for a in network.activations)
+    rows = []
+    clipped = False
+    for setting, by_activation in network.results.items():
+        cells = []
+        for activation in network.activations:
+            e = by_activation.get(activation)
+            cells.append("-" if e is None else f"{interval_text(e.interval)} ({len(e.seeds)})")
+            clipped = clipped or (e is not None and is_clipped(e.interval))
+        rows.append(
+            f"<tr><td>{escape(SETTING_TITLES[setting])}</td>"
+            + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+        )  # fmt: skip
+    note = f" {escape(CLIPPED_NOTE)}." if clipped else ""
+    return (
+        f'<table class="lab"><caption>{escape(network_title(network.model))}: test accuracy, '
+        f"mean [95% CI] over the evaluation seeds (their number in brackets)</caption>"
+        f'<tr>{head}</tr>{"".join(rows)}</table><p class="note">The lab\'s table reports the '
+        f"highest test accuracy over epochs, which picks the epoch on the test set; these are "
+        f"the test accuracies of the epoch chosen on validation data.{note}</p>"
+    )
+
+
+def _figure_html(stem: str, chart: Chart, after: str = "") -> str:
+    from html import escape
+
+    figure = chart.figure.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=f"fig-{stem}",
+        default_width="100%",
+        config={"responsive": True, "displaylogo": False,
+                "toImageButtonOptions": {"filename": stem, "scale": 2}},
+    )  # fmt: skip
+    return (
+        f'<section id="{escape(stem)}"><h2>{escape(chart.title)}</h2><figure>{figure}'
+        f"<figcaption>{escape(chart.caption)}</figcaption></figure>{after}</section>"
     )
 
 
@@ -167,20 +236,15 @@ def _index_html(
     facts: dict[str, str],
     compare_section: str = "",
     classes_section: str = "",
+    beside: dict[str, str] | None = None,
 ) -> str:
     from html import escape
 
+    beside = beside or {}
+    lab = {stem: chart for stem, chart in charts.items() if stem in beside}
+    lab_section = "\n".join(_figure_html(stem, chart, beside[stem]) for stem, chart in lab.items())
     sections = "\n".join(
-        f'<section id="{escape(stem)}"><h2>{escape(chart.title)}</h2><figure>'
-        + chart.figure.to_html(
-            full_html=False,
-            include_plotlyjs=False,
-            div_id=f"fig-{stem}",
-            default_width="100%",
-            config={"responsive": True, "displaylogo": False},
-        )
-        + f"<figcaption>{escape(chart.caption)}</figcaption></figure></section>"
-        for stem, chart in charts.items()
+        _figure_html(stem, chart) for stem, chart in charts.items() if stem not in lab
     )
     about = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts.items())
     return f"""<!DOCTYPE html>
@@ -188,6 +252,7 @@ def _index_html(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <script src="plotly.min.js"></script><style>{_STYLE}</style></head>
 <body><h1>eegtune report</h1>
+{lab_section}
 {compare_section}
 <h2>Best accuracy per network and activation</h2>
 {_headline_html(rows)}
@@ -201,12 +266,18 @@ the most frequent class.</p>
 """
 
 
+MANIFEST = ".eegtune-report.json"
+"""The files the last report wrote into its folder, so that the next one can remove those
+that no longer belong to it (and never a file eegtune did not write)."""
+
+
 def write_report(
     reports: list[StudyReport],
     out: Path | str,
     top: int = 10,
     storage: str | None = None,
     compare: list[Cell] | None = None,
+    images: tuple[str, ...] = (),
 ) -> list[Path]:
     """Write CSV, JSON, one HTML file per chart, ``plotly.min.js`` and ``index.html``.
 
@@ -216,10 +287,15 @@ def write_report(
         top: Best trials exported per study.
         storage: The storage as it should be named on the page.
         compare: The cells of ``eegtune compare``: adds their table, the error-bar chart and
-            the activation verdicts, and keeps only the accuracy-per-epoch chart per study.
+            the activation verdicts; the per-study charts give way to the lab's figures.
+        images: Also save every chart as these static formats (``png``, ``svg``).
 
     Returns:
-        The paths written.
+        The paths written. Files an earlier report wrote here that this one did not are
+        removed.
+
+    Raises:
+        ExportError: ``images`` were asked for and cannot be made (nothing is written then).
     """
     from plotly.offline import get_plotlyjs
 
@@ -230,6 +306,20 @@ def write_report(
         atomic_write_text(out / name, text)
         written.append(out / name)
 
+    charts = build_charts(reports, per_study=None if compare is None else ())
+    section = ""
+    if compare is not None:
+        chart = Chart(
+            compare_figure(compare),
+            "Test accuracy per network and activation: tuned vs the lab's settings",
+            "Bars are the mean test accuracy over seeds, whiskers the 95% confidence interval "
+            "(clipped to 0-100%, a * marks a clipped one); the dotted line is chance. Where "
+            "the whiskers of a cell overlap, tuning did not clearly help.",
+        )
+        charts["compare"] = fit_width(chart)
+        section = _compare_html(compare, compare_activations(compare), chart)
+    # Images first: when they cannot be made, nothing of the new report is written.
+    written += write_images({stem: c.figure for stem, c in charts.items()}, out, images)
     rows = [row for r in reports for row in r.rows(top)]
     put("best_trials.csv", _csv_text(rows))
     document = {
@@ -239,11 +329,15 @@ def write_report(
             {
                 "study": r.name,
                 "model": r.model,
+                "objective": r.objective,
                 "data": r.source.attrs(),
                 "classes": r.study.user_attrs.get("classes"),
                 "states": r.states,
                 "evaluation": r.evaluation,
-                "best_trials": r.rows(top),
+                "best_trials": [
+                    {**row, "curves": trial_curves(t)}
+                    for row, t in zip(r.rows(top), r.complete[:top], strict=True)
+                ],
             }
             for r in reports
         ],
@@ -257,17 +351,6 @@ def write_report(
     }
     put("best_trials.json", json.dumps(document, indent=2))
     put("plotly.min.js", get_plotlyjs())
-    charts = build_charts(reports, per_study=None if compare is None else ("activations",))
-    section = ""
-    if compare is not None:
-        chart = Chart(
-            compare_figure(compare),
-            "Test accuracy per cell: tuned vs the lab's settings",
-            "Bars are the mean test accuracy over seeds, whiskers the 95% confidence interval; "
-            "where the whiskers of a cell overlap, tuning did not clearly help.",
-        )
-        charts["compare"] = chart
-        section = _compare_html(compare, compare_activations(compare), chart)
     for stem, chart in charts.items():
         page = chart.figure.to_html(
             include_plotlyjs="plotly.min.js", full_html=True, default_width="100%"
@@ -275,12 +358,37 @@ def write_report(
         title = html.escape(chart.title)  # a study name is text, never markup
         put(f"{stem}.html", page.replace("<head>", f"<head><title>{title}</title>", 1))
     page_charts = {k: v for k, v in charts.items() if k != "compare"}
+    beside = {f"lab_{safe_name(n.model)}": _lab_table_html(n) for n in lab_networks(reports)}
     facts = provenance(reports, storage)
     put(
         "index.html",
-        _index_html(page_charts, headline(reports), facts, section, _classes_html(reports)),
-    )
+        _index_html(
+            page_charts, headline(reports), facts, section, _classes_html(reports),
+            {stem: table for stem, table in beside.items() if stem in page_charts},
+        ),
+    )  # fmt: skip
+    _remove_stale(out, written)
     return written
+
+
+def _remove_stale(out: Path, written: list[Path]) -> None:
+    """Remove what the previous report in ``out`` wrote and this one did not; remember this
+    one's files."""
+    names = sorted({p.name for p in written})
+    try:
+        before = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        before = []
+    for name in set(before) - set(names):
+        if isinstance(name, str) and name == Path(name).name:  # a plain name inside out/
+            (out / name).unlink(missing_ok=True)
+    atomic_write_text(out / MANIFEST, json.dumps({"files": names}, indent=1))
+
+
+def trial_curves(trial: FrozenTrial) -> dict[str, list[float]]:
+    """A trial's learning curves as the search recorded them (accuracy and loss per epoch)."""
+    history = trial.user_attrs.get("history") or {}
+    return {key: list(values) for key, values in history.items()}
 
 
 def build_figures(reports: list[StudyReport]) -> dict[str, go.Figure]:

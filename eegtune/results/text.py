@@ -7,40 +7,81 @@ from __future__ import annotations
 
 from typing import Any
 
+from eegtune.names import objective_title
+
 __all__ = [
+    "CLIPPED_NOTE",
     "HEADLINE_COLUMNS",
     "chance_text",
     "ci_text",
+    "clip_interval",
+    "headline_columns",
+    "headline_objective",
     "interval_text",
+    "is_clipped",
     "per_subject_text",
     "percent_pm",
 ]
 
 
-HEADLINE_COLUMNS = (
-    "network",
-    "activation",
-    "best val acc",
-    "trial",
-    "test acc (mean ± std)",
-    "chance",
-    "seeds",
-)
+CLIPPED_NOTE = "* the 95% interval ran past 0-100% and was clipped there"
+"""The footnote of every table or page that shows a clipped interval."""
+
+
+def headline_columns(objective: str) -> tuple[str, ...]:
+    """The lab table's columns; the validation score is named after the studies' objective."""
+    return (
+        "network",
+        "activation",
+        f"best {objective}",
+        "trial",
+        "test acc (mean, sd)",
+        "chance",
+        "seeds",
+    )
+
+
+HEADLINE_COLUMNS = headline_columns("validation score")
+
+
+def headline_objective(rows: list[dict[str, Any]]) -> str:
+    """The name of the score in headline rows: the studies' objective when they share one."""
+    objectives = {str(r.get("objective", "best")) for r in rows}
+    if len(objectives) == 1:
+        return objective_title(objectives.pop())
+    return "validation score (each study's objective)"
+
+
+def clip_interval(interval: Any) -> tuple[float, float, bool]:
+    """An accuracy interval's ends clipped to [0, 1], and whether either was clipped."""
+    low, high = float(interval.low), float(interval.high)
+    return max(0.0, low), min(1.0, high), low < 0.0 or high > 1.0
 
 
 def interval_text(interval: Any, signed: bool = False) -> str:
-    """``81.9% ± 1.2`` (a 95% interval's half width), or just the mean for one seed."""
+    """``81.9% [80.7, 83.1]``: a mean with its 95% confidence interval, or the mean alone
+    for one seed. Accuracies are clipped to 0-100% (marked ``*``, see :data:`CLIPPED_NOTE`);
+    ``signed`` differences, in points, are not."""
     sign = "+" if signed else ""
     mean = f"{100 * interval.mean:{sign}.1f}" + ("" if signed else "%")
     if interval.low is None:
         return mean
-    return f"{mean} ± {100 * (interval.mean - interval.low):.1f}"
+    if signed:
+        return f"{mean} [{100 * interval.low:+.1f}, {100 * interval.high:+.1f}]"
+    low, high, clipped = clip_interval(interval)
+    return f"{mean} [{100 * low:.1f}, {100 * high:.1f}]" + ("*" if clipped else "")
+
+
+def is_clipped(interval: Any) -> bool:
+    return interval is not None and interval.low is not None and clip_interval(interval)[2]
 
 
 def ci_text(interval: Any) -> str:
+    """``[80.71, 83.12]``: a 95% confidence interval in percent, clipped and marked ``*``."""
     if interval.low is None:
         return "-"
-    return f"[{100 * interval.low:.2f}, {100 * interval.high:.2f}]"
+    low, high, clipped = clip_interval(interval)
+    return f"[{100 * low:.2f}, {100 * high:.2f}]" + ("*" if clipped else "")
 
 
 def per_subject_text(evaluation: Any) -> str:
@@ -53,10 +94,12 @@ def per_subject_text(evaluation: Any) -> str:
 
 
 def percent_pm(mean: float | None, std: float | None) -> str:
-    """``mean% ± std`` of two fractions, or ``-``."""
+    """``79.72% (sd 3.27)``: a mean and a standard deviation of two fractions, or ``-``.
+
+    A standard deviation is always labelled ``sd``; brackets are 95% intervals."""
     if mean is None:
         return "-"
-    return f"{100 * mean:.2f}% ± {100 * (std or 0.0):.2f}"
+    return f"{100 * mean:.2f}% (sd {100 * (std or 0.0):.2f})"
 
 
 def chance_text(chance: float | None) -> str:

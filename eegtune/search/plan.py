@@ -62,6 +62,7 @@ class SearchPlan:
     activation: str | None = None  # fixes the activation (a cell of `eegtune compare`)
     max_consecutive_failures: int = 5
     amp: bool = False
+    explicit: frozenset[str] = frozenset()  # spec keys the user gave (split, objective)
 
     @property
     def model(self) -> str:
@@ -80,6 +81,12 @@ class SearchPlan:
         return worker_device("auto" if self.spread_gpus else self.device, index)
 
 
+def default_study_name(model: str, source: DataSource) -> str:
+    """``eegnet`` on the lab's data, ``eegnet-synthetic`` on any other dataset, so that a
+    search on new data never lands in the study of another."""
+    return model if source.dataset == LAB_DATASET else f"{model}-{source.dataset}"
+
+
 def plan_search(
     model: str,
     trials: int,
@@ -95,11 +102,11 @@ def plan_search(
     data_dir: str = "data",
     offline: bool | None = None,
     device: str = "auto",
-    val_fraction: float = 0.2,
-    split_seed: int = 0,
+    val_fraction: float | None = None,
+    split_seed: int | None = None,
     workers: int = 1,
     timeout: float | None = None,
-    objective: str = DEFAULT_OBJECTIVE,
+    objective: str | None = None,
     activation: str | None = None,
     max_consecutive_failures: int = 5,
     amp: bool = False,
@@ -108,7 +115,9 @@ def plan_search(
 
     Needs neither data nor storage, so a bad command fails before any download or write.
     ``dataset`` is a parsed :class:`~eegtune.data.sources.DataSource` or a ``--dataset`` value.
-    The study name defaults to the model's name.
+    The study name defaults to :func:`default_study_name`. ``val_fraction`` (default 0.2),
+    ``split_seed`` (0) and ``objective`` (:data:`~eegtune.names.DEFAULT_OBJECTIVE`) given
+    explicitly must agree with an existing study's; left out, the study's own are used.
 
     Raises:
         SearchError, SpaceError, ConfigError, StudyError: one line saying what is wrong.
@@ -124,6 +133,11 @@ def plan_search(
         )
     if epochs < 1:
         raise SearchError(f"--epochs must be at least 1, got {epochs}")
+    given = {"val_fraction": val_fraction, "split_seed": split_seed, "objective": objective}
+    explicit = frozenset(key for key, value in given.items() if value is not None)
+    val_fraction = 0.2 if val_fraction is None else val_fraction
+    split_seed = 0 if split_seed is None else split_seed
+    objective = DEFAULT_OBJECTIVE if objective is None else objective
     if not 0 < val_fraction < 1:
         raise SearchError(f"--val-fraction must lie strictly between 0 and 1, got {val_fraction}")
     if objective not in OBJECTIVES:
@@ -143,7 +157,7 @@ def plan_search(
     source = dataset if isinstance(dataset, DataSource) else parse_source(dataset)
     return SearchPlan(
         spec=StudySpec(model, source, split_seed, val_fraction, objective),
-        study_name=study_name or model,
+        study_name=study_name or default_study_name(model, source),
         trials=trials,
         epochs=epochs,
         space=resolved,
@@ -163,4 +177,5 @@ def plan_search(
         activation=activation,
         max_consecutive_failures=max_consecutive_failures,
         amp=amp,
+        explicit=explicit,
     )

@@ -66,6 +66,7 @@ class SearchStatus:
     eta: float | None = None
     best_trials: list[dict[str, Any]] = field(default_factory=list)
     running_trials: list[RunningTrial] = field(default_factory=list)
+    objective: str = "smoothed"  # what best_value is (see eegtune.names.objective_title)
     timed_out: bool = False  # the search's --timeout ended it before the target
     warnings: list[str] = field(default_factory=list)  # shown, but the search succeeded
 
@@ -100,6 +101,7 @@ def snapshot(
         failed=states[TrialState.FAIL],
         running=states[TrialState.RUNNING],
         elapsed=time.time() - started,
+        objective=str(study.user_attrs.get("objective", "best")),
     )
     complete = completed_trials(study)
     if complete:

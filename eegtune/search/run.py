@@ -19,7 +19,7 @@ from eegtune.data.loading import load_dataset
 from eegtune.errors import SearchError
 from eegtune.models.networks import check_input
 from eegtune.search.objective import Job, attach, baseline_waiting, is_surplus, run_trial
-from eegtune.search.plan import SearchPlan
+from eegtune.search.plan import SearchPlan, default_study_name
 from eegtune.search.progress import Poller, SearchStatus, StatusReader
 from eegtune.search.storages import (
     close_storage,
@@ -96,6 +96,7 @@ def run_search(
     poll_interval: float = 1.0,
     data_set: Dataset | None = None,
     storage: BaseStorage | None = None,
+    on_start: Callable[[SearchPlan], None] | None = None,
 ) -> SearchStatus:
     """Run a search to the study's target with ``plan.workers`` workers.
 
@@ -110,6 +111,8 @@ def run_search(
         data_set: An already loaded dataset (saves loading it again).
         storage: The command's open storage; without one, ``plan.storage`` is opened here
             and closed at the end.
+        on_start: Called with the plan (the study's own split and objective) once the study
+            is created or checked, before the first trial: a refusal comes before it.
 
     Returns:
         The final status. ``KeyboardInterrupt`` propagates after workers stopped cleanly.
@@ -124,7 +127,9 @@ def run_search(
     if storage is None:
         storage = open_storage(plan.storage)
     try:
-        return _search(plan, storage, data_set, started, deadline, on_status, poll_interval)
+        return _search(
+            plan, storage, data_set, started, deadline, on_status, poll_interval, on_start
+        )
     finally:
         if owned:
             close_storage(storage)
@@ -138,13 +143,20 @@ def _search(
     deadline: float | None,
     on_status: Callable[[SearchStatus], None] | None,
     poll_interval: float,
+    on_start: Callable[[SearchPlan], None] | None = None,
 ) -> SearchStatus:
     study, kept = create_or_check_study(
-        storage, plan.name, replace(plan.spec, data=data_set.fingerprint())
+        storage,
+        plan.name,
+        replace(plan.spec, data=data_set.fingerprint()),
+        plan.explicit,
+        suggest=default_study_name(plan.model, plan.source),
     )
     plan.space.check_study(study.get_trials(deepcopy=False), plan.name, plan.space_file)
     remember_classes(study, data_set.classes)
     plan = replace(plan, spec=kept)  # the study keeps its split and objective
+    if on_start is not None:
+        on_start(plan)
     status = StatusReader(
         study, plan.trials, started, epochs=plan.epochs, pruner=plan.pruner()
     )  # the pruner: a twin that tells the next check

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from eegtune.data.sources import DataSource
 from eegtune.errors import StudyError
-from eegtune.names import DEFAULT_OBJECTIVE, LAB_DATASET, PARAMS
+from eegtune.names import DEFAULT_OBJECTIVE, LAB_DATASET, PARAMS, objective_title
 from eegtune.search.storages import failure_reason, retry_races
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ __all__ = [
     "COLUMNS",
     "EVALUATION_DATA_KEY",
     "EVALUATION_KEY",
-    "METRIC_NAME",
     "SPEC_KEYS",
     "StudySpec",
     "best_by_activation",
@@ -50,7 +49,6 @@ EVALUATION_KEY = "evaluation"
 """Prefix of the study user attributes ``evaluation <label>``: one readable line per evaluated
 configuration (what the dashboard shows); the full results are the system attribute below."""
 EVALUATION_DATA_KEY = "eegtune:evaluation"
-METRIC_NAME = "validation accuracy"
 
 
 def quiet_optuna() -> None:
@@ -124,16 +122,25 @@ class StudySpec:
 
 
 def create_or_check_study(
-    storage: BaseStorage, name: str, spec: StudySpec
+    storage: BaseStorage,
+    name: str,
+    spec: StudySpec,
+    explicit: frozenset[str] = frozenset(),
+    suggest: str | None = None,
 ) -> tuple[optuna.Study, StudySpec]:
     """Create the study, or load it and check that it was made for the same job.
 
+    Args:
+        explicit: Keys of ``spec`` the user gave (``split_seed``, ``val_fraction``,
+            ``objective``); those must agree with the study's, the others are the study's.
+        suggest: A study name to offer when this one was made for other data.
+
     Returns:
-        The study and the spec to use: a study keeps its validation split and objective, so
-        a request for others gets the stored ones back (with a warning).
+        The study and the spec to use: a study keeps its validation split and objective.
 
     Raises:
-        StudyError: the storage failed, or the study was made for another model or dataset.
+        StudyError: the storage failed, the study was made for another model or dataset, or
+            an explicit option conflicts with what the study was made with.
     """
     import optuna
 
@@ -150,7 +157,7 @@ def create_or_check_study(
     if study.metric_names is None:  # the dashboard's name for the objective
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([METRIC_NAME])
+            study.set_metric_names([objective_title(spec.objective)])
     attrs = _finished_keys(study)
     if attrs is None:  # a new study: remember the spec ("model" last: it marks it complete)
         for key, value in spec.to_attrs().items():
@@ -158,10 +165,20 @@ def create_or_check_study(
         return study, spec
     stored = StudySpec.from_attrs(attrs)
     if (stored.model, stored.source.dataset) != (spec.model, spec.source.dataset):
+        other = suggest if suggest and suggest != name else f"{name}-{spec.source.dataset}"
         raise StudyError(
-            f"study {name!r} was made for model {stored.model} on {stored.source.dataset}; "
-            "choose another --study name"
+            f"study {name!r} was made for model {stored.model} on {stored.source.dataset}, not "
+            f"{spec.model} on {spec.source.dataset}; search with --study {other} instead"
         )
+    flags = {"split_seed": "--split-seed", "val_fraction": "--val-fraction",
+             "objective": "--objective"}  # fmt: skip
+    for key in sorted(explicit):
+        before, now = getattr(stored, key), getattr(spec, key)
+        if before != now:
+            raise StudyError(
+                f"study {name!r} was made with {flags[key]} {before}, not {now}; drop "
+                f"{flags[key]} to continue it, or choose another --study name"
+            )
     for key, flag in (("subjects", "--subject"), ("preprocessing", "preprocessing options")):
         before, now = getattr(stored.source, key), getattr(spec.source, key)
         if before != now:
@@ -179,14 +196,6 @@ def create_or_check_study(
         val_fraction=stored.val_fraction,
         objective=stored.objective,
     )
-    if kept != spec:
-        logger.warning(
-            "study %r keeps its validation split (split seed %s, fraction %s) and objective %s",
-            name,
-            kept.split_seed,
-            kept.val_fraction,
-            kept.objective,
-        )
     return study, kept
 
 
@@ -294,7 +303,7 @@ def save_evaluation(
     for label, r in results.items():
         study.set_user_attr(
             f"{EVALUATION_KEY} {label}",
-            f"test accuracy {100 * r['mean']:.2f}% ± {100 * r['std']:.2f} over "
+            f"test accuracy {100 * r['mean']:.2f}% (sd {100 * r['std']:.2f}) over "
             f"{len(r['test_acc'])} seed(s); trial {r['trial']}, {r['epochs']} epochs",
         )
 
