@@ -98,6 +98,41 @@ def test_choices_ignore_case_and_a_near_miss_gets_a_did_you_mean(tmp_path: Path)
     assert dataset.exit_code == 2 and "did you mean synthetic?" in dataset.output
 
 
+def test_train_keeps_its_run_in_a_folder(tmp_path: Path) -> None:
+    import csv
+    import json
+
+    import torch
+
+    from eegtune.models.networks import build_model
+
+    runs = tmp_path / "runs"
+    args = ["train", "--dataset", "synthetic", "--epochs", "3", "--device", "cpu", "--seed", "4",
+            "--dropout", "0.3", "--test", "--runs-dir", str(runs)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (folder,) = runs.iterdir()
+    assert folder.name.startswith("eegnet-elu-synthetic-")
+    assert f"run saved in {folder}" in result.output
+    with (folder / "epochs.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert set(rows[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"}
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["params"]["dropout"] == 0.3 and summary["seed"] == 4
+    assert summary["status"] == "completed" and summary["epochs_run"] == 3
+    assert summary["data"]["dataset"] == "synthetic" and summary["fingerprint"]
+    assert summary["split"] == {"val_fraction": 0.2, "split_seed": 0, "train": 864, "val": 216}
+    assert set(summary["versions"]) == {"eegtune", "torch", "numpy", "python"}
+    best = max(float(r["val_acc"]) for r in rows)
+    assert summary["best_val_acc"] == pytest.approx(best) and 0 <= summary["test_acc"] <= 1
+    assert f"val accuracy {100 * best:.2f}%" in result.output
+    net = build_model("eegnet", "elu", 0.3)
+    net.load_state_dict(torch.load(folder / "weights.pt"))  # the final weights, loadable
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and len(list(runs.iterdir())) == 2  # a new folder per run
+
+
 def test_data_info_on_lab_files(lab_dir: Path) -> None:
     result = invoke("data", "info", "--data-dir", str(lab_dir))
     assert result.exit_code == 0, result.output

@@ -541,14 +541,14 @@ def test_an_interrupted_compare_baseline_is_retried_as_the_baseline(tmp_path, si
 
     proc = subprocess.Popen(compare("300"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)  # fmt: skip
-    trial = _wait_for_running(storage, "compare-eegnet-relu", proc)
+    trial = _wait_for_running(storage, "compare-synthetic-eegnet-relu", proc)
     assert trial.user_attrs["baseline"] is True and trial.number == 0
     proc.send_signal(signum)
     proc.communicate(timeout=60)
     rerun = subprocess.run(compare("2"), capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert "baseline did not complete" not in rerun.stdout + rerun.stderr
-    trials = trials_of(storage, "compare-eegnet-relu")
+    trials = trials_of(storage, "compare-synthetic-eegnet-relu")
     baselines = [t for t in trials if t.user_attrs.get("baseline")]
     assert baselines[0].state == TrialState.FAIL
     assert [t.state for t in baselines[1:]] == [TrialState.COMPLETE]
@@ -603,12 +603,12 @@ def test_compare_refuses_data_that_changed_under_its_studies(tmp_path: Path) -> 
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     _arrays(folder, classes=2, channels=2, seed=1)  # same shapes, other values
-    before = len(trials_of(storage, "compare-eegnet-relu"))
+    before = len(trials_of(storage, "compare-arrays-eegnet-relu"))
     again = runner.invoke(app, [*args[:-4], "--seeds", "2", *args[-4:]])
     assert again.exit_code == 2, again.output
     assert "was made on other data (same shapes and classes, different values)" in again.output
-    assert len(trials_of(storage, "compare-eegnet-relu")) == before
-    cell = tmp_path / "m" / "compare-eegnet-relu"
+    assert len(trials_of(storage, "compare-arrays-eegnet-relu")) == before
+    cell = tmp_path / "m" / "compare-arrays-eegnet-relu"
     assert (cell / "tuned" / "seed0.pt").exists() and not (cell / "tuned" / "seed1.pt").exists()
 
 

@@ -18,12 +18,13 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from eegtune.cli.app import app
+from eegtune.data.sources import parse_source
 from eegtune.data.synthetic import make_synthetic
 from eegtune.errors import SearchError, StudyError
 from eegtune.names import PARAMS
 from eegtune.search import objective as objective_module
 from eegtune.search import run as run_module
-from eegtune.search.plan import plan_search
+from eegtune.search.plan import default_study_name, plan_search
 from eegtune.search.run import run_search
 from eegtune.search.storages import open_storage, storage_url
 from eegtune.search.workers import HEARTBEAT_KEY
@@ -369,6 +370,9 @@ def test_the_default_study_names_its_dataset_and_a_refusal_comes_before_the_head
         "search with --study eegnet-synthetic instead"
     )
     assert "study 'eegnet':" not in clash.output and len(trials_of(journal, "eegnet")) == 1
+    own = parse_source(f"npz:{tmp_path / 'my_eeg'}")
+    assert default_study_name("deepconvnet", own) == "deepconvnet-my_eeg"
+    assert default_study_name("eegnet", parse_source("moabb:BNCI2014_004")) == "eegnet-BNCI2014_004"
 
 
 def test_an_explicit_option_against_the_studys_keys_is_refused_before_training(

@@ -9,9 +9,10 @@ imported inside the commands so that ``eegtune --help`` answers instantly.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -152,11 +153,19 @@ def train(
     tmin: TminOpt = None,
     tmax: TmaxOpt = None,
     resample: ResampleOpt = None,
+    runs_dir: Annotated[
+        Path,
+        typer.Option(
+            help="Each run gets a folder here: epochs.csv (per-epoch loss and accuracy), "
+            "summary.json (settings, seed, data fingerprint, versions, outcome), weights.pt."
+        ),
+    ] = Path("studies/runs"),
 ) -> None:
     """Train one configuration on a stratified hold-out split (the lab's baseline job)."""
     from eegtune.data.dataset import chance_level
     from eegtune.device import configure_process, resolve_device
     from eegtune.models.networks import check_input, count_parameters
+    from eegtune.results.runs import RunFolder
     from eegtune.training import evaluate_accuracy, train_configuration
 
     source = parse_source(dataset, subject, fmin=fmin, fmax=fmax, tmin=tmin, tmax=tmax,
@@ -168,25 +177,51 @@ def train(
     split = data.holdout(val_fraction, split_seed)
     params = {"activation": str(activation), "dropout": dropout, "lr": lr,
               "batch_size": batch_size, "weight_decay": weight_decay}  # fmt: skip
-    with contextlib.ExitStack() as stack:
-        progress: list[Callable[[EpochRecord], None]] = []
+    where = "npz" if source.dataset.startswith("npz:") else source.dataset  # not a whole path
+    run = RunFolder(runs_dir, f"{model}-{activation}-{where}")
+    summary: dict[str, Any] = {
+        "model": str(model), "params": params, "epochs": epochs, "seed": seed,
+        "split": {"val_fraction": val_fraction, "split_seed": split_seed,
+                  "train": len(split.y_train), "val": len(split.y_val)},
+        "data": source.attrs(), "fingerprint": data.fingerprint(), "device": str(torch_device),
+        "amp": amp, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }  # fmt: skip
 
-        def announce(net: nn.Module) -> None:  # the header, then the bar, once the net exists
-            typer.echo(
-                f"{model} ({activation}, {count_parameters(net):,} parameters) on "
-                f"{source.describe()}: {len(split.y_train)} train / {len(split.y_val)} val "
-                f"trials, {data.n_classes} classes, device {torch_device}",
-                err=True,
-            )
-            progress.append(stack.enter_context(epoch_progress(epochs, f"{model}/{activation}")))
+    progress: list[Callable[[EpochRecord], None]] = []
 
-        net, result = train_configuration(
-            str(model), params, *split, shape=data.model_kwargs, epochs=epochs, seed=seed,
-            device=torch_device, callback=lambda record: progress[0](record), amp=amp,
-            on_model=announce,
-        )  # fmt: skip
+    def on_epoch(record: EpochRecord) -> None:
+        run.add_epoch(record)  # epochs.csv grows as the run goes
+        progress[0](record)
+
+    try:
+        with contextlib.ExitStack() as stack:
+
+            def announce(net: nn.Module) -> None:  # the header, then the bar, once the net exists
+                typer.echo(
+                    f"{model} ({activation}, {count_parameters(net):,} parameters) on "
+                    f"{source.describe()}: {len(split.y_train)} train / {len(split.y_val)} val "
+                    f"trials, {data.n_classes} classes, device {torch_device}",
+                    err=True,
+                )
+                progress.append(
+                    stack.enter_context(epoch_progress(epochs, f"{model}/{activation}"))
+                )
+
+            net, result = train_configuration(
+                str(model), params, *split, shape=data.model_kwargs, epochs=epochs, seed=seed,
+                device=torch_device, callback=on_epoch, amp=amp, on_model=announce,
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        run.write_summary({**summary, "status": "interrupted"})
+        raise
+    outcome: dict[str, Any] = {
+        "status": result.status, "message": result.message, "seconds": result.seconds,
+        "best_epoch": result.best_epoch, "best_val_acc": result.best_val_acc,
+    }  # fmt: skip
     if result.status == "diverged" or result.best_val_acc is None:
+        run.write_summary({**summary, **outcome})
         raise fail(f"{result.message}; try a lower --lr", 1)
+    run.save_weights(net)
     last = result.history[-1]
     typer.echo(
         f"val accuracy {100 * result.best_val_acc:.2f}% (best epoch {result.best_epoch} of "
@@ -195,10 +230,13 @@ def train(
     )
     if test:
         _, test_acc = evaluate_accuracy(net, data.x_test, data.y_test, torch_device)
+        outcome["test_acc"] = test_acc
         typer.echo(
             f"test accuracy {100 * test_acc:.2f}% (final weights, {len(data.y_test)} trials; "
             f"chance {100 * data.chance:.2f}%)"
         )
+    run.write_summary({**summary, **outcome})
+    typer.echo(f"run saved in {run.path} (epochs.csv, summary.json, weights.pt)")
 
 
 # search ---------------------------------------------------------------------------------------

@@ -167,7 +167,21 @@ def status_rows(status: Any) -> list[tuple[str, str]]:
         )
     eta = "-" if status.eta is None else duration(status.eta)
     rows.append(("time", f"{duration(status.elapsed)} elapsed, about {eta} left"))
+    if status.overall:
+        rows.append(("overall", status.overall))
     return rows
+
+
+def clock_line(clock: Any, phase: str) -> str:
+    """A ``compare`` run's progress as a whole (:class:`eegtune.results.compare.CompareClock`)."""
+    done, left = clock.totals()
+    eta = clock.eta()
+    elapsed = time.time() - clock.started
+    about = "-" if eta is None else duration(eta)
+    return (
+        f"{phase}; {100 * clock.fraction():.0f}% of about {done + left:,.0f} epochs done, "
+        f"{duration(elapsed)} elapsed, about {about} left for the whole run"
+    )
 
 
 def render_status(status: Any) -> Any:
@@ -243,12 +257,16 @@ def status_display() -> Iterator[Callable[[Any], None]]:
 
 @contextmanager
 def evaluation_progress(
-    runs: list[tuple[str, int]], seeds: int, titles: dict[str, str] | None = None
+    runs: list[tuple[str, int]],
+    seeds: int,
+    titles: dict[str, str] | None = None,
+    clock: Any = None,
 ) -> Iterator[tuple[Callable[[str, int, Any], None], Callable[[str, int, float], None]]]:
     """Progress of ``evaluate``: one bar per seed (epoch e/E, elapsed) and one overall bar.
 
     ``runs`` lists (label, epochs) of each configuration; ``titles`` names a label on screen
-    (``trial 12 (best)``: the configuration, not the best seed). Yields ``(on_epoch, on_seed)``
+    (``trial 12 (best)``: the configuration, not the best seed); a ``clock`` (compare's) counts
+    every epoch and gives the plain lines its whole-run estimate. Yields ``(on_epoch, on_seed)``
     hooks for :func:`eegtune.results.evaluate.evaluate_study`. Without a terminal it prints plain
     lines: each seed's result, and the running seed's epoch every :func:`progress_interval`.
     """
@@ -269,14 +287,20 @@ def evaluation_progress(
 
         def plain_epoch(label: str, seed: int, record: Any) -> None:
             done[0] += 1
+            if clock is not None:
+                clock.evaluated_epoch()
             if due():
                 epochs = dict(runs)[label]
-                print(
+                elapsed = time.monotonic() - started
+                per_epoch = elapsed / done[0]
+                left = duration(max(per_epoch, (total - done[0]) * per_epoch))
+                line = (
                     f"{title(label)}: seed {seed} epoch {record.epoch}/{epochs}; overall "
-                    f"{done[0]}/{total} epochs, {duration(time.monotonic() - started)} elapsed",
-                    file=sys.stderr,
-                    flush=True,
+                    f"{done[0]}/{total} epochs, {duration(elapsed)} elapsed, about {left} left"
                 )
+                if clock is not None:
+                    line += "\n" + clock_line(clock, "compare: evaluating")
+                print(line, file=sys.stderr, flush=True)
 
         def plain_seed(label: str, seed: int, acc: float) -> None:
             print(result_line(label, seed, acc), file=sys.stderr, flush=True)
@@ -289,6 +313,8 @@ def evaluation_progress(
         bars: dict[tuple[str, int], Any] = {}
 
         def on_epoch(label: str, seed: int, record: Any) -> None:
+            if clock is not None:
+                clock.evaluated_epoch()
             key = (label, seed)
             if key not in bars:
                 bars[key] = progress.add_task(

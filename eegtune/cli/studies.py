@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,6 +20,7 @@ from eegtune.cli.console import (
     trials_table,
 )
 from eegtune.cli.live import (
+    clock_line,
     evaluation_progress,
     load_data,
     offline_or_env,
@@ -51,6 +52,9 @@ from eegtune.data.sources import parse_source
 from eegtune.errors import SearchError
 from eegtune.files import check_writable
 from eegtune.names import ACTIVATIONS, LAB_DATASET, MAX_SEED, NETWORKS
+
+if TYPE_CHECKING:
+    from eegtune.search.progress import SearchStatus
 
 # report and evaluate --------------------------------------------------------------------------
 
@@ -264,6 +268,7 @@ def compare(
     from eegtune.models.networks import check_input
     from eegtune.results.collect import collect
     from eegtune.results.compare import (
+        CompareClock,
         cell_plans,
         compare_activations,
         evaluate_cells,
@@ -273,6 +278,7 @@ def compare(
     from eegtune.results.images import check_formats
     from eegtune.results.lab import lab_networks
     from eegtune.results.report import write_report
+    from eegtune.search.plan import dataset_label
     from eegtune.search.storages import close_storage, describe_storage, open_storage
     from eegtune.search.study import quiet_optuna
 
@@ -284,7 +290,11 @@ def compare(
     models = [str(m) for m in model] if model else list(NETWORKS)
     activations = [str(a) for a in activation] if activation else list(ACTIVATIONS)
     if prefix is None:
-        prefix = "compare" if source.dataset == LAB_DATASET else f"compare-{source.dataset}"
+        prefix = (
+            "compare"
+            if source.dataset == LAB_DATASET
+            else f"compare-{dataset_label(source.dataset)}"
+        )
     cells = cell_plans(
         models, activations, prefix, trials=trials, epochs=epochs, storage=storage, seed=seed,
         dataset=source, data_dir=str(data_dir), offline=offline_or_env(offline), device=device,
@@ -298,17 +308,30 @@ def compare(
     check_writable(models_dir)
     opened = open_storage(storage)  # once for the whole command, closed at its end
     try:
+        clock = CompareClock(cells, seeds, baseline)  # one estimate for the whole run
         for i, cell in enumerate(cells, 1):
-            typer.echo(f"cell {i}/{len(cells)}: {cell.name}, target {trials} trials", err=True)
+            phase = f"compare: cell {i}/{len(cells)} searching"
+            typer.echo(
+                f"cell {i}/{len(cells)}: {cell.name}, target {trials} trials; "
+                + clock_line(clock, "compare"),
+                err=True,
+            )
             try:
                 with status_display() as show:
+
+                    def shown(status: SearchStatus, name: str = cell.name, at: str = phase) -> None:
+                        clock.search(name, status)
+                        status.overall = clock_line(clock, at)
+                        show(status)
+
                     search_cell(
-                        cell, baseline=baseline, data_set=data, storage=opened, on_status=show
+                        cell, baseline=baseline, data_set=data, storage=opened, on_status=shown
                     )
             except SearchError as exc:  # this cell's row will say why; the other cells go on
                 typer.echo(f"warning: cell {cell.name} stopped: {exc}", err=True)
         planned = planned_evaluations(opened, cells, baseline)
-        with evaluation_progress(planned, seeds) as (on_epoch, on_seed):
+        clock.evaluations(planned)
+        with evaluation_progress(planned, seeds, clock=clock) as (on_epoch, on_seed):
             results = evaluate_cells(
                 cells, seeds=seeds, baseline=baseline, data_set=data, storage=opened,
                 device=cells[0].device,

@@ -10,6 +10,7 @@ continues where it stopped: searches go on to their target, evaluations already 
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Cell",
+    "CompareClock",
     "Comparison",
     "cell_name",
     "cell_plans",
@@ -103,6 +105,70 @@ class Comparison:
             "ci95": None if d is None else [d.low, d.high],
             "verdict": self.text,
         }
+
+
+@dataclass
+class CompareClock:
+    """One progress figure and one time estimate for a whole ``compare`` run: every cell's
+    search and the evaluations after them, counted in epochs.
+
+    A cell's search reports its epochs done and left (:class:`SearchStatus`); a cell not
+    searched yet is expected to cost its trial budget times the epochs a trial took in the
+    cells searched so far (``--epochs`` before any), and its evaluation ``seeds`` retrains of
+    each tested configuration of that length. The rate is this run's epochs per second.
+    """
+
+    cells: list[SearchPlan]
+    seeds: int
+    baseline: bool
+    started: float = field(default_factory=time.time)
+    searched: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+    evaluation_total: int | None = None  # exact once the evaluations are planned
+    evaluated: int = 0
+
+    def search(self, cell: str, status: SearchStatus) -> None:
+        """Take a cell's latest status (epochs done in this run, epochs left, per trial)."""
+        per_trial = (status.epochs_done + status.epochs_left) / max(1, status.target)
+        self.searched[cell] = (status.epochs_done, status.epochs_left, per_trial)
+
+    def evaluations(self, planned: list[tuple[str, int]]) -> None:
+        self.evaluation_total = sum(epochs for _, epochs in planned) * self.seeds
+
+    def evaluated_epoch(self) -> None:
+        self.evaluated += 1
+
+    def _per_trial(self) -> float:
+        seen = [p for _, _, p in self.searched.values() if p > 0]
+        return sum(seen) / len(seen) if seen else float(self.cells[0].epochs)
+
+    def totals(self) -> tuple[int, float]:
+        """(epochs done in this run, epochs left), searches and evaluations together."""
+        done = sum(d for d, _, _ in self.searched.values()) + self.evaluated
+        left = 0.0
+        configs = 2 if self.baseline else 1
+        for plan in self.cells:
+            if plan.name in self.searched:
+                left += self.searched[plan.name][1]
+            else:
+                left += plan.trials * self._per_trial()
+        if self.evaluation_total is None:
+            left += len(self.cells) * configs * self.seeds * self._per_trial()
+        else:
+            left += max(0, self.evaluation_total - self.evaluated)
+        return done, left
+
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds left for the whole run at this run's pace; None before its first epoch."""
+        done, left = self.totals()
+        elapsed = (time.time() if now is None else now) - self.started
+        if done == 0 or elapsed <= 0:
+            return None
+        per_epoch = elapsed / done
+        return 0.0 if left <= 0 else max(per_epoch, left * per_epoch)
+
+    def fraction(self) -> float:
+        done, left = self.totals()
+        return done / (done + left) if done + left > 0 else 1.0
 
 
 def cell_name(prefix: str, model: str, activation: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eegtune.data.sources import DataSource, parse_source
@@ -81,10 +82,21 @@ class SearchPlan:
         return worker_device("auto" if self.spread_gpus else self.device, index)
 
 
+def dataset_label(dataset: str) -> str:
+    """A short name of a dataset for study names: ``synthetic``, the folder of ``npz:DIR``,
+    the name of ``moabb:NAME``."""
+    kind, sep, target = dataset.partition(":")
+    if not sep:
+        return dataset
+    return Path(target).name if kind == "npz" else target
+
+
 def default_study_name(model: str, source: DataSource) -> str:
-    """``eegnet`` on the lab's data, ``eegnet-synthetic`` on any other dataset, so that a
-    search on new data never lands in the study of another."""
-    return model if source.dataset == LAB_DATASET else f"{model}-{source.dataset}"
+    """``eegnet`` on the lab's data, ``eegnet-synthetic`` (``eegnet-my_eeg`` for
+    ``npz:my_eeg``) on any other, so that a search on new data never lands in another's study."""
+    if source.dataset == LAB_DATASET:
+        return model
+    return f"{model}-{dataset_label(source.dataset)}"
 
 
 def plan_search(

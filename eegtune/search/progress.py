@@ -29,6 +29,7 @@ __all__ = [
     "RunningTrial",
     "SearchStatus",
     "StatusReader",
+    "epochs_left",
     "read_status",
     "snapshot",
 ]
@@ -67,12 +68,36 @@ class SearchStatus:
     best_trials: list[dict[str, Any]] = field(default_factory=list)
     running_trials: list[RunningTrial] = field(default_factory=list)
     objective: str = "smoothed"  # what best_value is (see eegtune.names.objective_title)
+    epochs_done: int = 0  # epochs trained by this run (all its workers)
+    epochs_left: float = 0.0  # estimated epochs still to train to reach the target
+    overall: str | None = None  # a longer job's own progress line (compare: the whole run)
     timed_out: bool = False  # the search's --timeout ended it before the target
     warnings: list[str] = field(default_factory=list)  # shown, but the search succeeded
 
     @property
     def finished(self) -> int:
         return self.complete + self.pruned
+
+
+def epochs_left(trials: list[optuna.trial.FrozenTrial], target: int, epochs: int | None) -> float:
+    """Epochs still to train before ``target`` trials have finished.
+
+    A trial is expected to train as many epochs as the finished trials did on average (the
+    pruner's cut included); before any finished, as many as ``epochs`` allows (or as the
+    running ones have so far). A running trial has at least one epoch left.
+    """
+    from optuna.trial import TrialState
+
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    running = [t for t in trials if t.state == TrialState.RUNNING]
+    if finished:
+        per_trial = sum(len(t.intermediate_values) for t in finished) / len(finished)
+    else:
+        per_trial = float(epochs or max((len(t.intermediate_values) for t in running), default=1))
+    per_trial = max(per_trial, 1.0)
+    left = sum(max(1.0, per_trial - len(t.intermediate_values)) for t in running)
+    waiting = max(0, target - len(finished) - len(running))
+    return left + waiting * per_trial
 
 
 def snapshot(
@@ -84,11 +109,15 @@ def snapshot(
     *,
     epochs: int | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
+    epochs_at_start: int | None = None,
 ) -> SearchStatus:
     """Count the study's trials and estimate the remaining time from this run's pace.
 
-    ``epochs`` (the most a trial trains) and ``pruner`` (the study's pruner) let the running
-    trials show their progress and the next epoch at which they can be pruned.
+    The estimate is the epochs still to train (:func:`epochs_left`) at the rate this run has
+    trained epochs so far (``epochs_at_start``: the study's epoch count when the run began);
+    while work remains it is never below the time of one epoch. ``epochs`` (the most a trial
+    trains) and ``pruner`` (the study's pruner) let the running trials show their progress
+    and the next epoch at which they can be pruned.
     """
     from optuna.trial import TrialState
 
@@ -129,12 +158,15 @@ def snapshot(
                 baseline=bool(t.user_attrs.get("baseline")),
             )
         )
-    done_now = status.finished - finished_at_start
-    remaining = max(0, target - status.finished)
-    if remaining == 0:
+    trained = sum(len(t.intermediate_values) for t in trials)
+    status.epochs_done = trained - (trained if epochs_at_start is None else epochs_at_start)
+    if status.finished >= target:
         status.eta = 0.0
-    elif done_now > 0:
-        status.eta = status.elapsed / done_now * remaining
+        return status
+    status.epochs_left = epochs_left(trials, target, epochs)
+    if status.epochs_done > 0 and status.elapsed > 0:
+        per_epoch = status.elapsed / status.epochs_done
+        status.eta = max(per_epoch, status.epochs_left * per_epoch)
     return status
 
 
@@ -152,7 +184,9 @@ class StatusReader:
     ) -> None:
         self.study, self.target, self.started = study, target, started
         self.epochs, self.pruner = epochs, pruner
-        self.finished_at_start = snapshot(study, target, started, 0).finished
+        first = snapshot(study, target, started, 0)
+        self.finished_at_start = first.finished
+        self.epochs_at_start = sum(len(t.intermediate_values) for t in study.get_trials())
         self.smooth = EtaSmoother()
 
     def __call__(self) -> SearchStatus:
@@ -163,6 +197,7 @@ class StatusReader:
             self.finished_at_start,
             epochs=self.epochs,
             pruner=self.pruner,
+            epochs_at_start=self.epochs_at_start,
         )
         return self.smooth(status)
 
@@ -197,29 +232,24 @@ class Poller:
 
 
 class EtaSmoother:
-    """Steadies a search's remaining-time estimate.
-
-    Between two finished trials the shown estimate counts down with the clock instead of
-    jumping with every poll; when a trial finishes it moves halfway to the fresh estimate.
-    """
+    """Steadies a remaining-time estimate: between polls the shown value counts down with the
+    clock and moves a third of the way to the fresh estimate, so it neither jumps with every
+    epoch nor runs down to 0:00 while work remains (it never goes below the fresh estimate's
+    half, nor below one epoch's time, which the estimate already includes)."""
 
     def __init__(self) -> None:
         self._shown: float | None = None
         self._at = 0.0
-        self._finished: int | None = None
 
     def __call__(self, status: SearchStatus, now: float | None = None) -> SearchStatus:
         now = time.time() if now is None else now
         raw = status.eta
-        if raw is None or raw == 0.0:
-            self._shown = raw
-        elif self._shown is None:
+        if raw is None or raw == 0.0 or self._shown is None:
             self._shown = raw
         else:
             counted_down = max(0.0, self._shown - (now - self._at))
-            moved = status.finished != self._finished
-            self._shown = 0.5 * counted_down + 0.5 * raw if moved else counted_down
-        self._at, self._finished = now, status.finished
+            self._shown = max(0.5 * raw, (2 * counted_down + raw) / 3)
+        self._at = now
         status.eta = self._shown
         return status
 
