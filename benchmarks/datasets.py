@@ -61,7 +61,8 @@ def main() -> None:
         for seed in range(args.seeds):
             storage = str(Path(tmp) / f"s{seed}.db")
             settings = plan_search(
-                model="eegnet", trials=args.trials, epochs=args.epochs, storage=storage,
+                model="eegnet",
+                study_name="eegnet", trials=args.trials, epochs=args.epochs, storage=storage,
                 dataset=data.name, device="cpu", seed=seed,
             )  # fmt: skip
             started = time.perf_counter()

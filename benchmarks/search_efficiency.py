@@ -47,6 +47,7 @@ def main() -> None:
             storage = str(Path(tmp) / f"{pruner}.journal")
             settings = plan_search(
                 model=args.model,
+                study_name=args.model,
                 trials=args.trials,
                 epochs=args.epochs,
                 storage=storage,

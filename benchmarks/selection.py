@@ -72,7 +72,8 @@ def main() -> None:
                         Path(tmp) / f"{objective}-{len(tests)}-{rung(args.epochs)}-{seed}.journal"
                     )
                     settings = plan_search(
-                        model="eegnet", trials=args.trials, epochs=args.epochs, storage=storage,
+                        model="eegnet", study_name="eegnet", trials=args.trials,
+                        epochs=args.epochs, storage=storage,
                         dataset="synthetic", device="cpu", seed=seed, objective=objective,
                     )  # fmt: skip
                     run_search(settings, data_set=data)

@@ -65,6 +65,7 @@ def main() -> None:
         for workers in args.workers:
             settings = plan_search(
                 model="eegnet",
+                study_name="eegnet",
                 trials=args.trials,
                 epochs=args.epochs,
                 storage=str(Path(tmp) / f"w{workers}.journal"),

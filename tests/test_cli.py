@@ -267,6 +267,7 @@ def test_unwritable_output_is_one_line_not_a_traceback(tmp_path: Path, lab_dir: 
     run_search(
         plan_search(
             model="eegnet",
+            study_name="eegnet",
             trials=1,
             epochs=1,
             storage=journal,

@@ -143,8 +143,8 @@ def test_per_subject_accuracy_shows_a_subject_that_differs_on_purpose(tmp_path: 
         "[weight_decay]\nlow = 1e-4\nhigh = 2e-4\n"
     )
     run_search(
-        plan_search(model="eegnet", trials=1, epochs=15, storage=storage, space=str(space),
-                       dataset="synthetic", device="cpu", pruner="none"),
+        plan_search(model="eegnet", study_name="eegnet", trials=1, epochs=15, storage=storage,
+                    space=str(space), dataset="synthetic", device="cpu", pruner="none"),
         data_set=data,
     )  # fmt: skip
     opened = open_storage(storage)

@@ -274,7 +274,8 @@ def test_npz_three_classes_train_search_evaluate_report(npz_dir: Path, tmp_path:
     result = invoke("search", "--model", "eegnet", "--trials", "2", "--epochs", "3",
                     "--storage", storage, *data)  # fmt: skip
     assert result.exit_code == 0, result.output
-    study = optuna.load_study(study_name="eegnet", storage=open_storage(storage))
+    name = f"eegnet-{npz_dir.name}"  # the default study name says which data it holds
+    study = optuna.load_study(study_name=name, storage=open_storage(storage))
     assert study.user_attrs["classes"] == ["left", "rest", "right"]
     assert study.user_attrs["dataset"] == f"npz:{npz_dir}"
 
@@ -308,10 +309,11 @@ def test_study_remembers_its_subjects(npz_dir: Path, tmp_path: Path) -> None:
     result = invoke(*base, "--subject", "a")
     assert result.exit_code == 0, result.output
     assert "subject a" in result.output
-    study = optuna.load_study(study_name="eegnet", storage=open_storage(storage))
+    name = f"eegnet-{npz_dir.name}"
+    study = optuna.load_study(study_name=name, storage=open_storage(storage))
     assert study.user_attrs["subjects"] == ["a"]
     result = invoke(*base, "--subject", "b")
-    assert_one_line_error(result, "study 'eegnet' was made with subjects a, not b")
+    assert_one_line_error(result, f"study {name!r} was made with subjects a, not b")
     result = invoke("evaluate", "--storage", storage, "--seeds", "1", "--device", "cpu",
                     "--models-dir", str(tmp_path / "m"))  # fmt: skip
     assert result.exit_code == 0, result.output

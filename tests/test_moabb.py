@@ -107,7 +107,7 @@ def test_search_and_evaluate_per_subject_offline(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     intro = "moabb:FakeDataset, subjects 1, 2, 4-38 Hz, 0-end s, 125 Hz (3 classes, chance 33.3%)"
     assert intro in result.output
-    study = optuna.load_study(study_name="eegnet", storage=open_storage(storage))
+    study = optuna.load_study(study_name="eegnet-FakeDataset", storage=open_storage(storage))
     assert study.user_attrs["subjects"] == ["1", "2"]
     assert study.user_attrs["preprocessing"] == {
         "fmin": 4.0, "fmax": 38.0, "tmin": 0.0, "tmax": None, "resample": 125.0

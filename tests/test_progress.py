@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+import time
+import types
 from pathlib import Path
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from eegtune.cli.app import app
-from eegtune.search.progress import EtaSmoother, SearchStatus
+from eegtune.search.progress import EtaSmoother, SearchStatus, epochs_left, snapshot
 from eegtune.search.storages import open_storage
 
 runner = CliRunner()
@@ -51,9 +54,10 @@ def test_evaluate_without_a_terminal_prints_progress_per_seed(tmp_path: Path) ->
     )
     assert result.exit_code == 0, result.output
     # Before the first seed: which configuration is retrained, with its settings and epochs.
-    study = optuna.load_study(study_name="eegnet", storage=open_storage(env["EEGTUNE_STORAGE"]))
+    name = "eegnet-synthetic"  # the default study name on synthetic data
+    study = optuna.load_study(study_name=name, storage=open_storage(env["EEGTUNE_STORAGE"]))
     trial = study.best_trial
-    header = result.output.index("retraining study 'eegnet' (eegnet, synthetic)")
+    header = result.output.index(f"retraining study {name!r} (eegnet, synthetic)")
     assert header < result.output.index("seed 0 test accuracy")
     assert "seeds 0..1, each tested once" in result.output
     row = re.search(r"best │\s+0 │\s+(\d+) │\s+(\S+) │\s+([\d.]+)", result.output)
@@ -71,16 +75,74 @@ def test_evaluate_without_a_terminal_prints_progress_per_seed(tmp_path: Path) ->
     assert re.search(r"trial 0 \(best\): seed 1 test accuracy [\d.]+%", result.output)
 
 
-def test_eta_counts_down_between_trials_and_moves_halfway_after_one() -> None:
+def test_eta_counts_down_moves_a_third_to_each_estimate_and_stays_above_half() -> None:
     smooth = EtaSmoother()
-    status = SearchStatus(target=10, complete=1, eta=100.0)
-    assert smooth(status, now=0.0).eta == 100.0
-    wobble = SearchStatus(target=10, complete=1, eta=140.0)  # pace estimate jumped
-    assert smooth(wobble, now=10.0).eta == 90.0  # the clock counts down, not the jump
-    done = SearchStatus(target=10, complete=2, eta=60.0)
-    assert smooth(done, now=20.0).eta == 0.5 * 80.0 + 0.5 * 60.0
-    finished = SearchStatus(target=10, complete=10, eta=0.0)
-    assert smooth(finished, now=21.0).eta == 0.0
+    assert smooth(SearchStatus(target=10, eta=100.0), now=0.0).eta == 100.0
+    wobble = smooth(SearchStatus(target=10, eta=140.0), now=10.0).eta  # pace estimate jumped
+    assert wobble == (2 * 90.0 + 140.0) / 3  # mostly the clock, a third the fresh estimate
+    late = smooth(SearchStatus(target=10, eta=60.0), now=500.0).eta  # long after: counted out
+    assert late == 30.0  # never below half the fresh estimate: no 0:00 while work remains
+    assert smooth(SearchStatus(target=10, complete=10, eta=0.0), now=501.0).eta == 0.0
+
+
+def _trial(state, epochs: int):
+    return optuna.trial.create_trial(
+        state=state, params={}, distributions={},
+        value=0.5 if state == TrialState.COMPLETE else None,
+        intermediate_values={e: 0.5 for e in range(1, epochs + 1)},
+    ) if state != TrialState.RUNNING else types.SimpleNamespace(
+        state=state, intermediate_values={e: 0.5 for e in range(1, epochs + 1)}
+    )  # fmt: skip
+
+
+def test_epochs_left_come_from_what_finished_trials_took_the_pruner_included() -> None:
+    finished = [_trial(TrialState.COMPLETE, 30), _trial(TrialState.PRUNED, 6)]  # 18 a trial
+    running = [_trial(TrialState.RUNNING, 4), _trial(TrialState.RUNNING, 25)]
+    # 2 running: 14 and at least 1 left; 6 more to start of 10: 18 each
+    assert epochs_left([*finished, *running], target=10, epochs=300) == 14 + 1 + 6 * 18
+    assert epochs_left([_trial(TrialState.RUNNING, 2)], target=3, epochs=50) == 48 + 2 * 50
+
+
+def test_a_search_estimate_uses_the_epoch_rate_and_never_reads_zero_with_work_left(
+    tmp_path,
+) -> None:
+    study = optuna.create_study(storage=open_storage(str(tmp_path / "e.journal")))
+    study.add_trial(_trial(TrialState.COMPLETE, 10))
+    start = time.time()
+    status = snapshot(study, 4, start - 100.0, 0, epochs=10, epochs_at_start=0)
+    assert status.epochs_done == 10 and status.epochs_left == 30
+    assert status.eta == pytest.approx(300.0, rel=0.01)  # 10 s an epoch, 30 epochs left
+    study.add_trial(_trial(TrialState.COMPLETE, 10))
+    study.add_trial(_trial(TrialState.COMPLETE, 10))
+    nearly = snapshot(study, 4, start - 100.0, 0, epochs=10, epochs_at_start=30)
+    assert nearly.epochs_done == 0 and nearly.eta is None  # nothing trained in this run yet
+    study.enqueue_trial({})
+    running = study.ask()
+    running.report(0.5, 1)
+    last = snapshot(study, 4, start - 100.0, 0, epochs=10, epochs_at_start=30)
+    assert last.epochs_left == 9 and last.eta >= 100.0  # at least one epoch's time, never 0
+
+
+def test_compare_clock_spans_every_cell_and_the_evaluations(tmp_path) -> None:
+    from eegtune.results.compare import CompareClock, cell_plans
+
+    storage = str(tmp_path / "c.journal")
+    cells = cell_plans(["eegnet"], ["relu", "elu"], "c", trials=4, epochs=20, storage=storage,
+                       dataset="synthetic", device="cpu")  # fmt: skip
+    clock = CompareClock(cells, seeds=2, baseline=True, started=1000.0)
+    assert clock.eta(now=1000.0) is None  # before the first epoch
+    # nothing searched yet: 2 cells x 4 trials x 20 epochs + 2 cells x 2 configs x 2 seeds x 20
+    assert clock.totals() == (0, 2 * 4 * 20 + 2 * 2 * 2 * 20)
+    clock.search(cells[0].name, SearchStatus(target=4, epochs_done=30, epochs_left=10.0))
+    done, left = clock.totals()  # 10 epochs a trial there: so in the next cell and evaluations
+    assert (done, left) == (30, 10 + 4 * 10 + 2 * 2 * 2 * 10)
+    assert clock.eta(now=1060.0) == pytest.approx(left * 2.0)  # 2 s an epoch so far
+    clock.evaluations([("c-eegnet-relu/tuned", 8), ("c-eegnet-relu/baseline", 12)])
+    clock.search(cells[0].name, SearchStatus(target=4, epochs_done=40, epochs_left=0.0))
+    clock.search(cells[1].name, SearchStatus(target=4, epochs_done=40, epochs_left=0.0))
+    assert clock.totals() == (80, 40)  # searched; (8 + 12) x 2 seeds of evaluation left
+    clock.evaluated += 40
+    assert clock.eta(now=2000.0) == 0.0 and clock.fraction() == 1.0
 
 
 def test_flags_render_as_flags_not_bool_values() -> None:

@@ -61,7 +61,13 @@ def test_a_third_network_needs_only_its_class_and_registry_entry(
     data = make_synthetic()
     for model in ("toynet", "eegnet"):
         settings = plan_search(
-            model=model, trials=1, epochs=1, storage=storage, dataset="synthetic", device="cpu"
+            model=model,
+            study_name=model,
+            trials=1,
+            epochs=1,
+            storage=storage,
+            dataset="synthetic",
+            device="cpu",
         )
         status = run_search(settings, data_set=data)
         assert status.complete == 1, status
@@ -170,4 +176,4 @@ def names_study(journal: str):
     from eegtune.search.study import load_study
 
     storage = open_storage(journal, create=False)
-    return load_study(storage, "eegnet")
+    return load_study(storage, "eegnet-toy-data")  # the default name: model and dataset

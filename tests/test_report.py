@@ -42,6 +42,7 @@ def two_studies(tmp_path_factory) -> str:
         run_search(
             plan_search(
                 model=model,
+                study_name=model,
                 trials=trials,
                 epochs=3,
                 storage=storage,
@@ -308,8 +309,8 @@ def test_a_cell_without_completed_trials_is_shown_and_explained(tmp_path) -> Non
     space = tmp_path / "elu.toml"
     space.write_text('[activation]\nchoices = ["elu"]\n')
     run_search(
-        plan_search(model="eegnet", trials=1, epochs=1, storage=storage, space=str(space),
-                       dataset="synthetic", device="cpu"),
+        plan_search(model="eegnet", study_name="eegnet", trials=1, epochs=1, storage=storage,
+                    space=str(space), dataset="synthetic", device="cpu"),
         data_set=make_synthetic(n_train=120, n_test=8),
     )  # fmt: skip
     reports = collect(open_storage(storage))

@@ -97,7 +97,7 @@ def test_cli_search_then_optuna_cli_reads_the_study(tmp_path: Path) -> None:
     rows = json.loads(out.stdout)
     assert len(rows) == 3 and all(set(r["params"]) == set(PARAMS) for r in rows)
     complete = [r for r in rows if r["state"] == "COMPLETE"]
-    values = [r["value"]["validation accuracy"] for r in complete]  # the objective is named
+    values = [r["value"]["smoothed validation accuracy (3-epoch mean)"] for r in complete]  # named
     assert complete and all(0 <= v <= 1 for v in values)
     attrs = complete[0]["user_attrs"]
     assert {"best_epoch", "history", "seconds", "device", "n_params"} <= set(attrs)
@@ -375,11 +375,10 @@ def test_the_default_study_names_its_dataset_and_a_refusal_comes_before_the_head
     assert default_study_name("eegnet", parse_source("moabb:BNCI2014_004")) == "eegnet-BNCI2014_004"
 
 
-def test_an_explicit_option_against_the_studys_keys_is_refused_before_training(
-    tmp_path, tiny_data
-) -> None:
+def test_an_explicit_option_against_the_studys_keys_is_refused_before_training(tmp_path) -> None:
     journal = str(tmp_path / "k.journal")
-    run_search(search_plan(journal, trials=1), data_set=tiny_data)  # split 0.2, seed 0
+    made = invoke_search("--trials", "1", "--epochs", "1", "--storage", journal)
+    assert made.exit_code == 0, made.output  # split 0.2, seed 0, objective smoothed
     for option, value, stored in (("--val-fraction", "0.3", "0.2"), ("--split-seed", "5", "0"),
                                   ("--objective", "best", "smoothed")):  # fmt: skip
         result = invoke_search("--trials", "2", "--epochs", "1", "--storage", journal,
@@ -621,7 +620,8 @@ SEED_7_PROPOSALS = [
 def test_a_seeded_study_proposes_the_same_trials_as_before(tmp_path: Path) -> None:
     storage = str(tmp_path / "p.journal")
     settings = plan_search(
-        model="eegnet", trials=4, epochs=1, storage=storage, dataset="synthetic", device="cpu",
+        model="eegnet",
+        study_name="eegnet", trials=4, epochs=1, storage=storage, dataset="synthetic", device="cpu",
         seed=7,
     )  # fmt: skip
     run_search(settings, data_set=make_synthetic(n_train=120, n_test=20, seed=0))

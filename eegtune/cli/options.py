@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeAlias, TypeVar
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from eegtune import __version__
 from eegtune.errors import EegtuneError
 from eegtune.names import (
     ACTIVATIONS,
@@ -300,8 +301,6 @@ app = typer.Typer(
 
 def _show_version(value: bool) -> None:
     if value:
-        from eegtune import __version__
-
         typer.echo(f"eegtune {__version__}")
         raise typer.Exit()
 
