@@ -616,9 +616,10 @@ def test_compare_refuses_data_that_changed_under_its_studies(tmp_path: Path) -> 
 
 
 def _search(storage: str, *args: str, env: dict[str, str] | None = None):
-    return runner.invoke(app, ["search", "--model", "eegnet", "--dataset", "synthetic",
-                               "--study", "eegnet", "--trials", "1", "--epochs", "1", "--device", "cpu",
-                               "--storage", storage, *args], env=env)  # fmt: skip
+    args = ("--study", "eegnet", "--trials", "1", "--epochs", "1", "--device", "cpu",
+            "--storage", storage, *args)  # fmt: skip
+    return runner.invoke(app, ["search", "--model", "eegnet", "--dataset", "synthetic", *args],
+                         env=env)  # fmt: skip
 
 
 def _one_error(output: str) -> str:
