@@ -87,6 +87,40 @@ def test_dashboard_serves_the_study_and_stops_on_ctrl_c(journal: str) -> None:
     assert "GET /api" not in out + err  # no access log unless --verbose
 
 
+def test_evaluated_weights_are_attached_to_the_study_and_served(tmp_path: Path) -> None:
+    journal = str(tmp_path / "a.journal")
+    searched = runner.invoke(app, ["search", "--model", "eegnet", "--dataset", "synthetic",
+                                   "--study", "eegnet", "--trials", "1", "--epochs", "1",
+                                   "--device", "cpu", "--storage", journal])  # fmt: skip
+    assert searched.exit_code == 0, searched.output
+    result = runner.invoke(app, ["evaluate", "--storage", journal, "--seeds", "1", "--device",
+                                 "cpu", "--models-dir", str(tmp_path / "m")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"attached to the study in {tmp_path / 'artifacts'}" in result.output
+    weights = (tmp_path / "m" / "eegnet" / "best" / "seed0.pt").read_bytes()
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eegtune", "dashboard", "--storage", journal, "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        summaries = get_json(f"http://127.0.0.1:{port}/api/studies")["study_summaries"]
+        study_id = summaries[0]["study_id"]
+        detail = get_json(f"http://127.0.0.1:{port}/api/studies/{study_id}")
+        (artifact,) = detail["artifacts"]
+        assert artifact["filename"] == "eegnet-best-seed0.pt"
+        url = f"http://127.0.0.1:{port}/artifacts/{study_id}/{artifact['artifact_id']}"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.read() == weights  # the very weights evaluate saved
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    again = runner.invoke(app, ["evaluate", "--storage", journal, "--seeds", "1", "--device",
+                                "cpu", "--models-dir", str(tmp_path / "m")])  # fmt: skip
+    assert again.exit_code == 0  # nothing retrained, nothing attached twice
+    assert len(list((tmp_path / "artifacts").iterdir())) == 1
+
+
 def test_dashboard_port_in_use_is_one_line(journal: str) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

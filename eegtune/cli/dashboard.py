@@ -10,6 +10,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from eegtune.errors import ServeError
 
 if TYPE_CHECKING:
+    from optuna.artifacts import FileSystemArtifactStore
     from optuna.storages import BaseStorage
 
 __all__ = ["check_port", "serve"]
@@ -40,15 +41,21 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def serve(storage: BaseStorage, host: str, port: int, *, access_log: bool = False) -> None:
-    """Serve optuna-dashboard's WSGI app until Ctrl-C; one line per request with
-    ``access_log``."""
+def serve(
+    storage: BaseStorage,
+    host: str,
+    port: int,
+    *,
+    access_log: bool = False,
+    artifacts: FileSystemArtifactStore | None = None,
+) -> None:
+    """Serve optuna-dashboard's WSGI app until Ctrl-C (with the studies' ``artifacts``: the
+    evaluated weights); one line per request with ``access_log``."""
     from optuna_dashboard import wsgi
 
     handler = WSGIRequestHandler if access_log else _QuietHandler
-    with make_server(
-        host, port, wsgi(storage), server_class=_Server, handler_class=handler
-    ) as server:
+    app = wsgi(storage, artifact_store=artifacts)
+    with make_server(host, port, app, server_class=_Server, handler_class=handler) as server:
         try:
             server.serve_forever()
         except KeyboardInterrupt:

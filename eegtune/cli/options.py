@@ -31,6 +31,7 @@ __all__ = [
     "app",
     "data_app",
     "ActivationName",
+    "ArtifactsOpt",
     "CHOICES",
     "Command",
     "choice",
@@ -229,6 +230,16 @@ StudySplitSeedOpt = Annotated[
         max=MAX_SEED,
         help="Seed of the stratified validation hold-out: 0 for a new study; an existing "
         "study keeps its own, and a different value is refused.",
+        show_default=False,
+    ),
+]
+
+ArtifactsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--artifacts",
+        help="Optuna artifact folder the evaluated weights are attached to (default: "
+        "artifacts/ beside a journal or SQLite file, studies/artifacts for a database server).",
         show_default=False,
     ),
 ]

@@ -30,6 +30,7 @@ from eegtune.cli.live import (
 from eegtune.cli.options import (
     ActivationName,
     AmpOpt,
+    ArtifactsOpt,
     DataDirOpt,
     DatasetOpt,
     DeviceOpt,
@@ -143,10 +144,12 @@ def evaluate(
     offline: OfflineOpt = False,
     device: DeviceOpt = "auto",
     amp: AmpOpt = False,
+    artifacts: ArtifactsOpt = None,
 ) -> None:
     """Retrain the best configuration with several seeds and measure test accuracy once each."""
     from eegtune.device import configure_process
     from eegtune.results.evaluate import evaluate_study, models_folder, plan_evaluation
+    from eegtune.search.artifacts import artifacts_dir, open_artifacts
     from eegtune.search.storages import close_storage, open_storage
     from eegtune.search.study import quiet_optuna
 
@@ -162,6 +165,7 @@ def evaluate(
             device=device,
             models_dir=models_dir,
             amp=amp,
+            artifacts=open_artifacts(storage, artifacts),
         )  # every check before the data are loaded
         check_writable(models_dir)  # before a seed trains, not after
         configure_process(plan.device)
@@ -184,7 +188,10 @@ def evaluate(
         console.print(
             f"lab report baseline for {model_name}: {lab:.2f}% (best test epoch, optimistic)"
         )
-    console.print(f"weights and configs saved under {models_folder(models_dir, plan.name)}")
+    console.print(
+        f"weights and configs saved under {models_folder(models_dir, plan.name)}; new weights "
+        f"attached to the study in {artifacts_dir(storage, artifacts)}"
+    )
 
 
 # compare --------------------------------------------------------------------------------------
@@ -262,6 +269,7 @@ def compare(
     tmax: TmaxOpt = None,
     resample: ResampleOpt = None,
     image: ImageOpt = None,
+    artifacts: ArtifactsOpt = None,
 ) -> None:
     """Tune and test every network x activation cell; report each against the lab's settings."""
     from eegtune.device import configure_process
@@ -278,6 +286,7 @@ def compare(
     from eegtune.results.images import check_formats
     from eegtune.results.lab import lab_networks
     from eegtune.results.report import write_report
+    from eegtune.search.artifacts import open_artifacts
     from eegtune.search.plan import dataset_label
     from eegtune.search.storages import close_storage, describe_storage, open_storage
     from eegtune.search.study import quiet_optuna
@@ -306,6 +315,7 @@ def compare(
         check_input(name, data)
     check_writable(out)  # before hours of searching, not after
     check_writable(models_dir)
+    store = open_artifacts(storage, artifacts)
     opened = open_storage(storage)  # once for the whole command, closed at its end
     try:
         clock = CompareClock(cells, seeds, baseline)  # one estimate for the whole run
@@ -336,6 +346,7 @@ def compare(
                 cells, seeds=seeds, baseline=baseline, data_set=data, storage=opened,
                 device=cells[0].device,
                 models_dir=str(models_dir), on_epoch=on_epoch, on_seed=on_seed,
+                artifacts=store,
             )  # fmt: skip
         console = make_console()
         console.print(compare_table(results))
@@ -365,9 +376,11 @@ def dashboard(
         bool,
         typer.Option("--verbose/--quiet", metavar="", help="Print one line per HTTP request."),
     ] = False,
+    artifacts: ArtifactsOpt = None,
 ) -> None:
     """Start optuna-dashboard on the study storage; Ctrl-C stops it."""
     from eegtune.cli.dashboard import check_port, serve
+    from eegtune.search.artifacts import open_artifacts
     from eegtune.search.storages import open_storage
     from eegtune.search.study import quiet_optuna
 
@@ -375,5 +388,5 @@ def dashboard(
     opened = open_storage(storage, create=False)
     check_port(host, port)
     typer.echo(f"optuna-dashboard at http://{host}:{port}/ (Ctrl-C to stop)")
-    serve(opened, host, port, access_log=verbose)
+    serve(opened, host, port, access_log=verbose, artifacts=open_artifacts(storage, artifacts))
     typer.echo("dashboard stopped")

@@ -28,6 +28,7 @@ from eegtune.search.study import create_or_check_study, load_study
 if TYPE_CHECKING:
     import optuna
     import torch
+    from optuna.artifacts import FileSystemArtifactStore
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
@@ -266,6 +267,7 @@ def evaluate_cells(
     models_dir: str = "studies/models",
     on_epoch: Callable[[str, int, Any], None] | None = None,
     on_seed: Callable[[str, int, float], None] | None = None,
+    artifacts: FileSystemArtifactStore | None = None,
 ) -> list[Cell]:
     """Retrain and test each cell's tuned and baseline configurations over the same seeds.
 
@@ -298,6 +300,7 @@ def evaluate_cells(
             device=str(device),
             models_dir=models_dir,
             amp=plan.amp,
+            artifacts=artifacts,
         )
         evaluations = evaluate_study(
             evaluation,

@@ -24,6 +24,7 @@ from eegtune.device import resolve_device
 from eegtune.errors import EvaluateError
 from eegtune.files import atomic_write, atomic_write_text, safe_name
 from eegtune.results.statistics import Interval, mean_ci
+from eegtune.search.artifacts import attach_file
 from eegtune.search.study import (
     StudySpec,
     best_by_activation,
@@ -40,6 +41,7 @@ from eegtune.training import predict, train_configuration
 if TYPE_CHECKING:
     import optuna
     import torch
+    from optuna.artifacts import FileSystemArtifactStore
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
@@ -171,6 +173,7 @@ class EvaluationPlan:
         device: The resolved training device (``cpu``, ``cuda:0``, ...).
         models_dir: Weights go to ``models_dir/<study>/<label>/seed<N>.pt``.
         amp: Train under bfloat16 autocast (see :func:`eegtune.training.fit`).
+        artifacts: Optuna artifact store to attach each new seed's weights to the study.
     """
 
     study: optuna.Study
@@ -180,6 +183,7 @@ class EvaluationPlan:
     device: str
     models_dir: Path
     amp: bool = False
+    artifacts: FileSystemArtifactStore | None = None
 
     @property
     def name(self) -> str:
@@ -205,6 +209,7 @@ def plan_evaluation(
     device: str = "cpu",
     models_dir: Path | str = "studies/models",
     amp: bool = False,
+    artifacts: FileSystemArtifactStore | None = None,
 ) -> EvaluationPlan:
     """Check an evaluation request once, before any data are loaded.
 
@@ -218,6 +223,7 @@ def plan_evaluation(
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         models_dir: Where weights and their ``config.json`` go.
         amp: Train under bfloat16 autocast.
+        artifacts: Attach each newly trained seed's weights to the study in this store.
 
     Raises:
         EvaluateError: too few seeds, no such study, a study not made by eegtune, another
@@ -244,6 +250,7 @@ def plan_evaluation(
         device=str(resolve_device(device)),
         models_dir=Path(models_dir),
         amp=amp,
+        artifacts=artifacts,
     )
 
 
@@ -313,6 +320,11 @@ def evaluate_study(
                     "confusion": confusion_matrix(data.y_test, predicted, data.n_classes).tolist(),
                     "curves": curves,
                 }
+                if plan.artifacts is not None:  # the weights live with the study too
+                    record["artifact"] = attach_file(
+                        plan.artifacts, storage, study, folder / f"seed{seed}.pt",
+                        f"{study.study_name}-{label}-seed{seed}.pt",
+                    )  # fmt: skip
                 save_seed(storage, study, label, seed, record)
                 if on_seed is not None:
                     on_seed(label, seed, acc)
