@@ -20,7 +20,7 @@ from eegtune.results.statistics import mean_ci, paired_difference, verdict
 from eegtune.search.plan import plan_search
 from eegtune.search.run import run_search
 from eegtune.search.storages import open_storage
-from tests.helpers import serve_synthetic
+from tests.helpers import chromium_dom, chromium_screenshot, serve_synthetic
 
 runner = CliRunner()
 CELLS = [(m, a) for m in ("eegnet", "deepconvnet") for a in ("relu", "leaky_relu", "elu")]
@@ -30,7 +30,7 @@ CELLS = [(m, a) for m in ("eegnet", "deepconvnet") for a in ("relu", "leaky_relu
 def test_compare_fills_every_cell_against_the_lab_baseline_and_resumes(tmp_path: Path) -> None:
     storage, out = str(tmp_path / "c.journal"), tmp_path / "report"
     args = ["compare", "--dataset", "synthetic", "--trials", "2", "--epochs", "2",
-            "--seeds", "2", "--storage", storage, "--out", str(out),
+            "--seeds", "2", "--storage", storage, "--out", str(out), "--image", "png",
             "--models-dir", str(tmp_path / "m"), "--device", "cpu"]  # fmt: skip
     env = {"EEGTUNE_PROGRESS_INTERVAL": "60", "COLUMNS": "200"}
     first = runner.invoke(app, args, env=env)
@@ -72,6 +72,8 @@ def test_compare_fills_every_cell_against_the_lab_baseline_and_resumes(tmp_path:
             assert re.search(rf"<td>{setting}</td>(<td>[\d.]+% \[[\d.]+, [\d.]+\]\*? \(2\)</td>)"
                              r"{3}</tr>", table), table  # fmt: skip
         assert "test curve was recorded for this figure only" in table
+    assert (out / "lab_eegnet.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _the_page_in_chromium(out, tmp_path)
 
     before = {name: len(optuna.load_study(study_name=name, storage=open_storage(storage)).trials)
               for name in optuna.study.get_all_study_names(open_storage(storage))}  # fmt: skip
@@ -81,6 +83,33 @@ def test_compare_fills_every_cell_against_the_lab_baseline_and_resumes(tmp_path:
              for name in before}  # fmt: skip
     assert after == before
     assert "seed 0 test accuracy" not in again.output  # nothing was retrained
+
+
+PROBE = """<script>
+window.addEventListener("load", () => setTimeout(() => {
+  document.body.setAttribute("data-scroll-width", document.documentElement.scrollWidth);
+}, 1500));
+</script></body>"""
+
+
+def _the_page_in_chromium(out: Path, tmp_path: Path) -> None:
+    """The compare report as a browser draws it: one figure per network with its six curves
+    and its title, the lab table, a chance line, no bare "±", nothing wider than 1280 px."""
+    index = (out / "index.html").read_text()
+    (out / "probe.html").write_text(index.replace("</body>", PROBE, 1))
+    dom, log = chromium_dom((out / "probe.html").as_uri(), size=(1280, 900))
+    assert "Uncaught" not in log and "±" not in dom
+    width = re.search(r'data-scroll-width="(\d+)"', dom)
+    assert width and int(width.group(1)) <= 1280, log[-1500:]
+    for model, title in (("eegnet", "EEGNet"), ("deepconvnet", "DeepConvNet")):
+        section = dom.split(f'<section id="lab_{model}">')[1].split("</section>")[0]
+        legend = set(re.findall(r'class="legendtext"[^>]*data-unformatted="([^"]+)"', section))
+        curves = {f"{a} {p}" for a in ("relu", "leaky_relu", "elu") for p in ("train", "test")}
+        assert curves <= legend and "chance 50.0%" in legend, legend
+        assert re.search(rf'class="gtitle"[^>]*>{title}: train and test accuracy', section)
+        assert "<caption>" in section  # the lab's table beside the figure
+    chromium_screenshot((out / "index.html").as_uri(), tmp_path / "compare.png", (1280, 2400))
+    assert (tmp_path / "compare.png").stat().st_size > 10_000
 
 
 def test_a_cell_without_completed_trials_states_why(tmp_path: Path, monkeypatch) -> None:
