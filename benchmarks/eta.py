@@ -58,8 +58,8 @@ def main() -> None:
         total = time.monotonic() - started
     if proc.returncode != 0 or not seen:
         raise SystemExit(f"compare failed (exit {proc.returncode}) or printed no estimate")
-    print(f"# compare --model {args.model} --trials {args.trials} --epochs {args.epochs} "
-          f"--seeds {args.seeds} on synthetic data: {total:.0f} s, {len(seen)} estimates")  # fmt: skip
+    run = f"--model {args.model} --trials {args.trials} --epochs {args.epochs} --seeds {args.seeds}"
+    print(f"# compare {run} on synthetic data: {total:.0f} s, {len(seen)} estimates")
     print("| point of the run | elapsed | shown progress | predicted left | actual left | error |")
     print("|---|---|---|---|---|---|")
     for share in (0.25, 0.5, 0.75):
