@@ -192,6 +192,10 @@ def test_confidence_intervals_and_paired_verdicts() -> None:
     better = paired_difference({0: 0.85, 1: 0.86, 2: 0.84}, {0: 0.80, 1: 0.82, 2: 0.81})
     assert better is not None and better.low > 0
     assert verdict("elu", "relu", better).startswith("elu vs relu: +4.0 points, 95% CI [")
-    noisy = paired_difference({0: 0.85, 1: 0.75}, {0: 0.80, 1: 0.80})
+    noisy = paired_difference({0: 0.85, 1: 0.75, 2: 0.9}, {0: 0.80, 1: 0.80, 2: 0.8})
     assert "no clear difference" in verdict("elu", "relu", noisy)
+    agreeing = paired_difference({0: 0.85, 1: 0.86}, {0: 0.80, 1: 0.81})  # 2 seeds agree
+    assert verdict("elu", "relu", agreeing) == (
+        "elu vs relu: +5.0 points, too few seeds for a verdict (2 given, 3 needed)"
+    )
     assert paired_difference({0: 0.8}, {1: 0.8}) is None

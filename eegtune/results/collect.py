@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import ReportError
 from eegtune.names import ACTIVATIONS, network_title
+from eegtune.results.statistics import MIN_SEEDS_FOR_VERDICT
 from eegtune.search.study import (
     StudySpec,
     best_by_activation,
@@ -162,6 +163,10 @@ def provenance(reports: list[StudyReport], storage: str | None) -> dict[str, str
         "classes": "; ".join(sorted({r.classes_text for r in reports})),
         "validation split": "; ".join(splits),
         "test seeds per configuration": ", ".join(map(str, seeds)) or "not evaluated",
+        "statistics": "brackets are 95% t-intervals over the test seeds, clipped to 0-100%; a "
+        "verdict between activations (or against the lab's settings) pairs the same seeds and "
+        "needs a 95% interval of the mean difference that excludes 0, from at least "
+        f"{MIN_SEEDS_FOR_VERDICT} seeds",
         "software": f"eegtune {installed('eegtune')}, torch {installed('torch')}, "
         f"optuna {installed('optuna')}",
     }  # fmt: skip

@@ -8,7 +8,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Interval", "mean_ci", "paired_difference", "verdict"]
+__all__ = ["MIN_SEEDS_FOR_VERDICT", "Interval", "mean_ci", "paired_difference", "verdict"]
 
 # Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom.
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
@@ -53,13 +53,21 @@ def paired_difference(a: dict[int, float], b: dict[int, float]) -> Interval | No
     return mean_ci([a[s] - b[s] for s in seeds])
 
 
+MIN_SEEDS_FOR_VERDICT = 3
+"""A paired t-interval from 2 seeds has one degree of freedom: two differences that happen to
+agree look settled. A verdict needs at least this many seeds."""
+
+
 def verdict(name_a: str, name_b: str, diff: Interval | None) -> str:
     """``"elu vs relu: +2.1 points, 95% CI [0.4, 3.8]"``, or that the data cannot tell."""
     if diff is None:
         return f"{name_a} vs {name_b}: no common seeds to compare"
     points = f"{100 * diff.mean:+.1f} points"
-    if diff.low is None or diff.high is None:
-        return f"{name_a} vs {name_b}: {points} (one seed: no interval)"
+    if diff.n < MIN_SEEDS_FOR_VERDICT or diff.low is None or diff.high is None:
+        return (
+            f"{name_a} vs {name_b}: {points}, too few seeds for a verdict ({diff.n} given, "
+            f"{MIN_SEEDS_FOR_VERDICT} needed)"
+        )
     interval = f"95% CI [{100 * diff.low:.1f}, {100 * diff.high:.1f}]"
     if diff.low > 0 or diff.high < 0:
         return f"{name_a} vs {name_b}: {points}, {interval}"
