@@ -4,7 +4,8 @@ Runs ``eegtune compare`` on synthetic data as a user would (a subprocess, no ter
 progress line every second), keeps every whole-run estimate with the time it was printed,
 and, once the run has ended, compares each with the time that was really left.
 
-    python benchmarks/eta.py [--trials 4] [--epochs 10] [--seeds 2] [--model eegnet]
+    python benchmarks/eta.py [--trials 4] [--epochs 10] [--seeds 2] [--model eegnet ...]
+        [--table compare_output.txt]
 """
 
 from __future__ import annotations
@@ -32,22 +33,26 @@ def seconds(text: str) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="eegnet")
+    parser.add_argument("--model", action="append", help="repeatable (default: both networks)")
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--table", help="also save compare's own output (its tables) here")
     args = parser.parse_args()
+    models = args.model or ["eegnet", "deepconvnet"]
+    picked = [a for m in models for a in ("--model", m)]
     with tempfile.TemporaryDirectory() as tmp:
         command = [
-            sys.executable, "-m", "eegtune", "compare", "--model", args.model,
+            sys.executable, "-m", "eegtune", "compare", *picked,
             "--dataset", "synthetic", "--trials", str(args.trials), "--epochs", str(args.epochs),
             "--seeds", str(args.seeds), "--device", "cpu", "--storage", f"{tmp}/c.journal",
             "--out", f"{tmp}/report", "--models-dir", f"{tmp}/models",
         ]  # fmt: skip
         env = {**os.environ, "EEGTUNE_PROGRESS_INTERVAL": "1"}
         started = time.monotonic()
-        proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                text=True, env=env)  # fmt: skip
+        table = open(args.table, "w") if args.table else subprocess.DEVNULL  # noqa: SIM115
+        proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=table, text=True, env=env,
+                                cwd=tmp)  # fmt: skip
         assert proc.stderr is not None
         seen: list[tuple[float, int, float | None]] = []
         for line in proc.stderr:
@@ -56,9 +61,11 @@ def main() -> None:
                 seen.append((time.monotonic() - started, int(match[1]), seconds(match[2])))
         proc.wait()
         total = time.monotonic() - started
+        if args.table:
+            table.close()  # type: ignore[union-attr]
     if proc.returncode != 0 or not seen:
         raise SystemExit(f"compare failed (exit {proc.returncode}) or printed no estimate")
-    run = f"--model {args.model} --trials {args.trials} --epochs {args.epochs} --seeds {args.seeds}"
+    run = " ".join([*picked, f"--trials {args.trials} --epochs {args.epochs} --seeds {args.seeds}"])
     print(f"# compare {run} on synthetic data: {total:.0f} s, {len(seen)} estimates")
     print("| point of the run | elapsed | shown progress | predicted left | actual left | error |")
     print("|---|---|---|---|---|---|")
