@@ -131,6 +131,16 @@ class FileServer:
         self.httpd.server_close()
 
 
+def wait_for(condition, timeout: float, what: str, every: float = 0.2) -> None:
+    """Poll ``condition()`` until it holds; fail the test naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(every)
+    pytest.fail(f"{what} did not happen within {timeout} s")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     import socket

@@ -32,6 +32,7 @@ from tests.helpers import (
     search_cmd,
     search_plan,
     trials_of,
+    wait_for,
     wait_until_training,
 )
 
@@ -46,15 +47,6 @@ def _eegtune(*args: str, env: dict[str, str] | None = None, timeout: float = 300
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"{what} did not happen within {timeout} s")
 
 
 def _gone(pid: int) -> bool:
@@ -125,7 +117,7 @@ def test_a_stopped_parent_of_workers_takes_its_workers_with_it(tmp_path: Path, s
     proc.communicate(timeout=90)
     if signum == signal.SIGTERM:
         assert proc.returncode == 128 + signal.SIGTERM
-    _wait_for(lambda: all(_gone(pid) for pid in pids), 60, "the workers' exit")
+    wait_for(lambda: all(_gone(pid) for pid in pids), 60, "the workers' exit")
     trials = trials_of(journal, "eegnet")
     assert count(trials, TrialState.RUNNING) == 0  # each worker failed its own trial
     assert {t.user_attrs["fail_reason"] for t in trials} == {"interrupted (SIGTERM)"}

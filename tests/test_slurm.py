@@ -13,27 +13,17 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from optuna.trial import TrialState
 
-from tests.helpers import count, finished, free_port, trials_of
+from tests.helpers import count, finished, free_port, trials_of, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo", "scontrol")
 
 pytestmark = pytest.mark.slow
-
-
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"{what} did not happen within {timeout} s")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +90,7 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscrib
         return out.stdout.strip() == "idle"
 
     try:
-        _wait(idle, 60, "the SLURM node coming up")
+        wait_for(idle, 60, "the SLURM node coming up")
         yield {**env, "EEGTUNE_SLURM_ROOT": str(root)}
     finally:
         subprocess.run(["scontrol", "shutdown"], env=env, capture_output=True)
@@ -135,7 +125,7 @@ def _queued(env: dict[str, str], job: str) -> bool:
 def test_a_job_array_of_searches_finishes_the_study_with_distinct_trials(slurm, tmp_path):
     journal = str(tmp_path / "array.journal")
     job = _array(slurm, journal, tasks=3, epochs=1, name="short")
-    _wait(lambda: not _queued(slurm, job), 300, f"job array {job} finishing")
+    wait_for(lambda: not _queued(slurm, job), 300, f"job array {job} finishing")
     trials = trials_of(journal, "eegnet")
     assert finished(trials) == 4 and count(trials, TrialState.RUNNING) == 0
     done = [tuple(sorted(t.params.items())) for t in trials]
@@ -157,9 +147,9 @@ def test_scancel_fails_the_running_trials_and_a_resubmission_finishes(slurm, tmp
             return False
         return len(running) == 2 and all(t.intermediate_values for t in running)
 
-    _wait(training, 180, "both array tasks training")
+    wait_for(training, 180, "both array tasks training")
     subprocess.run(["scancel", job], check=True, env=slurm)
-    _wait(lambda: not _queued(slurm, job), 120, f"job array {job} ending after scancel")
+    wait_for(lambda: not _queued(slurm, job), 120, f"job array {job} ending after scancel")
     trials = trials_of(journal, "eegnet")
     assert count(trials, TrialState.RUNNING) == 0
     cancelled = [t for t in trials if t.state == TrialState.FAIL]
@@ -168,6 +158,6 @@ def test_scancel_fails_the_running_trials_and_a_resubmission_finishes(slurm, tmp
     log = (Path(slurm["EEGTUNE_SLURM_ROOT"]) / "long_0.out").read_text()
     assert "run the same command again to finish them" in log and "Traceback" not in log
     again = _array(slurm, journal, tasks=2, epochs=1, name="resubmitted")
-    _wait(lambda: not _queued(slurm, again), 300, f"job array {again} finishing")
+    wait_for(lambda: not _queued(slurm, again), 300, f"job array {again} finishing")
     trials = trials_of(journal, "eegnet")
     assert finished(trials) == 4 and count(trials, TrialState.RUNNING) == 0
