@@ -53,6 +53,7 @@ from eegtune.data.sources import parse_source
 from eegtune.errors import SearchError
 from eegtune.files import check_writable
 from eegtune.names import ACTIVATIONS, LAB_DATASET, MAX_SEED, NETWORKS
+from eegtune.search.artifacts import artifacts_dir, open_artifacts
 
 if TYPE_CHECKING:
     from eegtune.search.progress import SearchStatus
@@ -149,7 +150,6 @@ def evaluate(
     """Retrain the best configuration with several seeds and measure test accuracy once each."""
     from eegtune.device import configure_process
     from eegtune.results.evaluate import evaluate_study, models_folder, plan_evaluation
-    from eegtune.search.artifacts import artifacts_dir, open_artifacts
     from eegtune.search.storages import close_storage, open_storage
     from eegtune.search.study import quiet_optuna
 
@@ -286,7 +286,6 @@ def compare(
     from eegtune.results.images import check_formats
     from eegtune.results.lab import lab_networks
     from eegtune.results.report import write_report
-    from eegtune.search.artifacts import open_artifacts
     from eegtune.search.plan import dataset_label
     from eegtune.search.storages import close_storage, describe_storage, open_storage
     from eegtune.search.study import quiet_optuna
@@ -380,7 +379,6 @@ def dashboard(
 ) -> None:
     """Start optuna-dashboard on the study storage; Ctrl-C stops it."""
     from eegtune.cli.dashboard import check_port, serve
-    from eegtune.search.artifacts import open_artifacts
     from eegtune.search.storages import open_storage
     from eegtune.search.study import quiet_optuna
 
