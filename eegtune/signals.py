@@ -22,6 +22,7 @@ from types import FrameType
 __all__ = [
     "HANDLED",
     "Interrupted",
+    "check",
     "die_with_parent",
     "exit_code",
     "install",
@@ -53,12 +54,27 @@ def interrupt_reason(exc: BaseException) -> str:
     return "interrupted (Ctrl-C)"
 
 
+_received: list[int] = []  # the stop signal this process got, once one arrived
+
+
 def _raise_once(signum: int, frame: FrameType | None) -> None:
     # A terminal's Ctrl-C and a forwarded signal may both arrive, or a scheduler may send
     # SIGTERM twice: the second must not break off the cleanup that fails the running trial.
     for other in HANDLED:
         signal.signal(other, signal.SIG_IGN)
+    _received.append(signum)
     raise Interrupted(signum)
+
+
+def check() -> None:
+    """Raise :class:`Interrupted` again when a stop signal arrived and work still goes on.
+
+    Python drops an exception raised while a finaliser (``__del__``, a weakref callback) runs,
+    and the handler above ignores later signals: a signal that landed there would leave the
+    process training on, deaf to Ctrl-C and SIGTERM. Training calls this once per epoch.
+    """
+    if _received:
+        raise Interrupted(_received[0])
 
 
 def install() -> None:

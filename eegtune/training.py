@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from eegtune import signals
 from eegtune.errors import ConfigError
 from eegtune.models.networks import Dropout, build_model
 
@@ -279,6 +280,7 @@ def _fit(
     result = FitResult(status="completed", device=str(device))
     started = time.perf_counter()
     for epoch in range(1, epochs + 1):
+        signals.check()  # a stop signal that a finaliser swallowed still stops training
         t0 = time.perf_counter()
         order = torch.randperm(n, generator=rng).to(device)
         loss_sum = torch.zeros((), device=device)

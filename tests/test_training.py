@@ -360,3 +360,32 @@ def test_train_configuration_repeats_itself_and_changes_no_global_state() -> Non
     assert all(torch.equal(first[k], second[k]) for k in first)
     losses = [[(r.train_loss, r.train_acc) for r in result.history] for _, result in runs]
     assert losses[0] == losses[1]
+
+
+SWALLOWED = """
+import signal
+from eegtune import signals
+from eegtune.data.synthetic import make_synthetic
+from eegtune.training import train_configuration
+
+signals.install()
+try:  # as when the signal lands in a finaliser (__del__), where Python drops the exception
+    signals._raise_once(signal.SIGTERM, None)
+except KeyboardInterrupt:
+    pass
+assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN  # later signals are ignored now
+data = make_synthetic(n_train=40, n_test=8, seed=0)
+params = {"activation": "elu", "dropout": 0.25, "lr": 1e-3, "batch_size": 16, "weight_decay": 0}
+seen = []
+try:
+    train_configuration("eegnet", params, data.x_train, data.y_train, shape=data.model_kwargs,
+                        epochs=50, seed=0, callback=seen.append)
+except signals.Interrupted as exc:
+    print("stopped", exc.signum, len(seen))
+"""
+
+
+def test_a_stop_signal_a_finaliser_swallowed_still_stops_training() -> None:
+    out = subprocess.run([sys.executable, "-c", SWALLOWED], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["stopped", "15", "0"]  # before the first epoch trained
