@@ -65,12 +65,14 @@ class Network(Entry):
 
     ``title`` is how reports name it; ``preset`` names the search-space file in ``studies/``
     (another network's preset may be shared); ``lab_test_acc`` is the seed lab report's test
-    accuracy in percent, where there is one.
+    accuracy in percent, where there is one. ``epoch_cost`` is its epoch time relative to
+    EEGNet's (BENCHMARKS.md, CPU), for time estimates before one of its epochs was timed.
     """
 
     title: str = ""
     preset: str = ""
     lab_test_acc: float | None = None
+    epoch_cost: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ NETWORKS: dict[str, Network] = {
     "deepconvnet": Network(
         "deepconvnet", "eegtune.models.networks:DeepConvNet",
         "DeepConvNet (Schirrmeister et al. 2017)",
-        title="DeepConvNet", preset="deepconvnet", lab_test_acc=83.52,
+        title="DeepConvNet", preset="deepconvnet", lab_test_acc=83.52, epoch_cost=2.9,
     ),
 }  # fmt: skip
 

@@ -123,26 +123,36 @@ def test_a_search_estimate_uses_the_epoch_rate_and_never_reads_zero_with_work_le
     assert last.epochs_left == 9 and last.eta >= 100.0  # at least one epoch's time, never 0
 
 
-def test_compare_clock_spans_every_cell_and_the_evaluations(tmp_path) -> None:
-    from eegtune.results.compare import CompareClock, cell_plans
+def test_compare_clock_spans_every_cell_and_the_evaluations_timed_per_network(tmp_path) -> None:
+    from eegtune.results.compare import RETRAIN_COST, CompareClock, cell_plans
 
     storage = str(tmp_path / "c.journal")
-    cells = cell_plans(["eegnet"], ["relu", "elu"], "c", trials=4, epochs=20, storage=storage,
-                       dataset="synthetic", device="cpu")  # fmt: skip
+    cells = cell_plans(["eegnet", "deepconvnet"], ["relu"], "c", trials=4, epochs=20,
+                       storage=storage, dataset="synthetic", device="cpu")  # fmt: skip
     clock = CompareClock(cells, seeds=2, baseline=True, started=1000.0)
-    assert clock.eta(now=1000.0) is None  # before the first epoch
+    assert clock.eta() is None  # before the first epoch
     # nothing searched yet: 2 cells x 4 trials x 20 epochs + 2 cells x 2 configs x 2 seeds x 20
     assert clock.totals() == (0, 2 * 4 * 20 + 2 * 2 * 2 * 20)
-    clock.search(cells[0].name, SearchStatus(target=4, epochs_done=30, epochs_left=10.0))
-    done, left = clock.totals()  # 10 epochs a trial there: so in the next cell and evaluations
-    assert (done, left) == (30, 10 + 4 * 10 + 2 * 2 * 2 * 10)
-    assert clock.eta(now=1060.0) == pytest.approx(left * 2.0)  # 2 s an epoch so far
-    clock.evaluations([("c-eegnet-relu/tuned", 8), ("c-eegnet-relu/baseline", 12)])
-    clock.search(cells[0].name, SearchStatus(target=4, epochs_done=40, epochs_left=0.0))
-    clock.search(cells[1].name, SearchStatus(target=4, epochs_done=40, epochs_left=0.0))
-    assert clock.totals() == (80, 40)  # searched; (8 + 12) x 2 seeds of evaluation left
-    clock.evaluated += 40
-    assert clock.eta(now=2000.0) == 0.0 and clock.fraction() == 1.0
+    first = SearchStatus(target=4, epochs_done=30, epochs_left=10.0, elapsed=60.0)
+    clock.search(cells[0].name, first)  # EEGNet: 2 s an epoch, 10 epochs a trial
+    done, left = clock.totals()
+    assert (done, left) == (30, 10 + 4 * 20 + 2 * 2 * 10 + 2 * 2 * 20)
+    # DeepConvNet is not timed yet: 2.9 times EEGNet's rate (its registry epoch_cost)
+    expected = 2.0 * (10 + RETRAIN_COST * 2 * 2 * 10) + 5.8 * (4 * 20 + RETRAIN_COST * 2 * 2 * 20)
+    assert clock.eta() == pytest.approx(expected)
+    second = SearchStatus(target=4, epochs_done=40, epochs_left=0.0, elapsed=400.0)
+    clock.search(cells[0].name, SearchStatus(target=4, epochs_done=40, epochs_left=0.0,
+                                             elapsed=80.0))  # fmt: skip
+    clock.search(cells[1].name, second)  # DeepConvNet measured: 10 s an epoch
+    clock.evaluations([("c-eegnet-relu/tuned", 8), ("c-deepconvnet-relu/tuned", 12)])
+    assert clock.totals() == (80, 2 * 8 + 2 * 12)
+    assert clock.eta() == pytest.approx(RETRAIN_COST * (2.0 * 16 + 10.0 * 24))
+    for _ in range(16):
+        clock.evaluated_epoch("c-eegnet-relu/tuned")
+    assert clock.eta() == pytest.approx(RETRAIN_COST * 10.0 * 24)  # what is left: DeepConvNet
+    for _ in range(24):
+        clock.evaluated_epoch("c-deepconvnet-relu/tuned")
+    assert clock.eta() == 0.0 and clock.fraction() == 1.0
 
 
 def test_flags_render_as_flags_not_bool_values() -> None:

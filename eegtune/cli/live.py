@@ -175,7 +175,7 @@ def status_rows(status: Any) -> list[tuple[str, str]]:
 def clock_line(clock: Any, phase: str) -> str:
     """A ``compare`` run's progress as a whole (:class:`eegtune.results.compare.CompareClock`)."""
     done, left = clock.totals()
-    eta = clock.eta()
+    eta = clock.eta()  # None before the first epoch
     elapsed = time.time() - clock.started
     about = "-" if eta is None else duration(eta)
     return (
@@ -288,7 +288,7 @@ def evaluation_progress(
         def plain_epoch(label: str, seed: int, record: Any) -> None:
             done[0] += 1
             if clock is not None:
-                clock.evaluated_epoch()
+                clock.evaluated_epoch(label)
             if due():
                 epochs = dict(runs)[label]
                 elapsed = time.monotonic() - started
@@ -314,7 +314,7 @@ def evaluation_progress(
 
         def on_epoch(label: str, seed: int, record: Any) -> None:
             if clock is not None:
-                clock.evaluated_epoch()
+                clock.evaluated_epoch(label)
             key = (label, seed)
             if key not in bars:
                 bars[key] = progress.add_task(

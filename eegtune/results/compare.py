@@ -18,7 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import CompareError
-from eegtune.names import LAB_SETTINGS
+from eegtune.names import LAB_SETTINGS, NETWORKS
 from eegtune.results.evaluate import Evaluation, chosen_epochs, evaluate_study, plan_evaluation
 from eegtune.results.statistics import Interval, paired_difference, verdict
 from eegtune.search.plan import SearchPlan, plan_search
@@ -108,68 +108,111 @@ class Comparison:
         }
 
 
+RETRAIN_COST = 1.25
+"""A retraining epoch on the whole training set against a search epoch on its 80%."""
+
+
 @dataclass
 class CompareClock:
     """One progress figure and one time estimate for a whole ``compare`` run: every cell's
-    search and the evaluations after them, counted in epochs.
+    search and the evaluations after them.
 
-    A cell's search reports its epochs done and left (:class:`SearchStatus`); a cell not
-    searched yet is expected to cost its trial budget times the epochs a trial took in the
-    cells searched so far (``--epochs`` before any), and its evaluation ``seeds`` retrains of
-    each tested configuration of that length. The rate is this run's epochs per second.
+    Work is counted in epochs and timed per network: a cell's search reports its epochs done
+    and left and its own time (:class:`SearchStatus`), so each network gets its measured
+    seconds per epoch; a network not timed yet costs the timed one's rate times their
+    registry ``epoch_cost`` ratio. A cell not searched yet is expected to take its trial budget
+    times the epochs a trial took in that network's cells so far (``--epochs`` before any);
+    its evaluation retrains each tested configuration ``seeds`` times, for as many epochs as a
+    trial took, each epoch :data:`RETRAIN_COST` times a search epoch.
     """
 
     cells: list[SearchPlan]
     seeds: int
     baseline: bool
     started: float = field(default_factory=time.time)
-    searched: dict[str, tuple[int, float, float]] = field(default_factory=dict)
-    evaluation_total: int | None = None  # exact once the evaluations are planned
-    evaluated: int = 0
+    searched: dict[str, SearchStatus] = field(default_factory=dict)
+    planned: dict[str, int] | None = None  # label -> epochs, once the evaluations are known
+    evaluated: Counter[str] = field(default_factory=Counter)  # label -> epochs retrained
 
     def search(self, cell: str, status: SearchStatus) -> None:
-        """Take a cell's latest status (epochs done in this run, epochs left, per trial)."""
-        per_trial = (status.epochs_done + status.epochs_left) / max(1, status.target)
-        self.searched[cell] = (status.epochs_done, status.epochs_left, per_trial)
+        """Take a cell's latest status."""
+        self.searched[cell] = status
 
     def evaluations(self, planned: list[tuple[str, int]]) -> None:
-        self.evaluation_total = sum(epochs for _, epochs in planned) * self.seeds
+        self.planned = {label: epochs * self.seeds for label, epochs in planned}
 
-    def evaluated_epoch(self) -> None:
-        self.evaluated += 1
+    def evaluated_epoch(self, label: str = "") -> None:
+        self.evaluated[label] += 1
 
-    def _per_trial(self) -> float:
-        seen = [p for _, _, p in self.searched.values() if p > 0]
+    def _model_of(self, label: str) -> str:
+        cell = label.split("/")[0]
+        return next((p.model for p in self.cells if p.name == cell), self.cells[0].model)
+
+    def _seconds_per_epoch(self) -> dict[str, float]:
+        """Measured seconds per search epoch of each network, and estimated ones of the rest."""
+        measured: dict[str, tuple[float, int]] = {}
+        for plan in self.cells:
+            status = self.searched.get(plan.name)
+            if status is not None and status.epochs_done > 0:
+                spent, epochs = measured.get(plan.model, (0.0, 0))
+                measured[plan.model] = (spent + status.elapsed, epochs + status.epochs_done)
+        rates = {m: spent / epochs for m, (spent, epochs) in measured.items()}
+        if not rates:
+            return {}
+        known, rate = next(iter(rates.items()))
+        for plan in self.cells:
+            if plan.model not in rates:
+                ratio = _epoch_cost(plan.model) / _epoch_cost(known)
+                rates[plan.model] = rate * ratio
+        return rates
+
+    def _per_trial(self, model: str) -> float:
+        seen = [
+            (s.epochs_done + s.epochs_left) / max(1, s.target)
+            for p in self.cells
+            if p.model == model and (s := self.searched.get(p.name)) is not None
+        ]
         return sum(seen) / len(seen) if seen else float(self.cells[0].epochs)
+
+    def _work(self) -> list[tuple[str, float, float]]:
+        """(network, epochs, cost per epoch) of everything still to do."""
+        work = []
+        configs = 2 if self.baseline else 1
+        for plan in self.cells:
+            status = self.searched.get(plan.name)
+            left = status.epochs_left if status else plan.trials * self._per_trial(plan.model)
+            work.append((plan.model, left, 1.0))
+            if self.planned is None:
+                retrain = configs * self.seeds * self._per_trial(plan.model)
+                work.append((plan.model, retrain, RETRAIN_COST))
+        for label, epochs in (self.planned or {}).items():
+            left = max(0, epochs - self.evaluated[label])
+            work.append((self._model_of(label), float(left), RETRAIN_COST))
+        return work
 
     def totals(self) -> tuple[int, float]:
         """(epochs done in this run, epochs left), searches and evaluations together."""
-        done = sum(d for d, _, _ in self.searched.values()) + self.evaluated
-        left = 0.0
-        configs = 2 if self.baseline else 1
-        for plan in self.cells:
-            if plan.name in self.searched:
-                left += self.searched[plan.name][1]
-            else:
-                left += plan.trials * self._per_trial()
-        if self.evaluation_total is None:
-            left += len(self.cells) * configs * self.seeds * self._per_trial()
-        else:
-            left += max(0, self.evaluation_total - self.evaluated)
-        return done, left
+        done = sum(s.epochs_done for s in self.searched.values()) + sum(self.evaluated.values())
+        return done, sum(epochs for _, epochs, _ in self._work())
 
     def eta(self, now: float | None = None) -> float | None:
-        """Seconds left for the whole run at this run's pace; None before its first epoch."""
-        done, left = self.totals()
-        elapsed = (time.time() if now is None else now) - self.started
-        if done == 0 or elapsed <= 0:
+        """Seconds left for the whole run; None before an epoch was timed."""
+        rates = self._seconds_per_epoch()
+        if not rates:
             return None
-        per_epoch = elapsed / done
-        return 0.0 if left <= 0 else max(per_epoch, left * per_epoch)
+        left = sum(epochs * cost * rates[model] for model, epochs, cost in self._work())
+        if left <= 0:
+            return 0.0
+        return max(min(rates.values()), left)
 
     def fraction(self) -> float:
         done, left = self.totals()
         return done / (done + left) if done + left > 0 else 1.0
+
+
+def _epoch_cost(model: str) -> float:
+    entry = NETWORKS.get(model)
+    return entry.epoch_cost if entry is not None else 1.0
 
 
 def cell_name(prefix: str, model: str, activation: str) -> str:
