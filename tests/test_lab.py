@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -223,3 +224,24 @@ def test_a_report_removes_the_pages_it_wrote_before_and_nothing_else(evaluated, 
     again = runner.invoke(app, ["report", "--storage", evaluated, "--out", str(out)])
     assert again.exit_code == 0 and sorted(p.name for p in out.iterdir()) == first
     assert np.all([(out / n).exists() for n in ("index.html", "lab_eegnet.html", MANIFEST)])
+
+
+def test_the_reports_numbers_are_attached_to_the_study_once_per_content(evaluated, tmp_path):
+    import optuna.artifacts
+
+    def reports() -> list[str]:
+        storage = open_storage(evaluated)
+        study = load_study(storage, "eegnet")
+        metas = optuna.artifacts.get_all_artifact_meta(study, storage=storage)
+        return sorted(m.filename for m in metas if m.filename.endswith("-report.json"))
+
+    before = reports()
+    for out in ("one", "two"):  # the same studies twice: the same numbers, attached once
+        result = runner.invoke(
+            app, ["report", "--storage", evaluated, "--out", str(tmp_path / out)]
+        )
+        assert result.exit_code == 0, result.output
+    assert reports() == sorted({*before, "eegnet-report.json"}) and len(reports()) == 1
+    store = Path(evaluated).parent / "artifacts"
+    attached = [p.read_bytes() for p in store.iterdir()]
+    assert (tmp_path / "one" / "best_trials.json").read_bytes() in attached

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -53,12 +54,19 @@ from eegtune.data.sources import parse_source
 from eegtune.errors import SearchError
 from eegtune.files import check_writable
 from eegtune.names import ACTIVATIONS, LAB_DATASET, MAX_SEED, NETWORKS
-from eegtune.search.artifacts import artifacts_dir, open_artifacts
+from eegtune.search.artifacts import artifacts_dir, attach_once, open_artifacts
 
 if TYPE_CHECKING:
     from eegtune.search.progress import SearchStatus
 
 # report and evaluate --------------------------------------------------------------------------
+
+
+def attach_report(store: Any, storage: Any, reports: list[Any], out: Path) -> None:
+    """Attach the report's numbers (``best_trials.json``) to each study it covers, so that
+    they live with the studies on every machine (nothing new when nothing changed)."""
+    for r in reports:
+        attach_once(store, storage, r.study, out / "best_trials.json", f"{r.name}-report.json")
 
 
 @app.command()
@@ -81,6 +89,7 @@ def report(
         "studies/report"
     ),
     image: ImageOpt = None,
+    artifacts: ArtifactsOpt = None,
 ) -> None:
     """Print the best settings and export best trials (CSV/JSON) and Plotly charts (HTML)."""
     from eegtune.results.collect import collect, headline
@@ -104,6 +113,7 @@ def report(
         written = write_report(
             reports, out, top=top, storage=describe_storage(storage), images=images
         )
+        attach_report(open_artifacts(storage, artifacts), opened, reports, out)
     finally:
         close_storage(opened)
     console.print(f"wrote {len(written)} files to {out} (open {out / 'index.html'})")
@@ -165,9 +175,9 @@ def evaluate(
             device=device,
             models_dir=models_dir,
             amp=amp,
-            artifacts=open_artifacts(storage, artifacts),
         )  # every check before the data are loaded
         check_writable(models_dir)  # before a seed trains, not after
+        plan = replace(plan, artifacts=open_artifacts(storage, artifacts))
         configure_process(plan.device)
         data = load_data(plan.spec.source, data_dir, offline)
         make_console().print(retraining_table(plan))
@@ -357,6 +367,7 @@ def compare(
         written = write_report(
             reports, out, storage=describe_storage(storage), compare=results, images=images
         )
+        attach_report(store, opened, reports, out)
         console.print(f"wrote {len(written)} files to {out} (open {out / 'index.html'})")
     finally:
         close_storage(opened)

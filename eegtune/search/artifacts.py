@@ -9,6 +9,7 @@ and serves them (optuna-dashboard's artifact support). The store is a folder: by
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from optuna.artifacts import FileSystemArtifactStore
     from optuna.storages import BaseStorage
 
-__all__ = ["artifacts_dir", "attach_file", "open_artifacts"]
+__all__ = ["artifacts_dir", "attach_file", "attach_once", "open_artifacts"]
 
 SERVER_DEFAULT = Path("studies/artifacts")
 
@@ -81,3 +82,25 @@ def attach_file(
             storage=storage,
             mimetype="application/octet-stream",
         )
+
+
+def attach_once(
+    store: FileSystemArtifactStore,
+    storage: BaseStorage,
+    study: optuna.Study,
+    path: Path,
+    name: str,
+) -> str | None:
+    """Attach ``path`` unless a file with the same content already is; return the new id.
+
+    A report written again from unchanged studies attaches nothing; a changed one is kept
+    beside the earlier ones (an artifact cannot be replaced in place).
+    """
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    key = f"eegtune:attached:{digest}"
+    study_id = storage.get_study_id_from_name(study.study_name)
+    if key in storage.get_study_system_attrs(study_id):
+        return None
+    artifact = attach_file(store, storage, study, path, name)
+    storage.set_study_system_attr(study_id, key, artifact)
+    return artifact
