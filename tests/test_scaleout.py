@@ -246,7 +246,8 @@ def test_study_names_cannot_escape_the_output_folders(
     )
     assert evaluate.exit_code == 0, evaluate.output
     new = set(listing(tmp_path)) - set(before_outside)
-    inside = {"work/deep/A", "work/deep/B", "work/deep/s.journal"}
+    # A, B and the artifact store beside the storage, where evaluate attaches the weights
+    inside = {"work/deep/A", "work/deep/B", "work/deep/s.journal", "work/deep/artifacts"}
     assert new and all(any(p.startswith(d) for d in inside) for p in new), new
     assert not Path(name).is_absolute() or not Path(name).exists()
     assert f"weights and configs saved under {models / safe_name(name)}" in evaluate.output
