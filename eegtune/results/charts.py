@@ -150,6 +150,9 @@ def lab_figure(network: LabNetwork, setting: str = "tuned") -> go.Figure:
     _chance_line(fig, network.chance)
     fig.update_layout(xaxis_title="epoch", yaxis_title="accuracy (%)", legend_title="curve")
     fig.update_yaxes(range=[0, 100])
+    longest = max((len(t.x) for t in fig.data if t.x is not None and t.fill is None), default=0)
+    if longest <= 10:  # whole epochs only, not 1.2, 1.4, ...
+        fig.update_xaxes(tick0=1, dtick=1)
     return fig
 
 
