@@ -40,3 +40,10 @@ def file_server() -> Iterator[FileServer]:
 @pytest.fixture(scope="module")
 def tiny_data():
     return make_synthetic(n_train=160, n_test=20, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _runs_outside_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`eegtune train` keeps every run in a folder; in tests (and their subprocesses) that
+    folder is the test's own, never the checkout's studies/runs."""
+    monkeypatch.setenv("EEGTUNE_RUNS_DIR", str(tmp_path / "runs"))

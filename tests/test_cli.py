@@ -131,6 +131,9 @@ def test_train_keeps_its_run_in_a_folder(tmp_path: Path) -> None:
     net.load_state_dict(torch.load(folder / "weights.pt"))  # the final weights, loadable
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and len(list(runs.iterdir())) == 2  # a new folder per run
+    elsewhere = tmp_path / "scratch"
+    by_env = runner.invoke(app, args[:-2], env={"EEGTUNE_RUNS_DIR": str(elsewhere)})
+    assert by_env.exit_code == 0 and len(list(elsewhere.iterdir())) == 1  # $EEGTUNE_RUNS_DIR
 
 
 def test_data_info_on_lab_files(lab_dir: Path) -> None:

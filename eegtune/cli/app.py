@@ -156,8 +156,10 @@ def train(
     runs_dir: Annotated[
         Path,
         typer.Option(
+            envvar="EEGTUNE_RUNS_DIR",
             help="Each run gets a folder here: epochs.csv (per-epoch loss and accuracy), "
-            "summary.json (settings, seed, data fingerprint, versions, outcome), weights.pt."
+            "summary.json (settings, seed, data fingerprint, versions, outcome), weights.pt. "
+            "Also $EEGTUNE_RUNS_DIR.",
         ),
     ] = Path("studies/runs"),
 ) -> None:
