@@ -60,6 +60,10 @@ def test_compare_fills_every_cell_against_the_lab_baseline_and_resumes(tmp_path:
         assert cell["difference"]["seeds"] == 2 and cell["reason"] == ""
     verdicts = document["compare"]["comparisons"]
     assert len(verdicts) == 6 and all(" vs " in v["verdict"] for v in verdicts)
+    # 2 seeds: no verdict, in the file and on screen (a paired interval with 1 degree of freedom)
+    assert all(v["verdict"].endswith("too few seeds for a verdict (2 given, 3 needed)")
+               for v in verdicts)  # fmt: skip
+    assert first.output.count("too few seeds for a verdict (2 given, 3 needed)") == 6
     index = (out / "index.html").read_text()
     assert 'id="fig-compare"' in index and '"error_y"' in index.replace(" ", "")
     # The lab's deliverables: one figure and one table per network, not a chart per cell.
