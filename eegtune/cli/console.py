@@ -10,10 +10,9 @@ import os
 import sys
 from typing import Any
 
-from eegtune.names import network_title, objective_title
+from eegtune.names import PARAMS, network_title, objective_title
 from eegtune.results.text import (
     CLIPPED_NOTE,
-    HEADLINE_COLUMNS,
     chance_text,
     ci_text,
     headline_columns,
@@ -29,7 +28,6 @@ __all__ = [
     "duration",
     "evaluation_table",
     "fmt",
-    "HEADLINE_COLUMNS",
     "headline_table",
     "interval_text",
     "chance_text",
@@ -223,16 +221,12 @@ def retraining_table(plan: Any) -> Any:
         title=f"retraining study {plan.name!r} ({plan.spec.model}, {plan.spec.source.describe()})"
         f" on the full training set: seeds 0..{seeds - 1}, each tested once"
     )
-    keys = [key for _, key in TRIAL_COLUMNS if key in ("activation", "dropout", "lr", "batch_size",
-                                                       "weight_decay")]  # fmt: skip
-    headers = ["config", "trial", "epochs", *(h for h, k in TRIAL_COLUMNS if k in keys)]
-    for header in headers:
+    settings = [(header, key) for header, key in TRIAL_COLUMNS if key in PARAMS]
+    for header in ["config", "trial", "epochs", *(h for h, _ in settings)]:
         table.add_column(header, justify="right", no_wrap=True)
-    for label, trial in plan.configs.items():
-        epochs = dict(plan.runs)[label]
-        table.add_row(
-            label, str(trial.number), str(epochs), *(fmt(trial.params.get(k, "-")) for k in keys)
-        )
+    for (label, epochs), trial in zip(plan.runs, plan.configs.values(), strict=True):
+        cells = (fmt(trial.params.get(key, "-")) for _, key in settings)
+        table.add_row(label, str(trial.number), str(epochs), *cells)
     return table
 
 

@@ -19,23 +19,22 @@ import io
 import json
 import platform
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eegtune.files import atomic_write, atomic_write_text, check_writable, safe_name
+from eegtune.training import EpochRecord
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from eegtune.training import EpochRecord
-
 __all__ = ["EPOCH_COLUMNS", "RunFolder"]
 
-EPOCH_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+EPOCH_COLUMNS = tuple(f.name for f in fields(EpochRecord))  # epoch, losses, accuracies, seconds
 
 
 def _installed(package: str) -> str:
@@ -69,7 +68,7 @@ class RunFolder:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=EPOCH_COLUMNS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows({k: asdict(r)[k] for k in EPOCH_COLUMNS} for r in self.records)
+        writer.writerows(asdict(r) for r in self.records)  # EpochRecord's fields, in order
         atomic_write_text(self.path / "epochs.csv", buffer.getvalue())
 
     def save_weights(self, model: nn.Module) -> None:

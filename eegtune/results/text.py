@@ -11,7 +11,6 @@ from eegtune.names import objective_title
 
 __all__ = [
     "CLIPPED_NOTE",
-    "HEADLINE_COLUMNS",
     "chance_text",
     "ci_text",
     "clip_interval",
@@ -39,9 +38,6 @@ def headline_columns(objective: str) -> tuple[str, ...]:
         "chance",
         "seeds",
     )
-
-
-HEADLINE_COLUMNS = headline_columns("validation score")
 
 
 def headline_objective(rows: list[dict[str, Any]]) -> str:
