@@ -13,13 +13,13 @@ from what ``evaluate`` and ``compare`` stored in the studies, so ``compare`` and
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from eegtune.names import ACTIVATIONS, NETWORKS
 from eegtune.results.evaluate import Evaluation
-from eegtune.results.statistics import Interval, mean_ci
+from eegtune.results.statistics import mean_ci
+from eegtune.results.text import clip_interval
 
 if TYPE_CHECKING:
     from eegtune.results.collect import StudyReport
@@ -28,7 +28,6 @@ __all__ = ["SETTINGS", "SETTING_TITLES", "Curve", "LabNetwork", "lab_networks", 
 
 SETTINGS = ("tuned", "lab")  # the two rows of each network in the lab's table
 SETTING_TITLES = {"tuned": "tuned by eegtune", "lab": "the lab's settings"}
-_TUNED_LABELS = ("tuned", "<activation>", "best")  # first found wins
 
 
 @dataclass
@@ -54,9 +53,8 @@ class LabNetwork:
 
 
 def _tuned(evaluations: dict[str, dict], activation: str) -> Evaluation | None:
-    for label in _TUNED_LABELS:
-        key = activation if label == "<activation>" else label
-        stored = evaluations.get(key)
+    for label in ("tuned", activation, "best"):  # the first one found (module docstring)
+        stored = evaluations.get(label)
         if stored and stored.get("params", {}).get("activation") == activation:
             return Evaluation.from_dict(stored)
     return None
@@ -109,13 +107,9 @@ def mean_curve(evaluation: Evaluation, key: str) -> Curve | None:
     if not runs:
         return None
     length = min(len(r) for r in runs)
-    per_epoch = [[r[i] for r in runs] for i in range(length)]
-    if len(runs) < 2:
-        return Curve([statistics.fmean(v) for v in per_epoch], None, None, len(runs))
-    intervals: list[Interval] = [mean_ci(v) for v in per_epoch]
-    return Curve(
-        [i.mean for i in intervals],
-        [max(0.0, float(i.low if i.low is not None else i.mean)) for i in intervals],
-        [min(1.0, float(i.high if i.high is not None else i.mean)) for i in intervals],
-        len(runs),
-    )
+    intervals = [mean_ci([r[i] for r in runs]) for i in range(length)]
+    means = [i.mean for i in intervals]
+    if len(runs) < 2:  # one seed: no interval
+        return Curve(means, None, None, 1)
+    ends = [clip_interval(i) for i in intervals]
+    return Curve(means, [low for low, _, _ in ends], [high for _, high, _ in ends], len(runs))
