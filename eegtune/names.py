@@ -18,6 +18,7 @@ from typing import Any
 __all__ = [
     "ACTIVATIONS",
     "DATASETS",
+    "DEFAULT_FOLDS",
     "DATASET_KINDS",
     "DEFAULT_ACTIVATION",
     "DEFAULT_NETWORK",
@@ -29,6 +30,7 @@ __all__ = [
     "DROPOUT_MAX",
     "LAB_DATASET",
     "LAB_SETTINGS",
+    "MAX_FOLDS",
     "MAX_SEED",
     "OBJECTIVES",
     "objective_title",
@@ -146,6 +148,10 @@ OBJECTIVES: dict[str, str] = {
     "best": "best single-epoch validation accuracy",
 }
 DEFAULT_OBJECTIVE = "smoothed"  # chosen by benchmarks/selection.py (BENCHMARKS.md)
+DEFAULT_FOLDS = 1
+"""Folds of the training set a trial is scored on (1: one hold-out); see BENCHMARKS.md."""
+MAX_FOLDS = 20
+"""More folds than this cost K times an epoch each for a score hardly less noisy."""
 OBJECTIVE_TITLES: dict[str, str] = {
     "smoothed": "smoothed validation accuracy (3-epoch mean)",
     "best": "best single-epoch validation accuracy",

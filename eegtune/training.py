@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,9 @@ __all__ = [
     "evaluate_accuracy",
     "fit",
     "predict",
+    "mean_record",
     "train_configuration",
+    "train_folds",
     "set_seed",
 ]
 
@@ -103,6 +106,17 @@ class FitResult:
             best = self.smoothed_best()
             return (best[0], best[1]) if best is not None else (None, self.best_epoch)
         return self.best_val_acc, self.best_epoch
+
+    def score_at(self, objective: str, epoch: int, window: int = 3) -> float | None:
+        """This run's score under ``objective`` at ``epoch`` (another run's chosen epoch, as
+        a fold's value at the fold-mean's epoch): the validation accuracy of that epoch, or
+        for ``smoothed`` the mean over the ``window`` epochs that end there."""
+        values = [r.val_acc for r in self.history[:epoch] if r.val_acc is not None]
+        if not values:
+            return None
+        if objective == "smoothed":
+            return statistics.fmean(values[-window:])
+        return values[-1]
 
     def history_dicts(self) -> list[dict[str, float | int | None]]:
         return [asdict(r) for r in self.history]
@@ -236,59 +250,162 @@ def fit(
     # eegtune's dropout masks. Layers that only know torch's default generators (the stock
     # nn.Dropout, the fused CUDA kernel) draw from them inside a fork, seeded the same way, so
     # the caller's random state is the same after fit() as before: nothing process-wide.
-    rng = torch.Generator(device="cpu").manual_seed(seed)
-    cuda = [device.index or 0] if device.type == "cuda" else []
-    dropouts = [m for m in model.modules() if isinstance(m, Dropout)]
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
-        for layer in dropouts:
-            layer.generator = rng
-        try:
-            return _fit(
-                model, x_train, y_train, x_val, y_val, epochs=epochs, lr=lr,
-                batch_size=batch_size, weight_decay=weight_decay, rng=rng, device=device,
-                callback=callback, amp=amp,
-            )  # fmt: skip
-        finally:
-            for layer in dropouts:
-                layer.generator = None  # the model keeps no reference to the run
+    runs = _fit_runs(
+        [model], [(x_train, y_train, x_val, y_val)], epochs=epochs, lr=lr,
+        batch_size=batch_size, weight_decay=weight_decay, seed=seed, device=device,
+        callback=callback, amp=amp,
+    )  # fmt: skip
+    return runs[0]
 
 
-def _fit(
-    model: nn.Module,
-    x_train: np.ndarray | torch.Tensor,
-    y_train: np.ndarray | torch.Tensor,
-    x_val: np.ndarray | torch.Tensor | None,
-    y_val: np.ndarray | torch.Tensor | None,
+Arrays = tuple[
+    np.ndarray | torch.Tensor,
+    np.ndarray | torch.Tensor,
+    np.ndarray | torch.Tensor | None,
+    np.ndarray | torch.Tensor | None,
+]
+"""Training inputs and labels, validation inputs and labels (None: no validation)."""
+
+
+def mean_record(records: list[EpochRecord]) -> EpochRecord:
+    """One epoch of several runs trained in lockstep: the mean of each metric (None where
+    any run has no validation set), the seconds summed."""
+
+    def mean(values: list[float | None]) -> float | None:
+        if any(v is None for v in values):
+            return None
+        return statistics.fmean(v for v in values if v is not None)
+
+    return EpochRecord(
+        epoch=records[0].epoch,
+        train_loss=statistics.fmean(r.train_loss for r in records),
+        train_acc=statistics.fmean(r.train_acc for r in records),
+        val_loss=mean([r.val_loss for r in records]),
+        val_acc=mean([r.val_acc for r in records]),
+        seconds=sum(r.seconds for r in records),
+    )
+
+
+def _fit_runs(
+    models: list[nn.Module],
+    data: list[Arrays],
     *,
     epochs: int,
     lr: float,
     batch_size: int,
     weight_decay: float,
-    rng: torch.Generator,
+    seed: int,
     device: torch.device,
     callback: EpochCallback | None,
     amp: bool,
-) -> FitResult:
-    autocast = _autocast(device, amp)
-    model.to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]
-    model.train()
-    xt, yt = _as_tensors(x_train, y_train, device)
-    val = _as_tensors(x_val, y_val, device) if x_val is not None and y_val is not None else None
-    optimizer = _adam(model, lr=lr, weight_decay=weight_decay)
-    n = len(xt)
-    result = FitResult(status="completed", device=str(device))
+) -> list[FitResult]:
+    """Train each model on its own data, all of them one epoch at a time (lockstep);
+    ``callback`` sees the mean of each epoch's records and can stop them all."""
+    # Each run owns its randomness: one CPU generator seeded with ``seed`` shuffles and
+    # draws eegtune's dropout masks. Layers that only know torch's default generators (the
+    # stock nn.Dropout, the fused CUDA kernel) draw from them inside a fork, seeded the same
+    # way, so the caller's random state is the same after fit() as before.
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    generators = [torch.Generator(device="cpu").manual_seed(seed) for _ in models]
+    dropouts = [
+        (layer, rng)
+        for model, rng in zip(models, generators, strict=True)
+        for layer in model.modules()
+        if isinstance(layer, Dropout)
+    ]
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        for layer, rng in dropouts:
+            layer.generator = rng
+        try:
+            runs = [
+                _Run(
+                    model,
+                    *arrays,
+                    lr=lr,
+                    batch_size=batch_size,
+                    weight_decay=weight_decay,
+                    rng=rng,
+                    device=device,
+                    amp=amp,
+                )  # fmt: skip
+                for model, arrays, rng in zip(models, data, generators, strict=True)
+            ]
+            return _lockstep(runs, epochs, callback)
+        finally:
+            for layer, _ in dropouts:
+                layer.generator = None  # the models keep no reference to the run
+
+
+def _lockstep(runs: list[_Run], epochs: int, callback: EpochCallback | None) -> list[FitResult]:
+    results = [FitResult(status="completed", device=str(run.device)) for run in runs]
     started = time.perf_counter()
     for epoch in range(1, epochs + 1):
         signals.check()  # a stop signal that a finaliser swallowed still stops training
+        records: list[EpochRecord] = []
+        for index, run in enumerate(runs):
+            record = run.epoch(epoch)
+            if isinstance(record, str):
+                which = f" (fold {index + 1})" if len(runs) > 1 else ""
+                for result in results:
+                    result.status, result.message = "diverged", record + which
+                records = []
+                break
+            records.append(record)
+        if not records:
+            break
+        for result, record in zip(results, records, strict=True):
+            result.history.append(record)
+        if callback is not None and callback(mean_record(records)):
+            for result in results:
+                result.status = "stopped"
+                result.message = f"stopped by callback after epoch {epoch}"
+            break
+    for result in results:
+        result.seconds = time.perf_counter() - started
+    return results
+
+
+class _Run:
+    """One model's training state: its data on the device, its optimiser and generator."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        x_train: np.ndarray | torch.Tensor,
+        y_train: np.ndarray | torch.Tensor,
+        x_val: np.ndarray | torch.Tensor | None,
+        y_val: np.ndarray | torch.Tensor | None,
+        *,
+        lr: float,
+        batch_size: int,
+        weight_decay: float,
+        rng: torch.Generator,
+        device: torch.device,
+        amp: bool,
+    ) -> None:
+        self.autocast = _autocast(device, amp)
+        self.model = model.to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.model.train()
+        self.xt, self.yt = _as_tensors(x_train, y_train, device)
+        self.val = (
+            _as_tensors(x_val, y_val, device) if x_val is not None and y_val is not None else None
+        )
+        self.optimizer = _adam(self.model, lr=lr, weight_decay=weight_decay)
+        self.batch_size, self.rng, self.device = batch_size, rng, device
+
+    def epoch(self, epoch: int) -> EpochRecord | str:
+        """Train one epoch and validate; the reason instead when the loss became non-finite."""
+        model, optimizer, device = self.model, self.optimizer, self.device
         t0 = time.perf_counter()
-        order = torch.randperm(n, generator=rng).to(device)
+        n = len(self.xt)
+        order = torch.randperm(n, generator=self.rng).to(device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.int64)
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            xb, yb = xt[idx], yt[idx]
-            with autocast():
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            xb, yb = self.xt[idx], self.yt[idx]
+            with self.autocast():
                 logits = model(xb)
                 loss = nn.functional.cross_entropy(logits, yb)
             optimizer.zero_grad(set_to_none=True)
@@ -298,12 +415,11 @@ def _fit(
             correct += (logits.detach().argmax(dim=1) == yb).sum()
         train_loss = float(loss_sum) / n
         if not math.isfinite(train_loss):
-            result.status = "diverged"
-            result.message = f"training loss became non-finite ({train_loss}) in epoch {epoch}"
-            break
-        with autocast():
-            val_loss, val_acc = _evaluate(model, *val) if val is not None else (None, None)
-        record = EpochRecord(
+            return f"training loss became non-finite ({train_loss}) in epoch {epoch}"
+        with self.autocast():
+            scored = _evaluate(model, *self.val) if self.val is not None else (None, None)
+        val_loss, val_acc = scored
+        return EpochRecord(
             epoch=epoch,
             train_loss=train_loss,
             train_acc=int(correct) / n,
@@ -311,13 +427,6 @@ def _fit(
             val_acc=val_acc,
             seconds=time.perf_counter() - t0,
         )
-        result.history.append(record)
-        if callback is not None and callback(record):
-            result.status = "stopped"
-            result.message = f"stopped by callback after epoch {epoch}"
-            break
-    result.seconds = time.perf_counter() - started
-    return result
 
 
 def train_configuration(
@@ -357,3 +466,52 @@ def train_configuration(
         device=device, callback=callback, amp=amp,
     )  # fmt: skip
     return model, result
+
+
+def train_folds(
+    model_name: str,
+    params: Mapping[str, Any],
+    folds: list[Arrays],
+    *,
+    shape: ModelShape,
+    epochs: int,
+    seed: int,
+    device: torch.device | str = "cpu",
+    callback: EpochCallback | None = None,
+    amp: bool = False,
+    on_model: Callable[[nn.Module], object] | None = None,
+) -> tuple[list[FitResult], FitResult]:
+    """Train one configuration on each fold, all folds in lockstep, epoch by epoch.
+
+    Every fold's network starts from the same initial weights (drawn from ``seed``, as in
+    :func:`train_configuration`), so folds differ only in their data. ``callback`` sees each
+    epoch's fold-mean record, and stopping it stops every fold (a pruned trial).
+
+    Returns:
+        Each fold's :class:`FitResult`, and one whose history is the fold-mean of each epoch
+        (what a trial's score and best epoch come from).
+    """
+    device = torch.device(device)
+    models = []
+    for _ in folds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            models.append(build_model(model_name, params["activation"], params["dropout"], **shape))
+    if on_model is not None:
+        on_model(models[0])
+    results = _fit_runs(
+        models, folds, epochs=epochs, lr=params["lr"], batch_size=params["batch_size"],
+        weight_decay=params["weight_decay"], seed=seed, device=device, callback=callback,
+        amp=amp,
+    )  # fmt: skip
+    first = results[0]
+    mean = FitResult(
+        status=first.status,
+        history=[
+            mean_record(list(epoch)) for epoch in zip(*(r.history for r in results), strict=True)
+        ],
+        device=first.device,
+        seconds=first.seconds,
+        message=first.message,
+    )
+    return results, mean

@@ -393,7 +393,8 @@ def test_an_explicit_option_against_the_studys_keys_is_refused_before_training(t
                          "--val-fraction", "0.2")  # fmt: skip
     assert same.exit_code == 0, same.output  # agreeing with the study is fine
     kept = invoke_search("--trials", "3", "--epochs", "1", "--storage", journal)
-    assert kept.exit_code == 0 and "20% validation (split seed 0)" in kept.output
+    assert kept.exit_code == 0, kept.output
+    assert "a 20% hold-out of the training set (split seed 0)" in kept.output
     assert len(trials_of(journal, "eegnet")) == 3
 
 

@@ -43,6 +43,7 @@ from eegtune.cli.options import (
     SamplerName,
     SplitSeedOpt,
     StorageOpt,
+    StudyFoldsOpt,
     StudySplitSeedOpt,
     StudyValFractionOpt,
     SubjectOpt,
@@ -302,6 +303,7 @@ def search(
     ] = None,
     val_fraction: StudyValFractionOpt = None,
     split_seed: StudySplitSeedOpt = None,
+    folds: StudyFoldsOpt = None,
     dataset: DatasetOpt = LAB_DATASET,
     subject: SubjectOpt = None,
     data_dir: DataDirOpt = Path("data"),
@@ -341,6 +343,7 @@ def search(
         device=device,
         val_fraction=val_fraction,
         split_seed=split_seed,
+        folds=folds,
         workers=workers,
         timeout=timeout,
         objective=None if objective is None else str(objective),
@@ -353,12 +356,11 @@ def search(
     chance = chance_level(data.y_train)  # the stratified split's too
 
     def header(started: SearchPlan) -> None:  # after the study is checked, before trial 0
-        split = f"{100 * started.spec.val_fraction:.0f}% validation (split seed "
         typer.echo(
             f"study {started.name!r}: {model} on {source.describe()} ({data.n_classes} classes, "
             f"chance {100 * chance:.1f}%), target {trials} trials, up to {epochs} epochs each, "
             f"sampler {started.sampler_name}, pruner {started.pruner_name}, seed {seed}, "
-            f"{split}{started.spec.split_seed}), {workers} worker(s)",
+            f"scored on {started.spec.describe_split()}, {workers} worker(s)",
             err=True,
         )
 

@@ -18,6 +18,8 @@ from eegtune import __version__
 from eegtune.errors import EegtuneError
 from eegtune.names import (
     ACTIVATIONS,
+    DEFAULT_FOLDS,
+    MAX_FOLDS,
     MAX_SEED,
     NETWORKS,
     OBJECTIVES,
@@ -52,6 +54,7 @@ __all__ = [
     "SamplerName",
     "SplitSeedOpt",
     "StorageOpt",
+    "StudyFoldsOpt",
     "StudySplitSeedOpt",
     "StudyValFractionOpt",
     "ValFractionOpt",
@@ -219,6 +222,18 @@ StudyValFractionOpt = Annotated[
         max=0.5,
         help="Share of the training set held out (stratified) for validation: 0.2 for a new "
         "study; an existing study keeps its own, and a different value is refused.",
+        show_default=False,
+    ),
+]
+StudyFoldsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--folds",
+        min=1,
+        max=MAX_FOLDS,
+        help="Score each trial by its mean validation accuracy over K stratified folds of the "
+        f"training set, trained in lockstep (1: one hold-out of --val-fraction; default "
+        f"{DEFAULT_FOLDS} for a new study; an existing study keeps its own).",
         show_default=False,
     ),
 ]

@@ -43,6 +43,7 @@ from eegtune.cli.options import (
     OfflineOpt,
     ResampleOpt,
     StorageOpt,
+    StudyFoldsOpt,
     SubjectOpt,
     TmaxOpt,
     TminOpt,
@@ -258,6 +259,7 @@ def compare(
             show_default=False,
         ),
     ] = None,
+    folds: StudyFoldsOpt = None,
     seed: Annotated[
         int,
         typer.Option(
@@ -316,7 +318,7 @@ def compare(
     cells = cell_plans(
         models, activations, prefix, trials=trials, epochs=epochs, storage=storage, seed=seed,
         dataset=source, data_dir=str(data_dir), offline=offline_or_env(offline), device=device,
-        objective=None if objective is None else str(objective), amp=amp,
+        objective=None if objective is None else str(objective), folds=folds, amp=amp,
     )  # fmt: skip
     configure_process(cells[0].device)
     data = load_data(source, data_dir, offline)

@@ -21,7 +21,9 @@ __all__ = [
     "ModelShape",
     "Split",
     "chance_level",
+    "check_folds",
     "from_arrays",
+    "stratified_folds",
     "stratified_split",
 ]
 
@@ -109,6 +111,24 @@ class Dataset:
             self.x_train[val_idx],
             self.y_train[val_idx],
         )
+
+    def folds(self, k: int, seed: int) -> list[Split]:
+        """``k`` seeded folds of the training set, stratified by class and subject (where the
+        data says whose trial is whose): fold ``i`` validates on its part, trains on the rest."""
+        parts = stratified_folds(self.y_train, k, seed, groups=self.train_subjects)
+        everything = np.arange(len(self.y_train))
+        splits = []
+        for val_idx in parts:
+            train_idx = np.setdiff1d(everything, val_idx)
+            splits.append(
+                Split(
+                    self.x_train[train_idx],
+                    self.y_train[train_idx],
+                    self.x_train[val_idx],
+                    self.y_train[val_idx],
+                )
+            )
+        return splits
 
     def restrict(self, subjects: Sequence[str]) -> Dataset:
         """Only the trials of ``subjects`` (training and test sets alike).
@@ -221,3 +241,49 @@ def stratified_split(
     val_idx = np.sort(np.concatenate(val_parts))
     train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
     return train_idx, val_idx
+
+
+def check_folds(labels: np.ndarray, k: int) -> None:
+    """Refuse ``k`` folds that some fold could not hold every class in.
+
+    Raises:
+        DataError: ``k`` below 2, or above the size of the smallest class.
+    """
+    counts = np.bincount(labels)
+    smallest = int(counts[counts > 0].min()) if len(labels) else 0
+    if k < 2:
+        raise DataError(f"--folds needs at least 2 folds, got {k}")
+    if k > smallest:
+        raise DataError(
+            f"--folds {k} is more than the {smallest} training trials of the smallest class; "
+            f"choose at most --folds {smallest}"
+        )
+
+
+def stratified_folds(
+    labels: np.ndarray, k: int, seed: int, groups: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Seeded stratified K-fold: the sorted validation indices of each of ``k`` folds.
+
+    Trials are dealt round-robin to the folds within each class (and each subject, where
+    ``groups`` gives them), in a seeded random order, so every fold holds each class and
+    subject in proportion, and every trial validates exactly once.
+
+    Raises:
+        DataError: ``k`` below 2, or above the size of the smallest class (a fold would
+            miss that class).
+    """
+    check_folds(labels, k)
+    rng = np.random.default_rng(seed)
+    strata = (
+        labels.astype(str)
+        if groups is None
+        else np.char.add(labels.astype(str), np.char.add("|", np.asarray(groups).astype(str)))
+    )
+    fold_of = np.empty(len(labels), dtype=np.int64)
+    offset = 0
+    for stratum in np.unique(strata):
+        idx = rng.permutation(np.flatnonzero(strata == stratum))
+        fold_of[idx] = (np.arange(len(idx)) + offset) % k
+        offset += len(idx)  # a small stratum's trials do not all land in fold 0
+    return [np.flatnonzero(fold_of == i) for i in range(k)]

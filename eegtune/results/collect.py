@@ -149,13 +149,7 @@ def provenance(reports: list[StudyReport], storage: str | None) -> dict[str, str
         except PackageNotFoundError:
             return "not installed"
 
-    splits = sorted(
-        {
-            f"seed {r.study.user_attrs.get('split_seed')}, "
-            f"{100 * float(r.study.user_attrs.get('val_fraction') or 0):.0f}% of training set"
-            for r in reports
-        }
-    )
+    splits = sorted({StudySpec.from_attrs(r.study.user_attrs).describe_split() for r in reports})
     seeds = sorted({len(e.get("test_acc", [])) for r in reports for e in r.evaluation.values()})
     return {
         "storage": storage or "-",

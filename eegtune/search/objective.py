@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from eegtune.data.loading import load_dataset
 from eegtune.device import training_failure
@@ -15,16 +19,17 @@ from eegtune.search.storages import open_storage
 from eegtune.search.study import load_study, quiet_optuna, trial_id
 from eegtune.search.workers import Heartbeat, heartbeat_interval, worker_label
 from eegtune.signals import interrupt_reason
-from eegtune.training import train_configuration
+from eegtune.training import FitResult, train_configuration, train_folds
 
 if TYPE_CHECKING:
     import optuna
     from optuna.storages import BaseStorage
+    from torch import nn
 
     from eegtune.data.dataset import Dataset, ModelShape, Split
     from eegtune.training import EpochRecord
 
-__all__ = ["Job", "attach", "run_trial"]
+__all__ = ["Job", "attach", "make_splits", "run_trial"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +41,26 @@ class Job:
     plan: SearchPlan
     storage: BaseStorage
     study: optuna.Study
-    split: Split
+    splits: list[Split]  # one hold-out, or the K folds of --folds K
     model_kwargs: ModelShape
+
+    @property
+    def split_hash(self) -> str:
+        """A digest of every validation set, recorded with each trial: trials of one study
+        (re-runs, other workers, other machines) are scored on the same trials."""
+        digest = hashlib.blake2b(digest_size=8)
+        for split in self.splits:
+            digest.update(np.ascontiguousarray(split.x_val).data)
+            digest.update(np.ascontiguousarray(split.y_val).data)
+        return digest.hexdigest()
+
+
+def make_splits(plan: SearchPlan, data_set: Dataset) -> list[Split]:
+    """What the plan's trials are scored on: ``--folds K`` folds, or one hold-out."""
+    spec = plan.spec
+    if spec.folds > 1:
+        return data_set.folds(spec.folds, spec.split_seed)
+    return [data_set.holdout(spec.val_fraction, spec.split_seed)]
 
 
 def attach(
@@ -60,7 +83,7 @@ def attach(
         plan=plan,
         storage=storage,
         study=study,
-        split=data_set.holdout(plan.spec.val_fraction, plan.spec.split_seed),
+        splits=make_splits(plan, data_set),
         model_kwargs=data_set.model_kwargs,
     )
 
@@ -80,6 +103,33 @@ def baseline_waiting(study: optuna.Study) -> bool:
 
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     return any(t.user_attrs.get("baseline") for t in waiting)
+
+
+def _train(
+    job: Job,
+    config: dict[str, object],
+    seed: int,
+    on_epoch: Callable[[EpochRecord], bool],
+    trial: optuna.Trial,
+) -> tuple[FitResult, list[FitResult]]:
+    """Train the configuration on the job's hold-out, or on every fold in lockstep (the
+    pruner then sees the fold-mean curve). Returns the scored result and the folds' own."""
+    plan = job.plan
+
+    def count(net: nn.Module) -> None:
+        trial.set_user_attr("n_params", count_parameters(net))
+
+    if len(job.splits) == 1:
+        _, result = train_configuration(
+            plan.model, config, *job.splits[0], shape=job.model_kwargs, epochs=plan.epochs,
+            seed=seed, device=plan.device, callback=on_epoch, amp=plan.amp, on_model=count,
+        )  # fmt: skip
+        return result, []
+    folds, mean = train_folds(
+        plan.model, config, list(job.splits), shape=job.model_kwargs, epochs=plan.epochs,
+        seed=seed, device=plan.device, callback=on_epoch, amp=plan.amp, on_model=count,
+    )  # fmt: skip
+    return mean, folds
 
 
 def run_trial(job: Job, trial: optuna.Trial, deadline: float | None = None) -> tuple[str, str]:
@@ -138,19 +188,9 @@ def _train_trial(job: Job, trial: optuna.Trial, deadline: float | None = None) -
 
     try:
         tid = trial_id(job.storage, study, trial.number)
+        trial.set_user_attr("split_hash", job.split_hash)
         with Heartbeat(job.storage, tid, heartbeat_interval()):
-            _, result = train_configuration(
-                plan.model,
-                config,
-                *job.split,
-                shape=job.model_kwargs,
-                epochs=plan.epochs,
-                seed=seed,
-                device=plan.device,
-                callback=on_epoch,
-                amp=plan.amp,
-                on_model=lambda net: trial.set_user_attr("n_params", count_parameters(net)),
-            )
+            result, folds = _train(job, config, seed, on_epoch, trial)
     except KeyboardInterrupt as exc:
         try:
             trial.set_user_attr("fail_reason", interrupt_reason(exc))
@@ -178,6 +218,12 @@ def _train_trial(job: Job, trial: optuna.Trial, deadline: float | None = None) -
     trial.set_user_attr("epochs_trained", len(result.history))
     value, best_epoch = result.score(plan.spec.objective)
     trial.set_user_attr("best_epoch", best_epoch)
+    if folds and best_epoch is not None:  # each fold's score at the fold-mean's epoch
+        scores = [fold.score_at(plan.spec.objective, best_epoch) for fold in folds]
+        trial.set_user_attr("fold_values", [round(v or 0.0, 5) for v in scores])
+        trial.set_user_attr(
+            "fold_val_acc", [[round(r.val_acc or 0.0, 5) for r in f.history] for f in folds]
+        )
     trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
     trial.set_user_attr("status", "timeout" if timed_out else result.status)
     if timed_out:

@@ -16,10 +16,12 @@ from eegtune.device import resolve_device
 from eegtune.errors import ConfigError, SearchError
 from eegtune.names import (
     ACTIVATIONS,
+    DEFAULT_FOLDS,
     DEFAULT_OBJECTIVE,
     DEFAULT_PRUNER,
     DEFAULT_SAMPLER,
     LAB_DATASET,
+    MAX_FOLDS,
     MAX_SEED,
     OBJECTIVES,
 )
@@ -119,6 +121,7 @@ def plan_search(
     workers: int = 1,
     timeout: float | None = None,
     objective: str | None = None,
+    folds: int | None = None,
     activation: str | None = None,
     max_consecutive_failures: int = 5,
     amp: bool = False,
@@ -129,7 +132,9 @@ def plan_search(
     ``dataset`` is a parsed :class:`~eegtune.data.sources.DataSource` or a ``--dataset`` value.
     The study name defaults to :func:`default_study_name`. ``val_fraction`` (default 0.2),
     ``split_seed`` (0) and ``objective`` (:data:`~eegtune.names.DEFAULT_OBJECTIVE`) given
-    explicitly must agree with an existing study's; left out, the study's own are used.
+    explicitly must agree with an existing study's, and so must ``folds`` (default
+    :data:`~eegtune.names.DEFAULT_FOLDS`; 1 scores on one hold-out of ``val_fraction``); left
+    out, the study's own are used.
 
     Raises:
         SearchError, SpaceError, ConfigError, StudyError: one line saying what is wrong.
@@ -145,11 +150,17 @@ def plan_search(
         )
     if epochs < 1:
         raise SearchError(f"--epochs must be at least 1, got {epochs}")
-    given = {"val_fraction": val_fraction, "split_seed": split_seed, "objective": objective}
+    given = {"val_fraction": val_fraction, "split_seed": split_seed, "objective": objective,
+             "folds": folds}  # fmt: skip
     explicit = frozenset(key for key, value in given.items() if value is not None)
     val_fraction = 0.2 if val_fraction is None else val_fraction
     split_seed = 0 if split_seed is None else split_seed
     objective = DEFAULT_OBJECTIVE if objective is None else objective
+    folds = DEFAULT_FOLDS if folds is None else folds
+    if not 1 <= folds <= MAX_FOLDS:
+        raise SearchError(
+            f"--folds must lie in 1..{MAX_FOLDS} (1: one hold-out of --val-fraction), got {folds}"
+        )
     if not 0 < val_fraction < 1:
         raise SearchError(f"--val-fraction must lie strictly between 0 and 1, got {val_fraction}")
     if objective not in OBJECTIVES:
@@ -168,7 +179,7 @@ def plan_search(
     heartbeat_interval()  # a bad $EEGTUNE_HEARTBEAT_INTERVAL fails here, not in a worker
     source = dataset if isinstance(dataset, DataSource) else parse_source(dataset)
     return SearchPlan(
-        spec=StudySpec(model, source, split_seed, val_fraction, objective),
+        spec=StudySpec(model, source, split_seed, val_fraction, objective, folds=folds),
         study_name=study_name or default_study_name(model, source),
         trials=trials,
         epochs=epochs,

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from eegtune.data.dataset import check_folds
 from eegtune.data.loading import load_dataset
 from eegtune.errors import SearchError
 from eegtune.models.networks import check_input
@@ -123,6 +124,8 @@ def run_search(
     if data_set is None:
         data_set = load_dataset(plan.source, plan.data_dir, offline=plan.offline)
     check_input(plan.model, data_set)
+    if plan.spec.folds > 1:
+        check_folds(data_set.y_train, plan.spec.folds)
     owned = storage is None
     if storage is None:
         storage = open_storage(plan.storage)

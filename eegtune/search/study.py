@@ -72,8 +72,8 @@ def load_study(storage: BaseStorage, name: str, **kwargs: Any) -> optuna.Study:
 
 
 SPEC_KEYS = (
-    "dataset", "subjects", "preprocessing", "split_seed", "val_fraction", "objective", "data",
-    "model",
+    "dataset", "subjects", "preprocessing", "split_seed", "val_fraction", "folds", "objective",
+    "data", "model",
 )  # fmt: skip
 """The study user attributes :class:`StudySpec` writes, in this order: ``model`` last, so that
 its presence marks the keys complete (see :func:`_finished_keys`)."""
@@ -94,6 +94,15 @@ class StudySpec:
     val_fraction: float = 0.2
     objective: str = DEFAULT_OBJECTIVE
     data: dict[str, Any] = field(default_factory=dict)  # Dataset.fingerprint(); {}: unknown
+    folds: int = 1  # 1: one hold-out of val_fraction; K >= 2: K stratified folds
+
+    def describe_split(self) -> str:
+        """What trials are scored on: ``5 stratified folds of the training set (split seed 0)``
+        or ``a 20% hold-out of the training set (split seed 0)``."""
+        seed = f"(split seed {self.split_seed})"
+        if self.folds > 1:
+            return f"{self.folds} stratified folds of the training set {seed}"
+        return f"a {self.val_fraction:.0%} hold-out of the training set {seed}"
 
     def to_attrs(self) -> dict[str, Any]:
         """The study user attributes, in :data:`SPEC_KEYS` order."""
@@ -101,6 +110,7 @@ class StudySpec:
             **self.source.attrs(),
             "split_seed": self.split_seed,
             "val_fraction": self.val_fraction,
+            "folds": self.folds,
             "objective": self.objective,
             "data": dict(self.data),
             "model": self.model,
@@ -116,6 +126,7 @@ class StudySpec:
             source=DataSource.from_attrs(attrs, LAB_DATASET),
             split_seed=int(attrs.get("split_seed", 0)),
             val_fraction=float(attrs.get("val_fraction", 0.2)),
+            folds=int(attrs.get("folds", 1)),
             objective=str(attrs.get("objective", "best")),
             data=dict(attrs.get("data") or {}),
         )
@@ -171,7 +182,7 @@ def create_or_check_study(
             f"{spec.model} on {spec.source.dataset}; search with --study {other} instead"
         )
     flags = {"split_seed": "--split-seed", "val_fraction": "--val-fraction",
-             "objective": "--objective"}  # fmt: skip
+             "objective": "--objective", "folds": "--folds"}  # fmt: skip
     for key in sorted(explicit):
         before, now = getattr(stored, key), getattr(spec, key)
         if before != now:
@@ -194,6 +205,7 @@ def create_or_check_study(
         spec,
         split_seed=stored.split_seed,
         val_fraction=stored.val_fraction,
+        folds=stored.folds,
         objective=stored.objective,
     )
     return study, kept
