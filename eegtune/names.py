@@ -182,6 +182,11 @@ DATASETS: dict[str, Entry] = {
     for e in (
         Entry("bci-iiib", "eegtune.data.fetch:load_bci_iiib_or_fetch", "the BCI IIIb files"),
         Entry("synthetic", "eegtune.data.synthetic:load_synthetic", "seeded synthetic trials"),
+        Entry(
+            "realistic",
+            "eegtune.data.realistic:load_realistic",
+            "seeded trials with real recordings' difficulties (artifacts, session shift)",
+        ),
     )
 }
 

@@ -10,10 +10,10 @@ import numpy as np
 from eegtune.data.bciiiib import N_CHANNELS, N_SAMPLES, SAMPLING_RATE, ProgressHook, prepare
 from eegtune.data.dataset import Dataset
 
-__all__ = ["load_synthetic", "make_raw_synthetic", "make_synthetic"]
+__all__ = ["load_synthetic", "make_raw_synthetic", "make_synthetic", "pink_noise"]
 
 
-def _pink_noise(rng: np.random.Generator, shape: tuple[int, ...], n: int) -> np.ndarray:
+def pink_noise(rng: np.random.Generator, shape: tuple[int, ...], n: int) -> np.ndarray:
     """1/f noise along the last axis, unit variance."""
     freqs = np.fft.rfftfreq(n, d=1.0 / SAMPLING_RATE)
     scale = np.zeros_like(freqs)
@@ -43,7 +43,7 @@ def make_raw_synthetic(
     t = np.arange(N_SAMPLES) / SAMPLING_RATE
     label = np.tile([1.0, 2.0], (n_trials + 1) // 2)[:n_trials]
     rng.shuffle(label)
-    noise = _pink_noise(rng, (n_trials, N_CHANNELS), N_SAMPLES) * 6.0
+    noise = pink_noise(rng, (n_trials, N_CHANNELS), N_SAMPLES) * 6.0
     freq = rng.uniform(8.0, 13.0, size=(n_trials, 1, 1))
     phase = rng.uniform(0, 2 * np.pi, size=(n_trials, N_CHANNELS, 1))
     amplitude = rng.uniform(2.0, 4.0, size=(n_trials, N_CHANNELS, 1))
