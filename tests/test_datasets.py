@@ -112,7 +112,7 @@ def test_bci_iiib_subject_is_one_of_its_two(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "options", "fragment"),
     [
-        ("mnist", {}, "unknown dataset 'mnist' (choose one of: bci-iiib, synthetic, realistic, npz:DIR"),
+        ("mnist", {}, "unknown dataset 'mnist' (choose one of: bci-iiib, synthetic, realistic, "),
         ("synth", {}, "unknown dataset 'synth'; did you mean synthetic? (choose one of: "),
         ("moabbb:X", {}, "unknown dataset 'moabbb:X'; did you mean moabb? (choose one of: "),
         ("npz:", {}, "name the DIR after the colon"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from eegtune.names import PARAMS, network_title, objective_title
@@ -21,6 +22,7 @@ from eegtune.results.text import (
     is_clipped,
     per_subject_text,
     percent_pm,
+    reference_facts,
 )
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "confusion_table",
     "lab_table",
     "make_console",
+    "references_table",
     "retraining_table",
     "summary_line",
     "trials_table",
@@ -104,8 +107,10 @@ def trials_table(title: str, rows: list[dict[str, Any]], objective: str) -> Any:
     return table
 
 
-def compare_table(cells: list[Any]) -> Any:
-    """``eegtune compare``'s table: per cell tuned and baseline test accuracy and the gain."""
+def compare_table(cells: list[Any], references: Sequence[Any] = ()) -> Any:
+    """``eegtune compare``'s table: per cell tuned and baseline test accuracy and the gain,
+    then a row per classical reference (:class:`eegtune.results.references.ReferenceResult`,
+    trained once: its interval is over the test trials)."""
     from rich.table import Table
 
     table = Table(title="test accuracy per network and activation: tuned vs the lab's settings")
@@ -129,8 +134,48 @@ def compare_table(cells: list[Any]) -> Any:
         if subjects:
             row.append(per_subject_text(c.tuned))
         table.add_row(*row, *([c.reason] if notes else []))
+    for r in references:
+        row = [
+            "reference",
+            r.title,
+            "-" if r.interval is None else interval_text(r.interval),
+            "-",
+            "-",
+            chance_text(r.chance),
+            "1 fit",
+        ]
+        if subjects:
+            row.append(per_subject_text(r))
+        table.add_row(*row, *([r.reason] if notes else []), style="dim")
     if any(is_clipped(e.interval) for c in cells for e in (c.tuned, c.baseline) if e):
         table.caption = CLIPPED_NOTE
+    if references:
+        note = ("references: classical pipelines trained once on the same training set; "
+                "their interval is over the test trials, not seeds")  # fmt: skip
+        table.caption = f"{table.caption}\n{note}" if table.caption else note
+    return table
+
+
+def references_table(references: Sequence[Any]) -> Any:
+    """The classical references' test accuracy (one fit each; Wilson 95% interval over the
+    test trials), per subject, and how each was filtered, windowed and timed."""
+    from rich.table import Table
+
+    table = Table(title="classical references (same training and test sets, trained once)")
+    subjects = any(r.per_subject for r in references)
+    columns = ["reference", "test acc [95% CI]", "chance", "test trials"]
+    columns += ["per subject"] if subjects else []
+    for column in [*columns, "band, window, time"]:
+        table.add_column(column, justify="right" if column != "band, window, time" else "left")
+    for r in references:
+        table.add_row(
+            r.title,
+            "-" if r.interval is None else interval_text(r.interval),
+            chance_text(r.chance),
+            str(r.n_test),
+            *([per_subject_text(r)] if subjects else []),
+            reference_facts(r),
+        )
     return table
 
 

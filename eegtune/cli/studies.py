@@ -17,6 +17,7 @@ from eegtune.cli.console import (
     headline_table,
     lab_table,
     make_console,
+    references_table,
     retraining_table,
     trials_table,
 )
@@ -52,7 +53,7 @@ from eegtune.cli.options import (
     handles_errors,
 )
 from eegtune.data.sources import parse_source
-from eegtune.errors import SearchError
+from eegtune.errors import ConfigError, SearchError
 from eegtune.files import check_writable
 from eegtune.names import ACTIVATIONS, LAB_DATASET, MAX_SEED, NETWORKS
 from eegtune.search.artifacts import artifacts_dir, attach_once, open_artifacts
@@ -68,6 +69,34 @@ def attach_report(store: Any, storage: Any, reports: list[Any], out: Path) -> No
     they live with the studies on every machine (nothing new when nothing changed)."""
     for r in reports:
         attach_once(store, storage, r.study, out / "best_trials.json", f"{r.name}-report.json")
+
+
+def references_beside(data: Any, storage: Any, studies: list[Any]) -> list[Any]:
+    """Train and test the classical references on ``data`` (seconds), one progress line each,
+    and store them with ``studies`` so that their reports show them."""
+    from eegtune.results.references import run_references, save_references
+
+    typer.echo("classical references: CSP + LDA and tangent space + LR (seconds)", err=True)
+
+    def done(r: Any) -> None:
+        found = r.reason if r.accuracy is None else f"test accuracy {100 * r.accuracy:.1f}%"
+        typer.echo(f"  {r.title}: {found} ({r.seconds:.1f} s)", err=True)
+
+    results = run_references(data, on_done=done)
+    for study in studies:
+        save_references(storage, study, results)
+    return results
+
+
+ReferencesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--references/--no-references",
+        metavar="",
+        help="Also train and test the classical references (CSP + LDA, tangent space + LR) on "
+        "the same data; seconds, needs the 'references' extra.",
+    ),
+]
 
 
 @app.command()
@@ -157,14 +186,18 @@ def evaluate(
     device: DeviceOpt = "auto",
     amp: AmpOpt = False,
     artifacts: ArtifactsOpt = None,
+    references: ReferencesOpt = False,
 ) -> None:
     """Retrain the best configuration with several seeds and measure test accuracy once each."""
     from eegtune.device import configure_process
     from eegtune.results.evaluate import evaluate_study, models_folder, plan_evaluation
+    from eegtune.results.references import check_references
     from eegtune.search.storages import close_storage, open_storage
     from eegtune.search.study import quiet_optuna
 
     quiet_optuna()
+    if references:
+        check_references()  # a missing extra fails now, not after the retraining
     opened = open_storage(storage, create=False)  # once for the whole command
     try:
         plan = plan_evaluation(
@@ -185,6 +218,7 @@ def evaluate(
         titles = {label: config_title(label, t.number) for label, t in plan.configs.items()}
         with evaluation_progress(plan.runs, seeds, titles) as (on_epoch, on_seed):
             results = evaluate_study(plan, data, storage=opened, on_seed=on_seed, on_epoch=on_epoch)
+        found = references_beside(data, opened, [plan.study]) if references else []
     finally:
         close_storage(opened)
     model_name, searched_on = plan.spec.model, plan.spec.source
@@ -194,6 +228,8 @@ def evaluate(
     for result in results:
         if len(result.classes) > 0 and result.confusion:
             console.print(confusion_table(result))
+    if found:
+        console.print(references_table(found))
     lab = NETWORKS[model_name].lab_test_acc if model_name in NETWORKS else None
     if lab is not None and searched_on.dataset == LAB_DATASET and not searched_on.subjects:
         console.print(
@@ -282,8 +318,10 @@ def compare(
     resample: ResampleOpt = None,
     image: ImageOpt = None,
     artifacts: ArtifactsOpt = None,
+    references: ReferencesOpt = True,
 ) -> None:
-    """Tune and test every network x activation cell; report each against the lab's settings."""
+    """Tune and test every network x activation cell; report each against the lab's settings
+    and the classical references."""
     from eegtune.device import configure_process
     from eegtune.models.networks import check_input
     from eegtune.results.collect import collect
@@ -297,16 +335,23 @@ def compare(
     )
     from eegtune.results.images import check_formats
     from eegtune.results.lab import lab_networks
+    from eegtune.results.references import check_references
     from eegtune.results.report import write_report
     from eegtune.search.plan import dataset_label
     from eegtune.search.storages import close_storage, describe_storage, open_storage
-    from eegtune.search.study import quiet_optuna
+    from eegtune.search.study import load_study, quiet_optuna
 
     quiet_optuna()
     images = check_formats(image or [])  # a missing exporter fails now, not after hours
     source = parse_source(dataset, subject, fmin=fmin, fmax=fmax, tmin=tmin, tmax=tmax,
                           resample=resample)  # fmt: skip
     progress_interval()  # a bad $EEGTUNE_PROGRESS_INTERVAL fails before anything is written
+    if references:
+        try:
+            check_references()
+        except ConfigError as exc:  # the networks' table does not depend on them
+            typer.echo(f"warning: no references: {exc}", err=True)
+            references = False
     models = [str(m) for m in model] if model else list(NETWORKS)
     activations = [str(a) for a in activation] if activation else list(ACTIVATIONS)
     if prefix is None:
@@ -359,8 +404,10 @@ def compare(
                 models_dir=str(models_dir), on_epoch=on_epoch, on_seed=on_seed,
                 artifacts=store,
             )  # fmt: skip
+        studies = [load_study(opened, c.name) for c in cells]
+        found = references_beside(data, opened, studies) if references else []
         console = make_console()
-        console.print(compare_table(results))
+        console.print(compare_table(results, found))
         for verdict in compare_activations(results):
             console.print(f"{verdict.model}: {verdict.text}")
         reports = collect(opened, [c.name for c in cells])

@@ -60,6 +60,8 @@ class Dataset:
     test_subjects: np.ndarray | None = None  # the subject of each test trial, where known
     train_subjects: np.ndarray | None = None  # the subject of each training trial, where known
     class_names: tuple[str, ...] = ()  # the original label of class 0, 1, ...
+    sampling_rate: float = 125.0  # Hz; the lab's rate unless the loader knows another
+    band: tuple[float, float] | None = None  # the band-pass already applied, where known (Hz)
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -87,6 +89,16 @@ class Dataset:
         """Input and output sizes for :func:`eegtune.models.build_model`."""
         channels, samples = self.input_shape
         return {"n_chans": channels, "n_times": samples, "n_outputs": self.n_classes}
+
+    def test_accuracy(self, predicted: np.ndarray) -> tuple[float, dict[str, float]]:
+        """Accuracy of test-set predictions, and per subject where the data says whose
+        trial is whose."""
+        correct = np.asarray(predicted) == self.y_test
+        by_subject = {}
+        if self.test_subjects is not None:
+            for subject in np.unique(self.test_subjects):
+                by_subject[str(subject)] = float(correct[self.test_subjects == subject].mean())
+        return float(correct.mean()), by_subject
 
     def fingerprint(self) -> dict[str, object]:
         """What a study remembers of its data: shapes, classes and a content hash (BLAKE2b

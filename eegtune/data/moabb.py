@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -145,10 +146,14 @@ def load_moabb(
     labels = np.searchsorted(names, np.asarray(y).astype(str))
     test = moabb_split(sessions, trial_subjects, labels)
     signals = np.asarray(x, dtype=np.float64)
-    return from_arrays(
+    data = from_arrays(
         (signals[~test], labels[~test]),
         (signals[test], labels[test]),
         name=f"moabb:{target}",
         class_names=[str(n) for n in names],
         subjects=(trial_subjects[~test], trial_subjects[test]),
     )
+    return replace(
+        data, sampling_rate=float(options["resample"]),
+        band=(float(options["fmin"]), float(options["fmax"])),
+    )  # fmt: skip

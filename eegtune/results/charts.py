@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
     from eegtune.results.collect import StudyReport
     from eegtune.results.compare import Cell
+    from eegtune.results.references import ReferenceResult
 
 __all__ = [
     "Chart",
@@ -282,9 +284,11 @@ def _readable_log_axes(fig: go.Figure) -> go.Figure:
     return fig
 
 
-def compare_figure(cells: list[Cell]) -> go.Figure:
+def compare_figure(cells: list[Cell], references: Sequence[ReferenceResult] = ()) -> go.Figure:
     """Tuned vs baseline test accuracy per cell: bars from 0 with the chance level drawn,
-    whiskers the 95% confidence interval clipped to 0-100% (a clipped end is marked)."""
+    whiskers the 95% confidence interval clipped to 0-100% (a clipped end is marked). The
+    classical references are bars of their own, labelled as references, whiskers their
+    interval over the test trials."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -315,6 +319,21 @@ def compare_figure(cells: list[Cell]) -> go.Figure:
                 x=x, y=y, name=label, marker_color=colour, text=text, textposition="inside",
                 insidetextanchor="start",
                 error_y={"type": "data", "array": err, "arrayminus": err_minus, "visible": True},
+            )
+        )  # fmt: skip
+    tested = [(r.title, r.interval) for r in references if r.interval is not None]
+    if tested:  # a Wilson interval lies within 0-100%: nothing to clip
+        fig.add_trace(
+            go.Bar(
+                x=[f"reference: {title}" for title, _ in tested],
+                y=[100 * ci.mean for _, ci in tested], marker_color="#2ca02c",
+                name="classical references (one fit)", textposition="inside",
+                text=[f"{100 * ci.mean:.1f}%" for _, ci in tested], insidetextanchor="start",
+                error_y={
+                    "type": "data", "visible": True,
+                    "array": [100 * ((ci.high or ci.mean) - ci.mean) for _, ci in tested],
+                    "arrayminus": [100 * (ci.mean - (ci.low or ci.mean)) for _, ci in tested],
+                },
             )
         )  # fmt: skip
     if any_clipped:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import ReportError
 from eegtune.names import ACTIVATIONS, network_title
+from eegtune.results.references import ReferenceResult, load_references
 from eegtune.results.statistics import MIN_SEEDS_FOR_VERDICT
 from eegtune.search.study import (
     StudySpec,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
     from eegtune.data.sources import DataSource
 
-__all__ = ["StudyReport", "collect", "headline", "provenance"]
+__all__ = ["StudyReport", "collect", "headline", "provenance", "shared_references"]
 
 
 @dataclass
@@ -39,6 +40,7 @@ class StudyReport:
     states: dict[str, int]
     complete: list[FrozenTrial]
     evaluation: dict[str, Any] = field(default_factory=dict)
+    references: list[ReferenceResult] = field(default_factory=list)
 
     def rows(self, top: int) -> list[dict[str, Any]]:
         return [trial_row(self.name, self.model, t) for t in self.complete[:top]]
@@ -97,6 +99,7 @@ def collect(storage: BaseStorage, names: list[str] | None = None) -> list[StudyR
                 states=dict(Counter(t.state.name for t in trials)),
                 complete=complete,
                 evaluation=load_evaluation(storage, study),
+                references=load_references(storage, study),
             )
         )
     if not any(r.complete for r in reports):
@@ -108,6 +111,12 @@ def collect(storage: BaseStorage, names: list[str] | None = None) -> list[StudyR
             f"no completed trials to report ({detail}); run `eegtune search` until trials complete"
         )
     return reports
+
+
+def shared_references(reports: list[StudyReport]) -> list[ReferenceResult]:
+    """The classical references to show beside these studies: those stored with the first
+    study that has any (the cells of one ``compare`` all hold the same ones)."""
+    return next((r.references for r in reports if r.references), [])
 
 
 def headline(reports: list[StudyReport]) -> list[dict[str, Any]]:

@@ -311,7 +311,7 @@ def evaluate_study(
             if record is None:  # not tested yet: train it, and keep it the moment it is done
                 hook = None if on_epoch is None else partial(on_epoch, label, seed)
                 predicted, curves = _train_and_test(plan, evaluation, data, seed, hook, folder)
-                acc, by_subject = _accuracies(data, predicted)
+                acc, by_subject = data.test_accuracy(predicted)
                 record = {
                     "trial": trial.number,
                     "epochs": epochs,
@@ -390,16 +390,6 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -
     """Counts of [true class][predicted class]."""
     flat = np.bincount(truth * n_classes + predicted, minlength=n_classes * n_classes)
     return flat.reshape(n_classes, n_classes)
-
-
-def _accuracies(data: Dataset, predicted: np.ndarray) -> tuple[float, dict[str, float]]:
-    """Test accuracy, and the accuracy per subject where the data says whose trial is whose."""
-    correct = predicted == data.y_test
-    by_subject = {}
-    if data.test_subjects is not None:
-        for subject in np.unique(data.test_subjects):
-            by_subject[str(subject)] = float(correct[data.test_subjects == subject].mean())
-    return float(correct.mean()), by_subject
 
 
 def models_folder(models_dir: Path | str, study_name: str) -> Path:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from eegtune.files import atomic_write_text, safe_name
 from eegtune.names import network_title
 from eegtune.results.charts import Chart, build_charts, compare_figure, fit_width
-from eegtune.results.collect import StudyReport, headline, provenance
+from eegtune.results.collect import StudyReport, headline, provenance, shared_references
 from eegtune.results.compare import compare_activations
 from eegtune.results.evaluate import Evaluation
 from eegtune.results.images import write_images
@@ -42,6 +42,7 @@ from eegtune.results.text import (
     is_clipped,
     per_subject_text,
     percent_pm,
+    reference_facts,
 )
 from eegtune.search.study import COLUMNS
 
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from eegtune.results.compare import Cell, Comparison
+    from eegtune.results.references import ReferenceResult
 
 __all__ = [
     "COLUMNS",
@@ -58,8 +60,9 @@ __all__ = [
     "write_report",
 ]
 
-SCHEMA_VERSION = 4  # 2: "compare", ci95, per_subject; 3: data, classes, confusion, chance;
-# 4: "objective" per study, "curves" per best trial, "curves" per evaluation (each seed)
+SCHEMA_VERSION = 5  # 2: "compare", ci95, per_subject; 3: data, classes, confusion, chance;
+# 4: "objective" per study, "curves" per best trial, "curves" per evaluation (each seed);
+# 5: "references" per study and in "compare"
 
 
 # --------------------------------------------------------------------------- writing
@@ -143,8 +146,14 @@ def _classes_html(reports: list[StudyReport]) -> str:
     )  # fmt: skip
 
 
-def _compare_html(cells: list[Cell], comparisons: list[Comparison], chart: Chart) -> str:
-    """The comparison's section: tuned vs baseline per cell, error bars, activation verdicts."""
+def _compare_html(
+    cells: list[Cell],
+    comparisons: list[Comparison],
+    chart: Chart,
+    references: list[ReferenceResult],
+) -> str:
+    """The comparison's section: tuned vs baseline per cell and the references' rows, error
+    bars, activation verdicts."""
     from html import escape
 
     subjects = any(c.tuned is not None and c.tuned.per_subject for c in cells)
@@ -175,6 +184,17 @@ def _compare_html(cells: list[Cell], comparisons: list[Comparison], chart: Chart
         if notes:
             row += f'<td class="empty">{escape(c.reason)}</td>'
         body.append(row + "</tr>")
+    for r in references:
+        tested = "-" if r.interval is None else interval_text(r.interval)
+        row = (
+            f'<tr class="reference"><td>reference</td><td>{escape(r.title)}</td>'
+            f"<td>{tested}</td><td>-</td><td>-</td><td>{chance_text(r.chance)}</td>"
+        )
+        if subjects:
+            row += f"<td>{escape(per_subject_text(r))}</td>"
+        if notes:
+            row += f'<td class="empty">{escape(r.reason)}</td>'
+        body.append(row + "</tr>")
     clipped = any(is_clipped(e.interval) for c in cells for e in (c.tuned, c.baseline) if e)
     note = f'<p class="note">{escape(CLIPPED_NOTE)}</p>' if clipped else ""
     verdicts = "".join(f"<li>{escape(network_title(v.model))}: {escape(v.text)}</li>"
@@ -183,6 +203,31 @@ def _compare_html(cells: list[Cell], comparisons: list[Comparison], chart: Chart
         f"<h2>Tuned vs the lab's settings (test accuracy, mean and 95% CI over seeds)</h2>"
         f"<table><tr>{head}</tr>{''.join(body)}</table>{note}"
         f"<h2>Which activation is best</h2><ul>{verdicts}</ul>" + _figure_html("compare", chart)
+    )
+
+
+def _references_html(references: list[ReferenceResult]) -> str:
+    """The classical references: test accuracy with its interval over the test trials, per
+    subject, band, window and time."""
+    from html import escape
+
+    if not references:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(r.title)}</td>"
+        f"<td>{'-' if r.interval is None else interval_text(r.interval)}</td>"
+        f"<td>{chance_text(r.chance)}</td><td>{r.n_test}</td>"
+        f"<td>{escape(per_subject_text(r))}</td><td>{escape(reference_facts(r))}</td></tr>"
+        for r in references
+    )
+    return (
+        '<div id="references"><h2>Classical references</h2><p>How good is good on this data: '
+        "CSP + LDA and Riemannian tangent space + logistic regression, band-passed to the mu "
+        "and beta band, trained once on the same training set (their time window chosen by "
+        "5-fold cross-validation there) and tested once on the same test set; the interval "
+        "is a 95% Wilson interval over the test trials.</p><table><tr><th>reference</th>"
+        "<th>test acc [95% CI]</th><th>chance</th><th>test trials</th><th>per subject</th>"
+        f"<th>band, window, time</th></tr>{rows}</table></div>"
     )
 
 
@@ -307,17 +352,19 @@ def write_report(
         written.append(out / name)
 
     charts = build_charts(reports, per_study=None if compare is None else ())
+    references = shared_references(reports)
     section = ""
     if compare is not None:
         chart = Chart(
-            compare_figure(compare),
+            compare_figure(compare, references),
             "Test accuracy per network and activation: tuned vs the lab's settings",
             "Bars are the mean test accuracy over seeds, whiskers the 95% confidence interval "
             "(clipped to 0-100%, a * marks a clipped one); the dotted line is chance. Where "
             "the whiskers of a cell overlap, tuning did not clearly help.",
         )
         charts["compare"] = fit_width(chart)
-        section = _compare_html(compare, compare_activations(compare), chart)
+        section = _compare_html(compare, compare_activations(compare), chart, references)
+    section += _references_html(references)
     # Images first: when they cannot be made, nothing of the new report is written.
     written += write_images({stem: c.figure for stem, c in charts.items()}, out, images)
     rows = [row for r in reports for row in r.rows(top)]
@@ -334,6 +381,7 @@ def write_report(
                 "classes": r.study.user_attrs.get("classes"),
                 "states": r.states,
                 "evaluation": r.evaluation,
+                "references": [ref.to_dict() for ref in r.references],
                 "best_trials": [
                     {**row, "curves": trial_curves(t)}
                     for row, t in zip(r.rows(top), r.complete[:top], strict=True)
@@ -347,6 +395,7 @@ def write_report(
         else {
             "cells": [c.to_dict() for c in compare],
             "comparisons": [v.to_dict() for v in compare_activations(compare)],
+            "references": [ref.to_dict() for ref in references],
         },
     }
     put("best_trials.json", json.dumps(document, indent=2))

@@ -8,7 +8,14 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["MIN_SEEDS_FOR_VERDICT", "Interval", "mean_ci", "paired_difference", "verdict"]
+__all__ = [
+    "MIN_SEEDS_FOR_VERDICT",
+    "Interval",
+    "binomial_ci",
+    "mean_ci",
+    "paired_difference",
+    "verdict",
+]
 
 # Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom.
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
@@ -43,6 +50,17 @@ def mean_ci(values: Sequence[float]) -> Interval:
         return Interval(mean, None, None, len(values))
     half = _t95(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
     return Interval(mean, mean - half, mean + half, len(values))
+
+
+def binomial_ci(correct: int, total: int) -> Interval:
+    """Accuracy ``correct / total`` with its 95% Wilson score interval: the test trials are
+    the samples (one model tested once), always within 0-100%, sensible at 0 or ``total``."""
+    if total < 1:
+        raise ValueError("no trials")
+    p, z = correct / total, 1.96
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), total)
 
 
 def paired_difference(a: dict[int, float], b: dict[int, float]) -> Interval | None:

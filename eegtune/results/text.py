@@ -20,6 +20,7 @@ __all__ = [
     "is_clipped",
     "per_subject_text",
     "percent_pm",
+    "reference_facts",
 ]
 
 
@@ -81,11 +82,24 @@ def ci_text(interval: Any) -> str:
 
 
 def per_subject_text(evaluation: Any) -> str:
-    """``S4 84.1%, X11 79.3%``: mean test accuracy per subject over seeds, or ``-``."""
+    """``S4 84.1%, X11 79.3%``: test accuracy per subject (the mean over seeds of an
+    evaluation, the one value of a reference), or ``-``."""
     if evaluation is None or not evaluation.per_subject:
         return "-"
     return ", ".join(
-        f"{subject} {100 * sum(v) / len(v):.1f}%" for subject, v in evaluation.per_subject.items()
+        f"{subject} {100 * (sum(v) / len(v) if isinstance(v, list) else v):.1f}%"
+        for subject, v in evaluation.per_subject.items()
+    )
+
+
+def reference_facts(reference: Any) -> str:
+    """``8-30 Hz, 2.4-6.0 s, 4 s``: how a reference was filtered and windowed, its time."""
+    if reference.accuracy is None:
+        return reference.reason
+    band, window = reference.band, reference.window
+    return (
+        f"{band[0]:g}-{band[1]:g} Hz, {window[0]:.1f}-{window[1]:.1f} s, "
+        f"{reference.seconds:.0f} s"
     )
 
 

@@ -1,0 +1,176 @@
+"""How should a trial be scored, and the winner chosen, so that the chosen configuration
+*tests* best? One hold-out, ``--folds 3``, ``--folds 5``, each with and without finalist racing.
+
+Each search is a ``compare`` cell (EEGNet, ELU fixed, the lab's settings as trial 0, TPE,
+Hyperband) on one dataset and one search seed. Then, in this benchmark only, every completed
+configuration the search trained is retrained on the whole training set for its chosen epoch
+count (seed 0) and tested once: the best of those test accuracies is what the search could
+have handed back, and the regret of a choice is the gap to it. Per setting and dataset: test
+accuracy of the chosen configuration (mean and sd over search seeds), regret, and the cost in
+hold-out epochs (an epoch on K folds trains K-1 training sets' worth: (K-1)/0.8 hold-out
+epochs).
+
+    python benchmarks/scoring.py search --dataset realistic --out bench/  # phase 1, resumable
+    python benchmarks/scoring.py table --out bench/                       # races and the table
+
+Phase 1 writes one JSON file per (dataset, scoring, search seed) with every trial and its test
+accuracy; phase 2 races the finalists of each stored study (``eegtune.results.racing``) and
+prints the table of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from eegtune.data.loading import load_dataset
+from eegtune.device import configure_process, resolve_device
+from eegtune.files import atomic_write_text
+from eegtune.results.compare import cell_plans, search_cell
+from eegtune.results.evaluate import chosen_epochs
+from eegtune.search.storages import open_storage
+from eegtune.search.study import load_study, quiet_optuna
+from eegtune.training import predict, train_configuration
+
+FOLDS = (1, 3, 5)
+
+
+def retrain_test(data, params: dict, epochs: int) -> float:
+    """Test accuracy of one configuration retrained on the whole training set (seed 0)."""
+    model, _ = train_configuration(
+        "eegnet", params, data.x_train, data.y_train, shape=data.model_kwargs, epochs=epochs,
+        seed=0,
+    )  # fmt: skip
+    return float((predict(model, data.x_test) == data.y_test).mean())
+
+
+def search_phase(args: argparse.Namespace) -> None:
+    quiet_optuna()
+    configure_process(resolve_device("cpu"))
+    data = load_dataset(args.dataset)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache_file = out / f"tests-{args.dataset}.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    for seed in range(args.seeds):
+        for folds in FOLDS:
+            result = out / f"{args.dataset}-folds{folds}-seed{seed}.json"
+            if result.exists():
+                continue
+            storage = str(out / f"{args.dataset}-folds{folds}-seed{seed}.journal")
+            (plan,) = cell_plans(
+                ["eegnet"], ["elu"], f"bench-{args.dataset}", trials=args.trials,
+                epochs=args.epochs, storage=storage, seed=seed, dataset=args.dataset,
+                device="cpu", folds=folds,
+            )  # fmt: skip
+            opened = open_storage(storage)
+            started = time.perf_counter()
+            search_cell(plan, baseline=True, data_set=data, storage=opened)
+            seconds = time.perf_counter() - started
+            study = load_study(opened, plan.name)
+            trials = []
+            for t in study.trials:
+                row = {
+                    "number": t.number, "state": t.state.name, "value": t.value,
+                    "params": t.params, "epochs": len(t.intermediate_values),
+                    "baseline": bool(t.user_attrs.get("baseline")),
+                    "fold_values": t.user_attrs.get("fold_values"),
+                }  # fmt: skip
+                if t.state.name == "COMPLETE":
+                    row["chosen_epochs"] = chosen_epochs(t)
+                    key = json.dumps([t.params, row["chosen_epochs"]], sort_keys=True)
+                    if key not in cache:
+                        cache[key] = retrain_test(data, t.params, row["chosen_epochs"])
+                        atomic_write_text(cache_file, json.dumps(cache))
+                    row["test"] = cache[key]
+                trials.append(row)
+            record = {
+                "dataset": args.dataset, "folds": folds, "seed": seed, "trials": trials,
+                "storage": storage, "study": plan.name, "search_seconds": seconds,
+                "trial_budget": args.trials, "max_epochs": args.epochs,
+            }  # fmt: skip
+            atomic_write_text(result, json.dumps(record, indent=1))
+            best = max((t for t in trials if "test" in t), key=lambda t: (t["value"], -t["number"]))
+            print(f"{args.dataset} folds {folds} seed {seed}: chose trial {best['number']} "
+                  f"test {100 * best['test']:.1f}%, best trained "
+                  f"{100 * max(t['test'] for t in trials if 'test' in t):.1f}%, "
+                  f"{sum(t['epochs'] for t in trials)} epochs, {seconds:.0f} s",
+                  flush=True)  # fmt: skip
+
+
+def cost(record: dict) -> float:
+    """Epochs spent, in hold-out epochs (an epoch on K folds: (K-1)/0.8 of one)."""
+    folds = record["folds"]
+    per_epoch = 1.0 if folds == 1 else (folds - 1) / 0.8
+    return per_epoch * sum(t["epochs"] for t in record["trials"])
+
+
+def table_phase(args: argparse.Namespace) -> None:
+    from eegtune.results.racing import race_study
+
+    configure_process(resolve_device("cpu"))
+    out = Path(args.out)
+    records = [json.loads(p.read_text()) for p in sorted(out.glob("*-folds*-seed*.json"))]
+    datasets = sorted({r["dataset"] for r in records})
+    rows: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+    for dataset in datasets:
+        data = load_dataset(dataset)
+        cache_file = out / f"tests-{dataset}.json"
+        cache = json.loads(cache_file.read_text())
+        for record in (r for r in records if r["dataset"] == dataset):
+            trials = [t for t in record["trials"] if "test" in t]
+            best_test = max(t["test"] for t in trials)
+            chosen = max(trials, key=lambda t: (t["value"], -t["number"]))
+            name = "hold-out" if record["folds"] == 1 else f"folds {record['folds']}"
+            rows.setdefault((name, dataset), []).append(
+                (chosen["test"], best_test - chosen["test"], cost(record))
+            )
+            opened = open_storage(record["storage"])
+            race = race_study(load_study(opened, record["study"]), data)
+            by_number = {t["number"]: t for t in trials}
+            won = by_number[race.winner]
+            key = json.dumps([won["params"], won["chosen_epochs"]], sort_keys=True)
+            test = cache.get(key, won["test"])
+            rows.setdefault((f"{name} + racing", dataset), []).append(
+                (test, best_test - test, cost(record) + race.epochs)
+            )
+    heads = " | ".join(f"{d}: test % (mean ± sd), regret, epochs" for d in datasets)
+    print(f"| scoring | {heads} |")
+    print("|---|" + "---|" * len(datasets))
+    for name in dict.fromkeys(n for n, _ in rows):
+        cells = []
+        for dataset in datasets:
+            values = rows.get((name, dataset), [])
+            if not values:
+                cells.append("-")
+                continue
+            tests = [100 * v[0] for v in values]
+            regret = statistics.fmean(100 * v[1] for v in values)
+            epochs = statistics.fmean(v[2] for v in values)
+            cells.append(f"{statistics.fmean(tests):.1f} ± {statistics.pstdev(tests):.1f}, "
+                         f"{regret:.1f}, {epochs:.0f}")  # fmt: skip
+        print(f"| {name} | {' | '.join(cells)} |  (n={len(rows[(name, datasets[0])])})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("phase", choices=["search", "table"])
+    parser.add_argument("--dataset", default="realistic", help="realistic or synthetic")
+    parser.add_argument("--out", default="bench-scoring", help="folder for studies and results")
+    parser.add_argument("--seeds", type=int, default=3, help="search seeds")
+    parser.add_argument("--trials", type=int, default=8, help="trials per search")
+    parser.add_argument("--epochs", type=int, default=20, help="maximum epochs per trial")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    (search_phase if args.phase == "search" else table_phase)(args)
+
+
+if __name__ == "__main__":
+    main()
