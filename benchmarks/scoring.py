@@ -116,6 +116,8 @@ def table_phase(args: argparse.Namespace) -> None:
     configure_process(resolve_device("cpu"))
     out = Path(args.out)
     records = [json.loads(p.read_text()) for p in sorted(out.glob("*-folds*-seed*.json"))]
+    if args.only:  # race one dataset's studies (stored with them), e.g. one process each
+        records = [r for r in records if r["dataset"] == args.only]
     datasets = sorted({r["dataset"] for r in records})
     rows: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     for dataset in datasets:
@@ -131,13 +133,14 @@ def table_phase(args: argparse.Namespace) -> None:
                 (chosen["test"], best_test - chosen["test"], cost(record))
             )
             opened = open_storage(record["storage"])
-            race = race_study(load_study(opened, record["study"]), data)
+            race = race_study(opened, load_study(opened, record["study"]), data,
+                              top=args.finalists, splits=args.splits)  # fmt: skip
             by_number = {t["number"]: t for t in trials}
             won = by_number[race.winner]
             key = json.dumps([won["params"], won["chosen_epochs"]], sort_keys=True)
             test = cache.get(key, won["test"])
             rows.setdefault((f"{name} + racing", dataset), []).append(
-                (test, best_test - test, cost(record) + race.epochs)
+                (test, best_test - test, cost(record) + race.cost)
             )
     heads = " | ".join(f"{d}: test % (mean ± sd), regret, epochs" for d in datasets)
     print(f"| scoring | {heads} |")
@@ -166,6 +169,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8, help="trials per search")
     parser.add_argument("--epochs", type=int, default=20, help="maximum epochs per trial")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--only", default="", help="table: race only this dataset's studies")
+    parser.add_argument("--finalists", type=int, default=3, help="table: finalists raced")
+    parser.add_argument("--splits", type=int, default=2, help="table: fresh splits per race")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

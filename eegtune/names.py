@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_ACTIVATION",
     "DEFAULT_NETWORK",
     "DEFAULT_OBJECTIVE",
+    "DEFAULT_RACE",
     "did_you_mean",
     "OBJECTIVE_TITLES",
     "DEFAULT_PRUNER",
@@ -33,6 +34,7 @@ __all__ = [
     "MAX_FOLDS",
     "MAX_SEED",
     "OBJECTIVES",
+    "RACE_SPLITS",
     "objective_title",
     "NETWORKS",
     "PARAMS",
@@ -152,6 +154,10 @@ DEFAULT_FOLDS = 1
 """Folds of the training set a trial is scored on (1: one hold-out); see BENCHMARKS.md."""
 MAX_FOLDS = 20
 """More folds than this cost K times an epoch each for a score hardly less noisy."""
+DEFAULT_RACE = 3
+"""Finalists raced on fresh splits before a configuration is chosen (0: none); BENCHMARKS.md."""
+RACE_SPLITS = 2
+"""Fresh hold-outs each finalist of a hold-out study is re-scored on (a K-fold study: K folds)."""
 OBJECTIVE_TITLES: dict[str, str] = {
     "smoothed": "smoothed validation accuracy (3-epoch mean)",
     "best": "best single-epoch validation accuracy",

@@ -24,6 +24,7 @@ from eegtune.names import (
     NETWORKS,
     OBJECTIVES,
     PRUNERS,
+    RACE_SPLITS,
     SAMPLERS,
     did_you_mean,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "SplitSeedOpt",
     "StorageOpt",
     "StudyFoldsOpt",
+    "RaceOpt",
     "StudySplitSeedOpt",
     "StudyValFractionOpt",
     "ValFractionOpt",
@@ -235,6 +237,18 @@ StudyFoldsOpt = Annotated[
         f"training set, trained in lockstep (1: one hold-out of --val-fraction; default "
         f"{DEFAULT_FOLDS} for a new study; an existing study keeps its own).",
         show_default=False,
+    ),
+]
+RaceOpt = Annotated[
+    int,
+    typer.Option(
+        "--race",
+        min=0,
+        max=20,
+        metavar="N",
+        help=f"Before choosing, re-score the N best trials on {RACE_SPLITS} fresh hold-outs (K "
+        "fresh folds for a --folds K study) and choose on the pooled score (0: take the best "
+        "search score).",
     ),
 ]
 StudySplitSeedOpt = Annotated[

@@ -42,6 +42,7 @@ from eegtune.cli.options import (
     ModelName,
     ObjectiveName,
     OfflineOpt,
+    RaceOpt,
     ResampleOpt,
     StorageOpt,
     StudyFoldsOpt,
@@ -55,7 +56,7 @@ from eegtune.cli.options import (
 from eegtune.data.sources import parse_source
 from eegtune.errors import ConfigError, SearchError
 from eegtune.files import check_writable
-from eegtune.names import ACTIVATIONS, LAB_DATASET, MAX_SEED, NETWORKS
+from eegtune.names import ACTIVATIONS, DEFAULT_RACE, LAB_DATASET, MAX_SEED, NETWORKS, RACE_SPLITS
 from eegtune.search.artifacts import artifacts_dir, attach_once, open_artifacts
 
 if TYPE_CHECKING:
@@ -86,6 +87,28 @@ def references_beside(data: Any, storage: Any, studies: list[Any]) -> list[Any]:
     for study in studies:
         save_references(storage, study, results)
     return results
+
+
+def raced_plan(plan: Any, data: Any, storage: Any, top: int) -> Any:
+    """The evaluation plan with its "best" configuration replaced by the winner of a race
+    of the study's ``top`` finalists (one line per finalist, then the result)."""
+    from eegtune.results.racing import race_study
+
+    typer.echo(
+        f"racing the {top} best trials of {plan.name!r} on fresh validation splits "
+        "(--race 0 skips this)",
+        err=True,
+    )
+
+    def shown(number: int, scores: list[float]) -> None:
+        fresh = ", ".join(f"{100 * v:.1f}%" for v in scores[1:])
+        typer.echo(f"  trial {number}: search {100 * scores[0]:.1f}%, fresh {fresh}", err=True)
+
+    won = race_study(storage, plan.study, data, top=top, splits=RACE_SPLITS,
+                     device=plan.device, on_finalist=shown)  # fmt: skip
+    typer.echo(won.text, err=True)
+    winner = next(t for t in plan.study.get_trials(deepcopy=False) if t.number == won.winner)
+    return replace(plan, configs={"best": winner})
 
 
 ReferencesOpt = Annotated[
@@ -187,6 +210,7 @@ def evaluate(
     amp: AmpOpt = False,
     artifacts: ArtifactsOpt = None,
     references: ReferencesOpt = False,
+    race: RaceOpt = DEFAULT_RACE,
 ) -> None:
     """Retrain the best configuration with several seeds and measure test accuracy once each."""
     from eegtune.device import configure_process
@@ -214,6 +238,8 @@ def evaluate(
         plan = replace(plan, artifacts=open_artifacts(storage, artifacts))
         configure_process(plan.device)
         data = load_data(plan.spec.source, data_dir, offline)
+        if race and not per_activation:
+            plan = raced_plan(plan, data, opened, race)
         make_console().print(retraining_table(plan))
         titles = {label: config_title(label, t.number) for label, t in plan.configs.items()}
         with evaluation_progress(plan.runs, seeds, titles) as (on_epoch, on_seed):
@@ -319,6 +345,7 @@ def compare(
     image: ImageOpt = None,
     artifacts: ArtifactsOpt = None,
     references: ReferencesOpt = True,
+    race: RaceOpt = DEFAULT_RACE,
 ) -> None:
     """Tune and test every network x activation cell; report each against the lab's settings
     and the classical references."""
@@ -331,6 +358,7 @@ def compare(
         compare_activations,
         evaluate_cells,
         planned_evaluations,
+        race_cells,
         search_cell,
     )
     from eegtune.results.images import check_formats
@@ -395,14 +423,21 @@ def compare(
                     )
             except SearchError as exc:  # this cell's row will say why; the other cells go on
                 typer.echo(f"warning: cell {cell.name} stopped: {exc}", err=True)
-        planned = planned_evaluations(opened, cells, baseline)
+        if race:
+            typer.echo(f"racing the {race} best trials of each cell on fresh validation "
+                       "splits (--race 0 skips this)", err=True)  # fmt: skip
+            race_cells(
+                cells, top=race, data_set=data, storage=opened, device=cells[0].device,
+                on_race=lambda name, won: typer.echo(f"{name}: {won.text}", err=True),
+            )  # fmt: skip
+        planned = planned_evaluations(opened, cells, baseline, race)
         clock.evaluations(planned)
         with evaluation_progress(planned, seeds, clock=clock) as (on_epoch, on_seed):
             results = evaluate_cells(
                 cells, seeds=seeds, baseline=baseline, data_set=data, storage=opened,
                 device=cells[0].device,
                 models_dir=str(models_dir), on_epoch=on_epoch, on_seed=on_seed,
-                artifacts=store,
+                artifacts=store, race=race,
             )  # fmt: skip
         studies = [load_study(opened, c.name) for c in cells]
         found = references_beside(data, opened, studies) if references else []

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import ReportError
 from eegtune.names import ACTIVATIONS, network_title
+from eegtune.results.racing import Race, load_race
 from eegtune.results.references import ReferenceResult, load_references
 from eegtune.results.statistics import MIN_SEEDS_FOR_VERDICT
 from eegtune.search.study import (
@@ -41,6 +42,7 @@ class StudyReport:
     complete: list[FrozenTrial]
     evaluation: dict[str, Any] = field(default_factory=dict)
     references: list[ReferenceResult] = field(default_factory=list)
+    race: Race | None = None  # the stored race of its finalists, while they are still those
 
     def rows(self, top: int) -> list[dict[str, Any]]:
         return [trial_row(self.name, self.model, t) for t in self.complete[:top]]
@@ -100,6 +102,7 @@ def collect(storage: BaseStorage, names: list[str] | None = None) -> list[StudyR
                 complete=complete,
                 evaluation=load_evaluation(storage, study),
                 references=load_references(storage, study),
+                race=load_race(storage, study),
             )
         )
     if not any(r.complete for r in reports):
@@ -166,10 +169,15 @@ def provenance(reports: list[StudyReport], storage: str | None) -> dict[str, str
         "classes": "; ".join(sorted({r.classes_text for r in reports})),
         "validation split": "; ".join(splits),
         "test seeds per configuration": ", ".join(map(str, seeds)) or "not evaluated",
+        "choice of configuration": "; ".join(
+            f"{r.name}: {r.race.text}" for r in reports if r.race is not None
+        )
+        or "the best search score (no race of finalists stored)",
         "statistics": "brackets are 95% t-intervals over the test seeds, clipped to 0-100%; a "
         "verdict between activations (or against the lab's settings) pairs the same seeds and "
         "needs a 95% interval of the mean difference that excludes 0, from at least "
-        f"{MIN_SEEDS_FOR_VERDICT} seeds",
+        f"{MIN_SEEDS_FOR_VERDICT} seeds; a classical reference is trained once, its bracket a "
+        "95% Wilson interval over the test trials",
         "software": f"eegtune {installed('eegtune')}, torch {installed('torch')}, "
         f"optuna {installed('optuna')}",
     }  # fmt: skip

@@ -18,7 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import CompareError
-from eegtune.names import LAB_SETTINGS, NETWORKS
+from eegtune.names import LAB_SETTINGS, NETWORKS, RACE_SPLITS
 from eegtune.results.evaluate import Evaluation, chosen_epochs, evaluate_study, plan_evaluation
 from eegtune.results.statistics import Interval, paired_difference, verdict
 from eegtune.search.plan import SearchPlan, plan_search
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from eegtune.data.dataset import Dataset
+    from eegtune.results.racing import Race
     from eegtune.search.progress import SearchStatus
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "compare_activations",
     "evaluate_cells",
     "planned_evaluations",
+    "race_cells",
     "search_cell",
 ]
 
@@ -271,9 +273,14 @@ def search_cell(
     return run_search(plan, on_status=on_status, data_set=data_set, storage=storage)
 
 
-def _chosen(study: optuna.Study, baseline: bool) -> tuple[dict[str, FrozenTrial], str]:
-    """The configurations to test in a cell ("tuned", "baseline"), or why there are none."""
+def _chosen(
+    storage: BaseStorage, study: optuna.Study, baseline: bool, race: int
+) -> tuple[dict[str, FrozenTrial], str]:
+    """The configurations to test in a cell ("tuned": the winner of its stored race of
+    ``race`` finalists, else the best search score; "baseline"), or why there are none."""
     from optuna.trial import TrialState
+
+    from eegtune.results.racing import load_race
 
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
@@ -282,19 +289,45 @@ def _chosen(study: optuna.Study, baseline: bool) -> tuple[dict[str, FrozenTrial]
         listed = ", ".join(f"{n} {s}" for s, n in counts.items())
         return {}, f"no completed trial ({listed or 'no trials'}); search longer"
     configs = {"tuned": max(complete, key=lambda t: (t.value or 0.0, -t.number))}
+    won = load_race(storage, study, top=race) if race else None
+    if won is not None:
+        configs["tuned"] = next(t for t in complete if t.number == won.winner)
     lab = _baseline_trial(study)
     if lab is not None:
         configs["baseline"] = lab
     return configs, "" if lab is not None or not baseline else "the baseline did not complete"
 
 
+def race_cells(
+    cells: list[SearchPlan],
+    *,
+    top: int,
+    data_set: Dataset,
+    storage: BaseStorage,
+    device: torch.device | str = "cpu",
+    on_race: Callable[[str, Race], None] | None = None,
+) -> None:
+    """Race each searched cell's ``top`` finalists (stored with the cell; reused while its
+    finalists stay the same). A cell without a completed trial is left to its row's note."""
+    from eegtune.results.racing import race_study
+    from eegtune.search.study import completed_trials
+
+    for plan in cells:
+        study = load_study(storage, plan.name)
+        if completed_trials(study):
+            race = race_study(storage, study, data_set, top=top, splits=RACE_SPLITS,
+                              device=device)  # fmt: skip
+            if on_race is not None:
+                on_race(plan.name, race)
+
+
 def planned_evaluations(
-    storage: BaseStorage, cells: list[SearchPlan], baseline: bool
+    storage: BaseStorage, cells: list[SearchPlan], baseline: bool, race: int = 0
 ) -> list[tuple[str, int]]:
     """(label, epochs) of every retraining :func:`evaluate_cells` will do, for progress."""
     planned = []
     for plan in cells:
-        configs, _ = _chosen(load_study(storage, plan.name), baseline)
+        configs, _ = _chosen(storage, load_study(storage, plan.name), baseline, race)
         planned += [(f"{plan.name}/{label}", chosen_epochs(t)) for label, t in configs.items()]
     return planned
 
@@ -311,8 +344,11 @@ def evaluate_cells(
     on_epoch: Callable[[str, int, Any], None] | None = None,
     on_seed: Callable[[str, int, float], None] | None = None,
     artifacts: FileSystemArtifactStore | None = None,
+    race: int = 0,
 ) -> list[Cell]:
-    """Retrain and test each cell's tuned and baseline configurations over the same seeds.
+    """Retrain and test each cell's tuned and baseline configurations over the same seeds
+    ("tuned" is the winner of the cell's stored race of ``race`` finalists, where there is
+    one: see :func:`race_cells`).
 
     Evaluations already stored with the same trials and seeds are reused, not retrained.
     Hook labels are ``<cell study>/<tuned|baseline>``.
@@ -332,7 +368,7 @@ def evaluate_cells(
             states={s.name: states[s] for s in TrialState if states[s]},
         )
         out.append(cell)
-        configs, cell.reason = _chosen(study, baseline)
+        configs, cell.reason = _chosen(storage, study, baseline, race)
         if not configs:
             continue
         evaluation = plan_evaluation(
