@@ -48,8 +48,17 @@ def test_compare_fills_every_cell_against_the_lab_baseline_and_resumes(tmp_path:
         row = rf"│ +{model} │ +{activation} │ +{ci} │ +{ci} │ "
         row += r"+[+-][\d.]+ \[[+-][\d.]+, [+-][\d.]+\] pts │ +50\.0% │ +2 │"  # balanced: 50%
         assert re.search(row, first.output), first.output
+    # the classical references: rows of the table, labelled as such, one fit each
+    for title in ("CSP + LDA", "tangent space + LR"):
+        row = rf"│ +reference │ +{re.escape(title)} │ +{ci} │ +- │ +- │ +50\.0% │ +1 fit │"
+        assert re.search(row, first.output), first.output
+    # each cell's choice was raced, and says so
+    assert first.output.count("won the race of") + first.output.count("only finalist") == 6
     document = json.loads((out / "best_trials.json").read_text())
-    assert document["schema_version"] == 4
+    assert document["schema_version"] == 5
+    references = document["compare"]["references"]
+    assert [r["name"] for r in references] == ["csp-lda", "ts-lr"]
+    assert all(0 <= r["ci95"][0] <= r["accuracy"] <= r["ci95"][1] <= 1 for r in references)
     cells = document["compare"]["cells"]
     assert [(c["model"], c["activation"]) for c in cells] == CELLS
     for cell in cells:
@@ -66,6 +75,7 @@ def test_compare_fills_every_cell_against_the_lab_baseline_and_resumes(tmp_path:
     assert first.output.count("too few seeds for a verdict (2 given, 3 needed)") == 6
     index = (out / "index.html").read_text()
     assert 'id="fig-compare"' in index and '"error_y"' in index.replace(" ", "")
+    assert '<tr class="reference"><td>reference</td><td>CSP + LDA</td>' in index
     # The lab's deliverables: one figure and one table per network, not a chart per cell.
     assert re.findall(r'<section id="([\w-]+)">', index)[:2] == ["lab_eegnet", "lab_deepconvnet"]
     assert not re.findall(r'<section id="compare-[\w-]+_activations">', index)

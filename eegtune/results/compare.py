@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 from eegtune.errors import CompareError
 from eegtune.names import LAB_SETTINGS, NETWORKS, RACE_SPLITS
 from eegtune.results.evaluate import Evaluation, chosen_epochs, evaluate_study, plan_evaluation
+from eegtune.results.racing import Race, load_race, race_study
 from eegtune.results.statistics import Interval, paired_difference, verdict
 from eegtune.search.plan import SearchPlan, plan_search
 from eegtune.search.run import run_search
-from eegtune.search.study import create_or_check_study, load_study
+from eegtune.search.study import completed_trials, create_or_check_study, load_study
 
 if TYPE_CHECKING:
     import optuna
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from eegtune.data.dataset import Dataset
-    from eegtune.results.racing import Race
     from eegtune.search.progress import SearchStatus
 
 __all__ = [
@@ -280,7 +280,6 @@ def _chosen(
     ``race`` finalists, else the best search score; "baseline"), or why there are none."""
     from optuna.trial import TrialState
 
-    from eegtune.results.racing import load_race
 
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
@@ -309,9 +308,6 @@ def race_cells(
 ) -> None:
     """Race each searched cell's ``top`` finalists (stored with the cell; reused while its
     finalists stay the same). A cell without a completed trial is left to its row's note."""
-    from eegtune.results.racing import race_study
-    from eegtune.search.study import completed_trials
-
     for plan in cells:
         study = load_study(storage, plan.name)
         if completed_trials(study):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from eegtune.errors import EvaluateError
 from eegtune.results.evaluate import chosen_epochs
 from eegtune.search.study import StudySpec, completed_trials
+from eegtune.training import train_folds
 
 if TYPE_CHECKING:
     import optuna
@@ -177,8 +178,6 @@ def race_study(
     Raises:
         EvaluateError: the study has no completed trial, or ``top``/``splits`` below 1.
     """
-    from eegtune.training import train_folds
-
     if top < 1 or splits < 1:
         raise EvaluateError(f"a race needs at least 1 finalist and 1 split, got {top} and {splits}")
     stored = load_race(storage, study, top, splits)

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import ConfigError
+from eegtune.models.classical import REFERENCES, fit_predict, reference_band
 from eegtune.results.statistics import Interval, binomial_ci
 
 if TYPE_CHECKING:
@@ -94,8 +95,6 @@ def run_references(
     with its reason rather than stopping the command whose networks are already tested.
     """
     import numpy as np
-
-    from eegtune.models.classical import REFERENCES, fit_predict, reference_band
 
     check_references()
     band = reference_band(data.band, data.sampling_rate)
