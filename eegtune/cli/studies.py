@@ -238,7 +238,10 @@ def evaluate(
         plan = replace(plan, artifacts=open_artifacts(storage, artifacts))
         configure_process(plan.device)
         data = load_data(plan.spec.source, data_dir, offline)
-        if race and not per_activation:
+        if race and per_activation:
+            typer.echo("note: --per-activation retrains each activation's best search score; "
+                       "finalists are raced for the overall choice only", err=True)  # fmt: skip
+        elif race:
             plan = raced_plan(plan, data, opened, race)
         make_console().print(retraining_table(plan))
         titles = {label: config_title(label, t.number) for label, t in plan.configs.items()}

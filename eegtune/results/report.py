@@ -360,8 +360,11 @@ def write_report(
             "Test accuracy per network and activation: tuned vs the lab's settings",
             "Bars are the mean test accuracy over seeds, whiskers the 95% confidence interval "
             "(clipped to 0-100%, a * marks a clipped one); the dotted line is chance. Where "
-            "the whiskers of a cell overlap, tuning did not clearly help.",
-        )
+            "the whiskers of a cell overlap, tuning did not clearly help."
+            + (" Green bars are the classical references, trained once on the same data; "
+               "their whiskers are 95% Wilson intervals over the test trials." if references
+               else ""),
+        )  # fmt: skip
         charts["compare"] = fit_width(chart)
         section = _compare_html(compare, compare_activations(compare), chart, references)
     section += _references_html(references)
