@@ -12,6 +12,7 @@ epochs).
 
     python benchmarks/scoring.py search --dataset realistic --out bench/  # phase 1, resumable
     python benchmarks/scoring.py table --out bench/                       # races and the table
+    python benchmarks/scoring.py lab --dataset realistic                  # lab settings, references
 
 Phase 1 writes one JSON file per (dataset, scoring, search seed) with every trial and its test
 accuracy; phase 2 races the finalists of each stored study (``eegtune.results.racing``) and
@@ -160,22 +161,45 @@ def table_phase(args: argparse.Namespace) -> None:
         print(f"| {name} | {' | '.join(cells)} |  (n={len(rows[(name, datasets[0])])})")
 
 
+def lab_phase(args: argparse.Namespace) -> None:
+    """The lab's own settings (ELU) as the lab trains them (300 epochs), over 3 training
+    seeds, and the classical references, for the "how far from the best" row."""
+    from eegtune.names import LAB_SETTINGS
+    from eegtune.results.references import run_references
+
+    configure_process(resolve_device("cpu"))
+    data = load_dataset(args.dataset)
+    params = {**LAB_SETTINGS, "activation": "elu"}
+    tests = []
+    for seed in range(3):
+        model, _ = train_configuration(
+            "eegnet", params, data.x_train, data.y_train, shape=data.model_kwargs,
+            epochs=args.lab_epochs, seed=seed,
+        )  # fmt: skip
+        tests.append(100 * float((predict(model, data.x_test) == data.y_test).mean()))
+    print(f"{args.dataset}: lab settings, {args.lab_epochs} epochs: test "
+          f"{statistics.fmean(tests):.1f} ± {statistics.pstdev(tests):.1f} ({tests})")  # fmt: skip
+    for r in run_references(data):
+        print(f"{args.dataset}: {r.title}: test {100 * (r.accuracy or 0):.1f}%, {r.seconds:.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("phase", choices=["search", "table"])
+    parser.add_argument("phase", choices=["search", "table", "lab"])
     parser.add_argument("--dataset", default="realistic", help="realistic or synthetic")
     parser.add_argument("--out", default="bench-scoring", help="folder for studies and results")
     parser.add_argument("--seeds", type=int, default=3, help="search seeds")
     parser.add_argument("--trials", type=int, default=8, help="trials per search")
     parser.add_argument("--epochs", type=int, default=20, help="maximum epochs per trial")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--lab-epochs", type=int, default=300, help="lab: epochs of the lab run")
     parser.add_argument("--only", default="", help="table: race only this dataset's studies")
     parser.add_argument("--finalists", type=int, default=3, help="table: finalists raced")
     parser.add_argument("--splits", type=int, default=2, help="table: fresh splits per race")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    (search_phase if args.phase == "search" else table_phase)(args)
+    {"search": search_phase, "table": table_phase, "lab": lab_phase}[args.phase](args)
 
 
 if __name__ == "__main__":
