@@ -13,10 +13,15 @@ epochs).
     python benchmarks/scoring.py search --dataset realistic --out bench/  # phase 1, resumable
     python benchmarks/scoring.py table --out bench/                       # races and the table
     python benchmarks/scoring.py lab --dataset realistic                  # lab settings, references
+    python benchmarks/scoring.py warm --dataset realistic --out bench/    # warm start, cold vs warm
 
 Phase 1 writes one JSON file per (dataset, scoring, search seed) with every trial and its test
 accuracy; phase 2 races the finalists of each stored study (``eegtune.results.racing``) and
-prints the table of BENCHMARKS.md.
+prints the table of BENCHMARKS.md. The ``warm`` phase searches the three activation cells of
+EEGNet in compare's order twice per search seed, cold (each from its baseline alone) and warm
+(each later cell also from the earlier cells' best configurations): same trial budget, same
+seeds, the first cell shared; it prints the chosen configurations' test accuracy (paired by
+seed and cell) and the epochs each spent.
 """
 
 from __future__ import annotations
@@ -32,10 +37,11 @@ import torch
 from eegtune.data.loading import load_dataset
 from eegtune.device import configure_process, resolve_device
 from eegtune.files import atomic_write_text
-from eegtune.results.compare import cell_plans, search_cell
+from eegtune.names import ACTIVATIONS
+from eegtune.results.compare import cell_plans, search_cell, warm_configs
 from eegtune.results.evaluate import chosen_epochs
 from eegtune.search.storages import open_storage
-from eegtune.search.study import load_study, quiet_optuna
+from eegtune.search.study import completed_trials, load_study, quiet_optuna
 from eegtune.training import predict, train_configuration
 
 FOLDS = (1, 3, 5)
@@ -183,9 +189,79 @@ def lab_phase(args: argparse.Namespace) -> None:
         print(f"{args.dataset}: {r.title}: test {100 * (r.accuracy or 0):.1f}%, {r.seconds:.1f} s")
 
 
+def warm_phase(args: argparse.Namespace) -> None:
+    """Cold against warm-started cells at the same trial budget (see the module's doc)."""
+    quiet_optuna()
+    configure_process(resolve_device("cpu"))
+    data = load_dataset(args.dataset)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache_file = out / f"tests-warm-{args.dataset}.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    activations = list(ACTIVATIONS)
+    for seed in range(args.seeds):
+        result = out / f"{args.dataset}-warm-seed{seed}.json"
+        if result.exists():
+            continue
+        storage = str(out / f"{args.dataset}-warm-seed{seed}.journal")
+        opened = open_storage(storage)
+        request = dict(trials=args.trials, epochs=args.epochs, storage=storage, seed=seed,
+                       dataset=args.dataset, device="cpu")  # fmt: skip
+        cold = cell_plans(["eegnet"], activations, f"cold-{args.dataset}", **request)
+        warm = cell_plans(["eegnet"], activations[1:], f"warm-{args.dataset}", **request)
+        for plan in cold:
+            search_cell(plan, baseline=True, data_set=data, storage=opened)
+        sources = [load_study(opened, cold[0].name)]
+        for plan in warm:
+            queued = warm_configs(sources, plan.activation)
+            search_cell(plan, baseline=True, data_set=data, storage=opened, warm=queued)
+            sources.append(load_study(opened, plan.name))
+        record: dict = {"dataset": args.dataset, "seed": seed, "cold": {}, "warm": {}}
+        for mode, plans in (("cold", cold), ("warm", [cold[0], *warm])):
+            for plan in plans:
+                study = load_study(opened, plan.name)
+                chosen = completed_trials(study)[0]
+                epochs = chosen_epochs(chosen)
+                key = json.dumps([chosen.params, epochs], sort_keys=True)
+                if key not in cache:
+                    cache[key] = retrain_test(data, chosen.params, epochs)
+                    atomic_write_text(cache_file, json.dumps(cache))
+                record[mode][plan.activation] = {
+                    "test": cache[key], "chosen": chosen.number,
+                    "warm_source": chosen.user_attrs.get("warm_start"),
+                    "epochs": sum(len(t.intermediate_values) for t in study.trials),
+                }  # fmt: skip
+        atomic_write_text(result, json.dumps(record, indent=1))
+        print(
+            f"{args.dataset} seed {seed}: "
+            + "; ".join(
+                f"{a} cold {100 * record['cold'][a]['test']:.1f} / warm "
+                f"{100 * record['warm'][a]['test']:.1f}"
+                for a in activations[1:]
+            ),
+            flush=True,
+        )
+    found = sorted(out.glob(f"{args.dataset}-warm-seed*.json"))
+    records = [json.loads(p.read_text()) for p in found]
+    diffs = [100 * (r["warm"][a]["test"] - r["cold"][a]["test"])
+             for r in records for a in activations[1:]]  # fmt: skip
+    for mode in ("cold", "warm"):
+        tests = [100 * r[mode][a]["test"] for r in records for a in activations[1:]]
+        epochs = [r[mode][a]["epochs"] for r in records for a in activations[1:]]
+        won = sum(bool(r[mode][a]["warm_source"]) for r in records for a in activations[1:])
+        print(
+            f"| {args.dataset} | {mode} | {statistics.fmean(tests):.1f} ± "
+            f"{statistics.pstdev(tests):.1f} | {statistics.fmean(epochs):.0f} | {won} |"
+        )
+    print(
+        f"{args.dataset}: warm - cold, later cells: mean {statistics.fmean(diffs):+.1f} points "
+        f"over {len(diffs)} pairs ({sorted(round(d, 1) for d in diffs)})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("phase", choices=["search", "table", "lab"])
+    parser.add_argument("phase", choices=["search", "table", "lab", "warm"])
     parser.add_argument("--dataset", default="realistic", help="realistic or synthetic")
     parser.add_argument("--out", default="bench-scoring", help="folder for studies and results")
     parser.add_argument("--seeds", type=int, default=3, help="search seeds")
@@ -199,7 +275,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    {"search": search_phase, "table": table_phase, "lab": lab_phase}[args.phase](args)
+    phases = {"search": search_phase, "table": table_phase, "lab": lab_phase, "warm": warm_phase}
+    phases[args.phase](args)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_NETWORK",
     "DEFAULT_OBJECTIVE",
     "DEFAULT_RACE",
+    "DEFAULT_WARM_START",
     "did_you_mean",
     "OBJECTIVE_TITLES",
     "DEFAULT_PRUNER",
@@ -156,6 +157,8 @@ MAX_FOLDS = 20
 """More folds than this cost K times an epoch each for a score hardly less noisy."""
 DEFAULT_RACE = 3
 """Finalists raced on fresh splits before a configuration is chosen (0: none); BENCHMARKS.md."""
+DEFAULT_WARM_START = False
+"""Whether a later compare cell also starts from the earlier cells' best (BENCHMARKS.md)."""
 RACE_SPLITS = 2
 """Fresh hold-outs each finalist of a hold-out study is re-scored on (a K-fold study: K folds)."""
 OBJECTIVE_TITLES: dict[str, str] = {

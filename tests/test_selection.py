@@ -174,6 +174,92 @@ def test_race_zero_keeps_the_best_search_score(tmp_path: Path) -> None:
     assert "│   best │     0 │      4 │" in result.output
 
 
+# --------------------------------------------------------------------------- warm start
+
+
+def _study_with(storage: str, name: str, *scored: tuple[dict, float]) -> optuna.Study:
+    study = optuna.create_study(storage=open_storage(storage), study_name=name,
+                                direction="maximize")  # fmt: skip
+    distributions = {
+        "activation": CategoricalDistribution(["relu", "leaky_relu", "elu"]),
+        "dropout": FloatDistribution(0.0, 0.9),
+        "lr": FloatDistribution(1e-8, 0.1, log=True),
+        "batch_size": CategoricalDistribution([32, 64, 1024]),
+        "weight_decay": FloatDistribution(1e-6, 0.1, log=True),
+    }
+    for params, value in scored:
+        study.add_trial(create_trial(params=params, distributions=distributions, value=value))
+    return study
+
+
+def test_warm_configs_substitute_the_activation_and_skip_the_lab_and_repeats(
+    tmp_path: Path,
+) -> None:
+    from eegtune.names import LAB_SETTINGS
+    from eegtune.results.compare import warm_configs
+
+    storage = str(tmp_path / "w.journal")
+    relu = _study_with(storage, "c-relu", (GOOD | {"activation": "relu"}, 0.9),
+                       (STUCK | {"activation": "relu"}, 0.8))  # fmt: skip
+    lab = _study_with(storage, "c-lab", (LAB_SETTINGS | {"activation": "leaky_relu"}, 0.95),
+                      (GOOD | {"activation": "leaky_relu"}, 0.7))  # fmt: skip
+    again = _study_with(storage, "c-again", (GOOD | {"activation": "leaky_relu"}, 0.99))
+    empty = _study_with(storage, "c-empty")
+    found = warm_configs([relu, lab, empty, again], "elu")
+    # only relu's best (GOOD), with elu substituted: the lab's settings are already queued as
+    # the baseline, "again" repeats GOOD, and a cell without a completed trial gives nothing
+    assert found == [("c-relu", GOOD | {"activation": "elu"})]
+
+
+def test_warm_start_queues_after_the_baseline_and_never_again_on_a_resume(
+    tmp_path: Path,
+) -> None:
+    from eegtune.names import LAB_SETTINGS
+    from eegtune.results.compare import cell_plans, search_cell
+
+    storage = str(tmp_path / "w.journal")
+    warm = [("c-eegnet-relu", GOOD | {"activation": "leaky_relu"})]
+    (plan,) = cell_plans(["eegnet"], ["leaky_relu"], "c", trials=2, epochs=1, storage=storage,
+                         dataset="synthetic", device="cpu")  # fmt: skip
+    data = load_dataset("synthetic")
+    search_cell(plan, baseline=True, data_set=data, storage=open_storage(storage), warm=warm)
+    study = optuna.load_study(study_name=plan.name, storage=open_storage(storage))
+    first, second = study.trials
+    assert first.user_attrs.get("baseline") and first.params == LAB_SETTINGS | {
+        "activation": "leaky_relu"
+    }
+    assert second.params == GOOD | {"activation": "leaky_relu"}
+    assert second.user_attrs["warm_start"] == "c-eegnet-relu"
+    assert study.user_attrs["warm_started"] == ["c-eegnet-relu"]
+    # a resume with a larger target searches on from the study's own history
+    more = replace(plan, trials=3)
+    search_cell(more, baseline=True, data_set=data, storage=open_storage(storage), warm=warm)
+    study = optuna.load_study(study_name=plan.name, storage=open_storage(storage))
+    assert len(study.trials) == 3
+    assert sum("warm_start" in t.user_attrs for t in study.trials) == 1
+
+
+def test_compare_warm_start_seeds_a_later_cell_with_the_earlier_best(tmp_path: Path) -> None:
+    storage = str(tmp_path / "c.journal")
+    common = ("compare", "--dataset", "synthetic", "--model", "eegnet", "--epochs", "1",
+              "--seeds", "1", "--no-baseline", "--no-references", "--race", "0",
+              "--storage", storage, "--out", str(tmp_path / "rep"),
+              "--models-dir", str(tmp_path / "m"))  # fmt: skip
+    cold = invoke(*common, "--activation", "relu", "--activation", "elu", "--trials", "1",
+                  "--prefix", "cold")  # fmt: skip
+    assert cold.exit_code == 0, cold.output
+    cold_elu = optuna.load_study(study_name="cold-eegnet-elu", storage=open_storage(storage))
+    assert not any("warm_start" in t.user_attrs for t in cold_elu.trials)  # off by default
+    warm = invoke(*common, "--activation", "relu", "--activation", "elu", "--trials", "1",
+                  "--prefix", "warm", "--warm-start")  # fmt: skip
+    assert warm.exit_code == 0, warm.output
+    relu = optuna.load_study(study_name="warm-eegnet-relu", storage=open_storage(storage))
+    elu = optuna.load_study(study_name="warm-eegnet-elu", storage=open_storage(storage))
+    (trial,) = elu.trials
+    assert trial.user_attrs["warm_start"] == "warm-eegnet-relu"
+    assert trial.params == relu.best_trial.params | {"activation": "elu"}
+
+
 # --------------------------------------------------------------------------- references
 
 

@@ -57,6 +57,7 @@ __all__ = [
     "StorageOpt",
     "StudyFoldsOpt",
     "RaceOpt",
+    "WarmStartOpt",
     "StudySplitSeedOpt",
     "StudyValFractionOpt",
     "ValFractionOpt",
@@ -249,6 +250,16 @@ RaceOpt = Annotated[
         help=f"Before choosing, re-score the N best trials on {RACE_SPLITS} fresh hold-outs (K "
         "fresh folds for a --folds K study) and choose on the pooled score (0: take the best "
         "search score).",
+    ),
+]
+WarmStartOpt = Annotated[
+    bool,
+    typer.Option(
+        "--warm-start/--no-warm-start",
+        metavar="",
+        help="Queue in each later cell, after its baseline, the best configuration of every "
+        "cell of its network already searched (its own activation substituted); a cell "
+        "searched before keeps its history.",
     ),
 ]
 StudySplitSeedOpt = Annotated[

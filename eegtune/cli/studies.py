@@ -49,6 +49,7 @@ from eegtune.cli.options import (
     SubjectOpt,
     TmaxOpt,
     TminOpt,
+    WarmStartOpt,
     app,
     choice,
     handles_errors,
@@ -56,7 +57,15 @@ from eegtune.cli.options import (
 from eegtune.data.sources import parse_source
 from eegtune.errors import ConfigError, SearchError
 from eegtune.files import check_writable
-from eegtune.names import ACTIVATIONS, DEFAULT_RACE, LAB_DATASET, MAX_SEED, NETWORKS, RACE_SPLITS
+from eegtune.names import (
+    ACTIVATIONS,
+    DEFAULT_RACE,
+    DEFAULT_WARM_START,
+    LAB_DATASET,
+    MAX_SEED,
+    NETWORKS,
+    RACE_SPLITS,
+)
 from eegtune.search.artifacts import artifacts_dir, attach_once, open_artifacts
 
 if TYPE_CHECKING:
@@ -349,6 +358,7 @@ def compare(
     artifacts: ArtifactsOpt = None,
     references: ReferencesOpt = True,
     race: RaceOpt = DEFAULT_RACE,
+    warm_start: WarmStartOpt = DEFAULT_WARM_START,
 ) -> None:
     """Tune and test every network x activation cell; report each against the lab's settings
     and the classical references."""
@@ -363,6 +373,7 @@ def compare(
         planned_evaluations,
         race_cells,
         search_cell,
+        warm_configs,
     )
     from eegtune.results.images import check_formats
     from eegtune.results.lab import lab_networks
@@ -421,9 +432,12 @@ def compare(
                         status.overall = clock_line(clock, at)
                         show(status)
 
+                    earlier = [load_study(opened, c.name) for c in cells[: i - 1]
+                               if c.model == cell.model] if warm_start else []  # fmt: skip
                     search_cell(
-                        cell, baseline=baseline, data_set=data, storage=opened, on_status=shown
-                    )
+                        cell, baseline=baseline, data_set=data, storage=opened, on_status=shown,
+                        warm=warm_configs(earlier, cell.activation),
+                    )  # fmt: skip
             except SearchError as exc:  # this cell's row will say why; the other cells go on
                 typer.echo(f"warning: cell {cell.name} stopped: {exc}", err=True)
         if race:

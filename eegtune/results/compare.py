@@ -3,16 +3,18 @@
 Design: one study per cell, named ``<prefix>-<network>-<activation>``, searched with the
 activation fixed, so every cell gets the same trial budget and none can be starved by the
 sampler's taste. The lab's own settings are enqueued as trial 0 of each cell (never pruned).
-Then each cell's best configuration ("tuned") and its baseline trial ("baseline") are retrained
-and tested over the same seeds, exactly as ``evaluate`` does. Running the command again
-continues where it stopped: searches go on to their target, evaluations already done are kept.
+With ``warm``, a later cell also starts from the best configurations of the cells of its network
+already searched (its own activation substituted), queued after its baseline. Then each cell's
+best configuration ("tuned") and its baseline trial ("baseline") are retrained and tested over
+the same seeds, exactly as ``evaluate`` does. Running the command again continues where it
+stopped: searches go on to their target, evaluations already done are kept.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -47,6 +49,7 @@ __all__ = [
     "planned_evaluations",
     "race_cells",
     "search_cell",
+    "warm_configs",
 ]
 
 
@@ -222,19 +225,53 @@ def cell_name(prefix: str, model: str, activation: str) -> str:
     return f"{prefix}-{model}-{activation}"
 
 
-def _prepare_cell(storage: BaseStorage, plan: SearchPlan, baseline: bool) -> None:
-    """Create the cell's study and enqueue the lab's settings as its first trial."""
+def _prepare_cell(
+    storage: BaseStorage,
+    plan: SearchPlan,
+    baseline: bool,
+    warm: Sequence[tuple[str, dict[str, Any]]] = (),
+) -> None:
+    """Create the cell's study and enqueue the lab's settings as its first trial, then (once
+    per study, never on a resume) the ``warm`` configurations, each marked with its source."""
     from optuna.trial import TrialState
 
     study, _ = create_or_check_study(storage, plan.name, plan.spec)
     study.set_user_attr("activation", plan.activation)
+    trials = study.get_trials(deepcopy=False)
     alive = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
     if baseline and not any(
-        t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False, states=alive)
+        t.user_attrs.get("baseline") for t in trials if t.state in alive
     ):  # new, or its baseline was interrupted (Ctrl-C, SIGTERM) or failed: queue it again
         study.enqueue_trial(
             {**LAB_SETTINGS, "activation": plan.activation}, user_attrs={"baseline": True}
         )
+    if (
+        warm
+        and not study.user_attrs.get("warm_started")
+        and not any(not t.user_attrs.get("baseline") for t in trials)
+    ):  # a study searched before (or warm-started before) keeps its own history
+        for source, params in warm:
+            study.enqueue_trial(params, user_attrs={"warm_start": source})
+        study.set_user_attr("warm_started", [source for source, _ in warm])
+
+
+def warm_configs(
+    studies: list[optuna.Study], activation: str | None
+) -> list[tuple[str, dict[str, Any]]]:
+    """(source study, params) of the best completed trial of each of ``studies``, with
+    ``activation`` substituted; the lab's settings and repeats left out (already queued)."""
+    lab = {**LAB_SETTINGS, "activation": activation}
+    found: list[tuple[str, dict[str, Any]]] = []
+    for study in studies:
+        complete = completed_trials(study)
+        if not complete:
+            continue
+        params = dict(complete[0].params)
+        if activation is not None:
+            params["activation"] = activation
+        if params != lab and all(params != seen for _, seen in found):
+            found.append((study.study_name, params))
+    return found
 
 
 def _baseline_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -267,9 +304,11 @@ def search_cell(
     data_set: Dataset,
     storage: BaseStorage,
     on_status: Callable[[SearchStatus], None] | None = None,
+    warm: Sequence[tuple[str, dict[str, Any]]] = (),
 ) -> SearchStatus:
-    """Search one cell to its trial budget (the lab's settings as trial 0 unless not wanted)."""
-    _prepare_cell(storage, plan, baseline)
+    """Search one cell to its trial budget (the lab's settings as trial 0 unless not wanted,
+    then the ``warm`` configurations from :func:`warm_configs` on a new cell)."""
+    _prepare_cell(storage, plan, baseline, warm)
     return run_search(plan, on_status=on_status, data_set=data_set, storage=storage)
 
 
@@ -279,7 +318,6 @@ def _chosen(
     """The configurations to test in a cell ("tuned": the winner of its stored race of
     ``race`` finalists, else the best search score; "baseline"), or why there are none."""
     from optuna.trial import TrialState
-
 
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
