@@ -155,6 +155,33 @@ def test_compare_clock_spans_every_cell_and_the_evaluations_timed_per_network(tm
     assert clock.eta() == 0.0 and clock.fraction() == 1.0
 
 
+def test_compare_clock_counts_the_races_before_the_evaluations(tmp_path) -> None:
+    from eegtune.names import RACE_SPLITS
+    from eegtune.results.compare import RETRAIN_COST, CompareClock, cell_plans
+
+    storage = str(tmp_path / "c.journal")
+    hold_out, folds = (cell_plans(["eegnet"], ["relu"], f"c{k}", trials=4, epochs=20,
+                                  storage=storage, dataset="synthetic", device="cpu",
+                                  folds=k)[0] for k in (1, 5))  # fmt: skip
+    cells = [hold_out, folds]
+    clock = CompareClock(cells, seeds=2, baseline=True, race=3, started=1000.0)
+    searched = 2 * 4 * 20
+    retrained = 2 * 2 * 2 * 20
+    # hold-out: 3 finalists on RACE_SPLITS fresh hold-outs; 5 folds: 4/5 of the training set
+    # each, in hold-out epochs of 80% of it
+    raced = 3 * RACE_SPLITS * 20 + 3 * 5 * (4 / 5 / 0.8) * 20
+    assert clock.totals() == (0, pytest.approx(searched + raced + retrained))
+    for cell in cells:
+        clock.search(cell.name, SearchStatus(target=4, epochs_done=80, epochs_left=0.0,
+                                             elapsed=80.0))  # fmt: skip
+    clock.race_done(hold_out.name, 100.0)  # what its race trained
+    assert clock.totals() == (260, pytest.approx(3 * 5 * 20 + retrained))
+    assert clock.eta() == pytest.approx(1.0 * (3 * 5 * 20 + RETRAIN_COST * retrained))
+    clock.race_done(folds.name, 290.0)
+    clock.evaluations([(f"{hold_out.name}/tuned", 8)])
+    assert clock.totals() == (550, 2 * 8)  # the races are done: only the evaluation is left
+
+
 def test_flags_render_as_flags_not_bool_values() -> None:
     result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     offline = next(line for line in result.output.splitlines() if "--offline" in line)

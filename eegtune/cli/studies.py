@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -416,7 +417,7 @@ def compare(
     store = open_artifacts(storage, artifacts)
     opened = open_storage(storage)  # once for the whole command, closed at its end
     try:
-        clock = CompareClock(cells, seeds, baseline)  # one estimate for the whole run
+        clock = CompareClock(cells, seeds, baseline, race=race)  # one estimate for the whole run
         for i, cell in enumerate(cells, 1):
             phase = f"compare: cell {i}/{len(cells)} searching"
             typer.echo(
@@ -445,7 +446,7 @@ def compare(
                        "splits (--race 0 skips this)", err=True)  # fmt: skip
             race_cells(
                 cells, top=race, data_set=data, storage=opened, device=cells[0].device,
-                on_race=lambda name, won: typer.echo(f"{name}: {won.text}", err=True),
+                on_race=partial(_say_race, clock),
             )  # fmt: skip
         planned = planned_evaluations(opened, cells, baseline, race)
         clock.evaluations(planned)
@@ -472,6 +473,12 @@ def compare(
         console.print(f"wrote {len(written)} files to {out} (open {out / 'index.html'})")
     finally:
         close_storage(opened)
+
+
+def _say_race(clock: Any, name: str, race: Any) -> None:
+    """Say which finalist of cell ``name`` won its race, and where the whole run stands."""
+    clock.race_done(name, race.cost)
+    typer.echo(f"{name}: {race.text}; " + clock_line(clock, "compare: racing"), err=True)
 
 
 # dashboard ------------------------------------------------------------------------------------

@@ -127,8 +127,10 @@ class CompareClock:
     seconds per epoch; a network not timed yet costs the timed one's rate times their
     registry ``epoch_cost`` ratio. A cell not searched yet is expected to take its trial budget
     times the epochs a trial took in that network's cells so far (``--epochs`` before any);
-    its evaluation retrains each tested configuration ``seeds`` times, for as many epochs as a
-    trial took, each epoch :data:`RETRAIN_COST` times a search epoch.
+    its race (``race`` finalists, when racing) trains each finalist on :data:`RACE_SPLITS`
+    fresh hold-outs (a K-fold cell: K folds) for as many epochs as a trial took; its evaluation
+    retrains each tested configuration ``seeds`` times, for as many epochs as a trial took,
+    each epoch :data:`RETRAIN_COST` times a search epoch.
     """
 
     cells: list[SearchPlan]
@@ -136,12 +138,18 @@ class CompareClock:
     baseline: bool
     started: float = field(default_factory=time.time)
     searched: dict[str, SearchStatus] = field(default_factory=dict)
+    race: int = 0  # finalists raced per cell (0: no race)
+    raced: dict[str, float] = field(default_factory=dict)  # cell -> hold-out epochs its race took
     planned: dict[str, int] | None = None  # label -> epochs, once the evaluations are known
     evaluated: Counter[str] = field(default_factory=Counter)  # label -> epochs retrained
 
     def search(self, cell: str, status: SearchStatus) -> None:
         """Take a cell's latest status."""
         self.searched[cell] = status
+
+    def race_done(self, cell: str, cost: float) -> None:
+        """Take a cell's finished race and what it trained (:attr:`Race.cost`)."""
+        self.raced[cell] = cost
 
     def evaluations(self, planned: list[tuple[str, int]]) -> None:
         self.planned = {label: epochs * self.seeds for label, epochs in planned}
@@ -187,6 +195,10 @@ class CompareClock:
             status = self.searched.get(plan.name)
             left = status.epochs_left if status else plan.trials * self._per_trial(plan.model)
             work.append((plan.model, left, 1.0))
+            if self.race and self.planned is None and plan.name not in self.raced:
+                folds = plan.spec.folds
+                fresh = RACE_SPLITS if folds == 1 else folds * (folds - 1) / folds / 0.8
+                work.append((plan.model, self.race * fresh * self._per_trial(plan.model), 1.0))
             if self.planned is None:
                 retrain = configs * self.seeds * self._per_trial(plan.model)
                 work.append((plan.model, retrain, RETRAIN_COST))
@@ -198,6 +210,7 @@ class CompareClock:
     def totals(self) -> tuple[int, float]:
         """(epochs done in this run, epochs left), searches and evaluations together."""
         done = sum(s.epochs_done for s in self.searched.values()) + sum(self.evaluated.values())
+        done += round(sum(self.raced.values()))
         return done, sum(epochs for _, epochs, _ in self._work())
 
     def eta(self, now: float | None = None) -> float | None:
