@@ -54,7 +54,6 @@ def write_images(figures: dict[str, go.Figure], out: Path, formats: Sequence[str
     Raises:
         ExportError: kaleido is missing, or it found no Chrome/Chromium to draw with.
     """
-    import plotly.io as pio
 
     formats = check_formats(formats)
     if not formats or not figures:
@@ -63,23 +62,19 @@ def write_images(figures: dict[str, go.Figure], out: Path, formats: Sequence[str
     staging = Path(tempfile.mkdtemp(prefix=".images.", dir=out))
     try:
         jobs = [(stem, fmt) for stem in figures for fmt in formats]
-        width, height = IMAGE_SIZE
-        try:
-            pio.write_images(
-                [figures[stem] for stem, _ in jobs],
-                [staging / f"{stem}.{fmt}" for stem, fmt in jobs],
-                format=[fmt for _, fmt in jobs],
-                width=width,
-                height=height,
-                scale=[2 if fmt == "png" else 1 for _, fmt in jobs],
+        _draw(figures, jobs, staging)
+        # kaleido returns a render that failed (its browser timed out on a busy machine) instead
+        # of raising it, and leaves no file: draw those again, one at a time, then give up
+        missing = [(stem, fmt) for stem, fmt in jobs if not (staging / f"{stem}.{fmt}").exists()]
+        for job in missing:
+            _draw(figures, [job], staging)
+        failed = [f"{stem}.{fmt}" for stem, fmt in missing
+                  if not (staging / f"{stem}.{fmt}").exists()]  # fmt: skip
+        if failed:
+            raise ExportError(
+                f"PNG/SVG export drew no {', '.join(failed)} (twice; kaleido's browser failed "
+                "or timed out): run the command again, or leave out --image"
             )
-        except Exception as exc:  # kaleido's own types; a missing browser is the usual cause
-            if "chrome" in f"{type(exc).__name__} {exc}".lower():
-                raise ExportError(
-                    "PNG and SVG export found no Chrome or Chromium: install one (Debian: "
-                    "apt-get install chromium) or run kaleido_get_chrome"
-                ) from None
-            raise
         written = []
         for stem, fmt in jobs:
             target = out / f"{stem}.{fmt}"
@@ -88,3 +83,26 @@ def write_images(figures: dict[str, go.Figure], out: Path, formats: Sequence[str
         return written
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _draw(figures: dict[str, go.Figure], jobs: list[tuple[str, str]], folder: Path) -> None:
+    """Draw ``<stem>.<format>`` of each job into ``folder`` in one kaleido session."""
+    import plotly.io as pio
+
+    width, height = IMAGE_SIZE
+    try:
+        pio.write_images(
+            [figures[stem] for stem, _ in jobs],
+            [folder / f"{stem}.{fmt}" for stem, fmt in jobs],
+            format=[fmt for _, fmt in jobs],
+            width=width,
+            height=height,
+            scale=[2 if fmt == "png" else 1 for _, fmt in jobs],
+        )
+    except Exception as exc:  # kaleido's own types; a missing browser is the usual cause
+        if "chrome" in f"{type(exc).__name__} {exc}".lower():
+            raise ExportError(
+                "PNG and SVG export found no Chrome or Chromium: install one (Debian: "
+                "apt-get install chromium) or run kaleido_get_chrome"
+            ) from None
+        raise
