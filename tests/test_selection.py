@@ -298,6 +298,59 @@ def test_references_on_npz_report_each_subject(tmp_path: Path) -> None:
         assert r.n_test == 120
 
 
+def _rhythm_npz(folder: Path, hz: float, **extra) -> Path:
+    """Two classes told apart by a ``hz`` rhythm at 500 samples per second, on channel 0 for
+    "left" and 1 for "right"; ``extra`` arrays are saved in both files."""
+    rng = np.random.default_rng(1)
+    t = np.arange(500) / 500.0
+    folder.mkdir()
+    for name in ("train", "test"):
+        y = np.array(["left", "right"] * 60)
+        x = rng.standard_normal((120, 2, 500))
+        for i, label in enumerate(y):
+            x[i, 0 if label == "left" else 1] += np.sin(2 * np.pi * hz * t)
+        np.savez(folder / f"{name}.npz", X=x, y=y, **extra)
+    return folder
+
+
+def test_references_filter_npz_data_at_its_own_sfreq(tmp_path: Path) -> None:
+    from eegtune.results.references import run_references
+
+    # a 60 Hz rhythm sampled at 500 Hz: outside the references' 8-30 Hz band, so they cannot
+    # see it when told the rate; read at the assumed 125 Hz it would look like 15 Hz
+    rated = load_dataset(f"npz:{_rhythm_npz(tmp_path / 'rated', 60.0, sfreq=500.0)}")
+    assumed = load_dataset(f"npz:{_rhythm_npz(tmp_path / 'assumed', 60.0)}")
+    assert rated.sampling_rate == 500.0 and assumed.sampling_rate == 125.0
+    for r in run_references(rated):
+        assert r.accuracy is not None and r.accuracy < 0.7, r
+    for r in run_references(assumed):
+        assert r.accuracy is not None and r.accuracy > 0.9, r
+
+
+@pytest.mark.parametrize(
+    ("train", "test", "fragment"),
+    [
+        (500.0, None, "test.npz: no `sfreq`, but train.npz has one; give both or none"),
+        (500.0, 250.0, "test.npz: sfreq is 250 Hz but train.npz says 500 Hz"),
+        (-1.0, -1.0, "train.npz: sfreq must be one positive number (the sampling rate in Hz)"),
+        ([250.0, 500.0], [250.0, 500.0], "sfreq must be one positive number"),
+    ],
+)
+def test_a_bad_npz_sfreq_is_one_line(tmp_path: Path, train, test, fragment) -> None:
+    folder = _rhythm_npz(tmp_path / "d", 10.0)
+    for name, rate in (("train", train), ("test", test)):
+        with np.load(folder / f"{name}.npz") as arrays:
+            kept = dict(arrays)
+        if rate is not None:
+            kept["sfreq"] = np.asarray(rate)
+        np.savez(folder / f"{name}.npz", **kept)
+    storage = tmp_path / "s.journal"
+    result = invoke("search", "--model", "eegnet", "--trials", "1", "--storage", str(storage),
+                    "--dataset", f"npz:{folder}", "--device", "cpu")  # fmt: skip
+    assert_one_line_error(result, fragment)
+    assert not storage.exists()  # refused before a study is made
+
+
 def test_references_on_moabb_fake_dataset_use_its_band_and_rate() -> None:
     pytest.importorskip("moabb", reason="the moabb extra is not installed")
     from eegtune.results.references import run_references

@@ -4,7 +4,9 @@ DIR holds ``train.npz`` and ``test.npz``, each with
 
 - ``X``: float, shape (trials, channels, samples);
 - ``y``: integer or string labels, one per trial;
-- ``subject`` (optional, in both files or in neither): integer or string, one per trial.
+- ``subject`` (optional, in both files or in neither): integer or string, one per trial;
+- ``sfreq`` (optional, in both files or in neither, the same): the sampling rate in Hz, one
+  number (the classical references filter with it; without it, the lab's 125 Hz).
 
 Labels map to classes 0..K-1 in sorted order, the same in both files; the study remembers the
 mapping. Validation is as strict as for the lab files, and each problem is one line naming the
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -31,11 +34,24 @@ HINT = "see README.md, 'Your own data'"
 
 
 class Arrays(NamedTuple):
-    """One validated file: signals, labels as given, subjects (or None)."""
+    """One validated file: signals, labels as given, subjects (or None), rate (or None)."""
 
     x: np.ndarray
     y: np.ndarray
     subject: np.ndarray | None
+    sfreq: float | None = None
+
+
+def _rate(path: Path, values: np.ndarray) -> float:
+    """The ``sfreq`` array as one positive, finite number of Hz."""
+    if values.size == 1 and values.dtype.kind in "iuf":
+        rate = float(values.reshape(()))
+        if np.isfinite(rate) and rate > 0:
+            return rate
+    raise DataError(
+        f"{path}: sfreq must be one positive number (the sampling rate in Hz), got "
+        f"{values.reshape(-1)[:3].tolist()} of dtype {values.dtype}"
+    )
 
 
 def _labels(path: Path, key: str, values: np.ndarray, n: int) -> np.ndarray:
@@ -57,7 +73,7 @@ def read_npz(path: Path) -> Arrays:
     if not path.is_file():
         raise DataError(f"{path}: file not found; an npz: folder holds {' and '.join(FILES)}")
     try:
-        arrays, names = read_archive(path, ("X", "y", "subject"), HINT)
+        arrays, names = read_archive(path, ("X", "y", "subject", "sfreq"), HINT)
         missing = {"X", "y"} - set(arrays)
         if missing:
             found = ", ".join(sorted(names)) or "none"
@@ -85,7 +101,8 @@ def read_npz(path: Path) -> Arrays:
     y = _labels(path, "y", y, x.shape[0])
     if subject is not None:
         subject = _labels(path, "subject", subject, x.shape[0]).astype(str)
-    return Arrays(x, y, subject)
+    sfreq = _rate(path, arrays["sfreq"]) if "sfreq" in arrays else None
+    return Arrays(x, y, subject, sfreq)
 
 
 def _class_names(train: Path, test: Path, y_train: np.ndarray, y_test: np.ndarray) -> list:
@@ -127,12 +144,21 @@ def load_npz(
     if (train.subject is None) != (test.subject is None):
         has, lacks = (train_path, test_path) if test.subject is None else (test_path, train_path)
         raise DataError(f"{lacks}: no `subject` array, but {has.name} has one; give both or none")
+    if (train.sfreq is None) != (test.sfreq is None):
+        has, lacks = (train_path, test_path) if test.sfreq is None else (test_path, train_path)
+        raise DataError(f"{lacks}: no `sfreq`, but {has.name} has one; give both or none")
+    if train.sfreq != test.sfreq:
+        raise DataError(
+            f"{test_path}: sfreq is {test.sfreq:g} Hz but {train_path.name} says "
+            f"{train.sfreq:g} Hz; both files must be sampled alike"
+        )
     names = _class_names(train_path, test_path, train.y, test.y)
     labels = np.array(names)  # sorted: a label's position is its class
-    return from_arrays(
+    data = from_arrays(
         (train.x, np.searchsorted(labels, train.y)),
         (test.x, np.searchsorted(labels, test.y)),
         name=f"npz:{folder}",
         class_names=[str(v) for v in names],
         subjects=(train.subject, test.subject),
     )
+    return data if train.sfreq is None else replace(data, sampling_rate=train.sfreq)
