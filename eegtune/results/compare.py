@@ -197,7 +197,7 @@ class CompareClock:
             work.append((plan.model, left, 1.0))
             if self.race and self.planned is None and plan.name not in self.raced:
                 folds = plan.spec.folds
-                fresh = RACE_SPLITS if folds == 1 else folds * (folds - 1) / folds / 0.8
+                fresh = RACE_SPLITS if folds == 1 else (folds - 1) / 0.8  # K folds of (K-1)/K
                 work.append((plan.model, self.race * fresh * self._per_trial(plan.model), 1.0))
             if self.planned is None:
                 retrain = configs * self.seeds * self._per_trial(plan.model)
