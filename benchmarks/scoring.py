@@ -136,6 +136,11 @@ def table_phase(args: argparse.Namespace) -> None:
             best_test = max(t["test"] for t in trials)
             chosen = max(trials, key=lambda t: (t["value"], -t["number"]))
             name = "hold-out" if record["folds"] == 1 else f"folds {record['folds']}"
+            lab = next((t for t in trials if t["baseline"]), None)
+            if lab is not None and record["folds"] == 1:  # the same trial 0 in every setting
+                rows.setdefault(("the lab's settings (trial 0)", dataset), []).append(
+                    (lab["test"], best_test - lab["test"], lab["epochs"])
+                )
             rows.setdefault((name, dataset), []).append(
                 (chosen["test"], best_test - chosen["test"], cost(record))
             )
