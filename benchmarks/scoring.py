@@ -144,6 +144,8 @@ def table_phase(args: argparse.Namespace) -> None:
             rows.setdefault((name, dataset), []).append(
                 (chosen["test"], best_test - chosen["test"], cost(record))
             )
+            if record["folds"] not in args.race_folds:
+                continue
             opened = open_storage(record["storage"])
             race = race_study(opened, load_study(opened, record["study"]), data,
                               top=args.finalists, splits=args.splits)  # fmt: skip
@@ -277,6 +279,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help="table: race only this dataset's studies")
     parser.add_argument("--finalists", type=int, default=3, help="table: finalists raced")
     parser.add_argument("--splits", type=int, default=2, help="table: fresh splits per race")
+    parser.add_argument("--race-folds", type=lambda v: [int(k) for k in v.split(",")],
+                        default=list(FOLDS), help="table: race the studies of these folds")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
