@@ -31,7 +31,7 @@ def test_compare_fills_every_cell_against_the_lab_baseline_and_resumes(tmp_path:
     storage, out = str(tmp_path / "c.journal"), tmp_path / "report"
     args = ["compare", "--dataset", "synthetic", "--trials", "2", "--epochs", "2",
             "--seeds", "2", "--storage", storage, "--out", str(out), "--image", "png",
-            "--models-dir", str(tmp_path / "m"), "--device", "cpu"]  # fmt: skip
+            "--models-dir", str(tmp_path / "m"), "--device", "cpu", "--race", "2"]  # fmt: skip
     env = {"EEGTUNE_PROGRESS_INTERVAL": "60", "COLUMNS": "200"}
     first = runner.invoke(app, args, env=env)
     assert first.exit_code == 0, first.output
@@ -52,7 +52,7 @@ def test_compare_fills_every_cell_against_the_lab_baseline_and_resumes(tmp_path:
     for title in ("CSP + LDA", "tangent space + LR"):
         row = rf"│ +reference │ +{re.escape(title)} │ +{ci} │ +- │ +- │ +50\.0% │ +1 fit │"
         assert re.search(row, first.output), first.output
-    # each cell's choice was raced, and says so
+    # each cell's choice was raced (--race 2; off by default), and says so
     assert first.output.count("won the race of") + first.output.count("only finalist") == 6
     document = json.loads((out / "best_trials.json").read_text())
     assert document["schema_version"] == 5
