@@ -550,6 +550,40 @@ def test_an_interrupted_compare_baseline_is_retried_as_the_baseline(tmp_path, si
     assert baselines[1].params == baselines[0].params
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_an_interrupted_warm_start_trial_is_queued_again_once(tmp_path, signum) -> None:
+    storage = str(tmp_path / "warm.journal")
+
+    def compare(epochs: str, *activations: str) -> list[str]:
+        chosen = [a for name in activations for a in ("--activation", name)]
+        return [sys.executable, "-m", "eegtune", "compare", "--model", "eegnet", *chosen,
+                "--dataset", "synthetic", "--trials", "1", "--epochs", epochs, "--seeds", "1",
+                "--no-baseline", "--warm-start", "--race", "0", "--no-references",
+                "--storage", storage, "--device", "cpu", "--out", str(tmp_path / "r"),
+                "--models-dir", str(tmp_path / "m")]  # fmt: skip
+
+    first = subprocess.run(compare("2", "relu"), capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    relu = trials_of(storage, "compare-synthetic-eegnet-relu")[0]
+    # the ELU cell starts from ReLU's best; stop it while that warm trial trains
+    proc = subprocess.Popen(compare("300", "relu", "elu"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    trial = _wait_for_running(storage, "compare-synthetic-eegnet-elu", proc)
+    assert trial.user_attrs["warm_start"] == "compare-synthetic-eegnet-relu"
+    proc.send_signal(signum)
+    proc.communicate(timeout=60)
+    for _ in range(2):  # the rerun trains it again; a second rerun trains nothing more
+        rerun = subprocess.run(compare("2", "relu", "elu"), capture_output=True, text=True,
+                               timeout=600)  # fmt: skip
+        assert rerun.returncode == 0, rerun.stderr
+    trials = trials_of(storage, "compare-synthetic-eegnet-elu")
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert all(t.user_attrs["warm_start"] == "compare-synthetic-eegnet-relu" for t in trials)
+    assert trials[1].params == relu.params | {"activation": "elu"}
+    assert len(trials_of(storage, "compare-synthetic-eegnet-relu")) == 1  # not trained again
+
+
 # --------------------------------------------------------------------------- a study knows its data
 
 

@@ -230,7 +230,7 @@ def test_warm_start_queues_after_the_baseline_and_never_again_on_a_resume(
     }
     assert second.params == GOOD | {"activation": "leaky_relu"}
     assert second.user_attrs["warm_start"] == "c-eegnet-relu"
-    assert study.user_attrs["warm_started"] == ["c-eegnet-relu"]
+    assert study.user_attrs["warm_started"] == [["c-eegnet-relu", warm[0][1]]]
     # a resume with a larger target searches on from the study's own history
     more = replace(plan, trials=3)
     search_cell(more, baseline=True, data_set=data, storage=open_storage(storage), warm=warm)

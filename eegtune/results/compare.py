@@ -244,8 +244,10 @@ def _prepare_cell(
     baseline: bool,
     warm: Sequence[tuple[str, dict[str, Any]]] = (),
 ) -> None:
-    """Create the cell's study and enqueue the lab's settings as its first trial, then (once
-    per study, never on a resume) the ``warm`` configurations, each marked with its source."""
+    """Create the cell's study and enqueue the lab's settings as its first trial, then the
+    ``warm`` configurations, each marked with its source. The warm list is fixed when the study
+    is new (a study searched before keeps its own history) and stored with it, so that a resume
+    queues again only a warm trial that failed (Ctrl-C, SIGTERM, a crash), as for the baseline."""
     from optuna.trial import TrialState
 
     study, _ = create_or_check_study(storage, plan.name, plan.spec)
@@ -258,14 +260,14 @@ def _prepare_cell(
         study.enqueue_trial(
             {**LAB_SETTINGS, "activation": plan.activation}, user_attrs={"baseline": True}
         )
-    if (
-        warm
-        and not study.user_attrs.get("warm_started")
-        and not any(not t.user_attrs.get("baseline") for t in trials)
-    ):  # a study searched before (or warm-started before) keeps its own history
-        for source, params in warm:
+    queued = study.user_attrs.get("warm_started")
+    if queued is None and warm and all(t.user_attrs.get("baseline") for t in trials):
+        queued = [[source, params] for source, params in warm]
+        study.set_user_attr("warm_started", queued)  # first: a kill now leaves it to the resume
+    kept = (*alive, TrialState.PRUNED)  # a pruned warm trial had its chance
+    for source, params in queued or []:
+        if not any(t.user_attrs.get("warm_start") == source and t.state in kept for t in trials):
             study.enqueue_trial(params, user_attrs={"warm_start": source})
-        study.set_user_attr("warm_started", [source for source, _ in warm])
 
 
 def warm_configs(

@@ -156,9 +156,10 @@ def fail_stale_trials(study: optuna.Study, storage: BaseStorage, grace: float) -
                 continue
         except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
             continue  # another worker got there first
-        retry = {"retry_of": trial.number}
-        if trial.user_attrs.get("baseline"):
-            retry["baseline"] = True  # the lab's settings stay the baseline when retried
+        # compare's marks go with the retry: the lab's settings stay the baseline, a warm-start
+        # configuration keeps its source (neither is queued again by the next compare)
+        marks = {k: v for k, v in trial.user_attrs.items() if k in ("baseline", "warm_start")}
+        retry = {"retry_of": trial.number, **marks}
         study.enqueue_trial(trial.params, user_attrs=retry)
         failed.append(trial.number)
         logger.warning("trial %d lost its worker; failed it and queued a retry", trial.number)
