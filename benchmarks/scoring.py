@@ -56,14 +56,28 @@ def retrain_test(data, params: dict, epochs: int) -> float:
     return float((predict(model, data.x_test) == data.y_test).mean())
 
 
-def search_phase(args: argparse.Namespace) -> None:
+def _start(args: argparse.Namespace, cache_name: str) -> tuple:
+    """The dataset, the output folder and the cache of test accuracies (``cache_name``)."""
     quiet_optuna()
     configure_process(resolve_device("cpu"))
-    data = load_dataset(args.dataset)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cache_file = out / f"tests-{args.dataset}.json"
+    cache_file = out / cache_name
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    return load_dataset(args.dataset), out, cache_file, cache
+
+
+def _tested(data, cache: dict, cache_file: Path, params: dict, epochs: int) -> float:
+    """:func:`retrain_test`, once per (params, epochs): kept in ``cache_file`` at once."""
+    key = json.dumps([params, epochs], sort_keys=True)
+    if key not in cache:
+        cache[key] = retrain_test(data, params, epochs)
+        atomic_write_text(cache_file, json.dumps(cache))
+    return cache[key]
+
+
+def search_phase(args: argparse.Namespace) -> None:
+    data, out, cache_file, cache = _start(args, f"tests-{args.dataset}.json")
     for seed in range(args.seeds):
         for folds in FOLDS:
             result = out / f"{args.dataset}-folds{folds}-seed{seed}.json"
@@ -90,11 +104,7 @@ def search_phase(args: argparse.Namespace) -> None:
                 }  # fmt: skip
                 if t.state.name == "COMPLETE":
                     row["chosen_epochs"] = chosen_epochs(t)
-                    key = json.dumps([t.params, row["chosen_epochs"]], sort_keys=True)
-                    if key not in cache:
-                        cache[key] = retrain_test(data, t.params, row["chosen_epochs"])
-                        atomic_write_text(cache_file, json.dumps(cache))
-                    row["test"] = cache[key]
+                    row["test"] = _tested(data, cache, cache_file, t.params, row["chosen_epochs"])
                 trials.append(row)
             record = {
                 "dataset": args.dataset, "folds": folds, "seed": seed, "trials": trials,
@@ -198,13 +208,7 @@ def lab_phase(args: argparse.Namespace) -> None:
 
 def warm_phase(args: argparse.Namespace) -> None:
     """Cold against warm-started cells at the same trial budget (see the module's doc)."""
-    quiet_optuna()
-    configure_process(resolve_device("cpu"))
-    data = load_dataset(args.dataset)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    cache_file = out / f"tests-warm-{args.dataset}.json"
-    cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    data, out, cache_file, cache = _start(args, f"tests-warm-{args.dataset}.json")
     activations = list(ACTIVATIONS)
     for seed in range(args.seeds):
         result = out / f"{args.dataset}-warm-seed{seed}.json"
@@ -229,12 +233,9 @@ def warm_phase(args: argparse.Namespace) -> None:
                 study = load_study(opened, plan.name)
                 chosen = completed_trials(study)[0]
                 epochs = chosen_epochs(chosen)
-                key = json.dumps([chosen.params, epochs], sort_keys=True)
-                if key not in cache:
-                    cache[key] = retrain_test(data, chosen.params, epochs)
-                    atomic_write_text(cache_file, json.dumps(cache))
                 record[mode][plan.activation] = {
-                    "test": cache[key], "chosen": chosen.number,
+                    "test": _tested(data, cache, cache_file, chosen.params, epochs),
+                    "chosen": chosen.number,
                     "warm_source": chosen.user_attrs.get("warm_start"),
                     "epochs": sum(len(t.intermediate_values) for t in study.trials),
                 }  # fmt: skip

@@ -87,6 +87,13 @@ def test_more_folds_than_the_smallest_class_is_one_line(tmp_path: Path) -> None:
 GOOD = {"activation": "elu", "dropout": 0.25, "lr": 0.01, "batch_size": 32, "weight_decay": 1e-4}
 STUCK = {**GOOD, "lr": 1e-7}  # learns nothing in a few epochs: any high score was luck
 EPOCHS = 4
+DISTRIBUTIONS = {  # of the constructed trials: the default space's, wide enough for STUCK
+    "activation": CategoricalDistribution(["relu", "leaky_relu", "elu"]),
+    "dropout": FloatDistribution(0.0, 0.9),
+    "lr": FloatDistribution(1e-8, 0.1, log=True),
+    "batch_size": CategoricalDistribution([32, 64, 1024]),
+    "weight_decay": FloatDistribution(1e-6, 0.1, log=True),
+}
 
 
 def _easy_npz(folder: Path) -> Path:
@@ -109,16 +116,9 @@ def _constructed_study(storage: str, folder: Path) -> optuna.Study:
     opened = open_storage(storage)
     spec = StudySpec(model="eegnet", source=parse_source(f"npz:{_easy_npz(folder)}"))
     study, _ = create_or_check_study(opened, "lucky", spec)
-    distributions = {
-        "activation": CategoricalDistribution(["relu", "leaky_relu", "elu"]),
-        "dropout": FloatDistribution(0.0, 0.9),
-        "lr": FloatDistribution(1e-8, 0.1, log=True),
-        "batch_size": CategoricalDistribution([32, 64, 1024]),
-        "weight_decay": FloatDistribution(1e-6, 0.1, log=True),
-    }
     for params, value in ((STUCK, 0.99), (GOOD, 0.90)):
         study.add_trial(create_trial(
-            params=params, distributions=distributions, value=value,
+            params=params, distributions=DISTRIBUTIONS, value=value,
             user_attrs={"best_epoch": EPOCHS, "epochs_trained": EPOCHS},
             intermediate_values={EPOCHS: value},
         ))  # fmt: skip
@@ -180,15 +180,8 @@ def test_race_zero_keeps_the_best_search_score(tmp_path: Path) -> None:
 def _study_with(storage: str, name: str, *scored: tuple[dict, float]) -> optuna.Study:
     study = optuna.create_study(storage=open_storage(storage), study_name=name,
                                 direction="maximize")  # fmt: skip
-    distributions = {
-        "activation": CategoricalDistribution(["relu", "leaky_relu", "elu"]),
-        "dropout": FloatDistribution(0.0, 0.9),
-        "lr": FloatDistribution(1e-8, 0.1, log=True),
-        "batch_size": CategoricalDistribution([32, 64, 1024]),
-        "weight_decay": FloatDistribution(1e-6, 0.1, log=True),
-    }
     for params, value in scored:
-        study.add_trial(create_trial(params=params, distributions=distributions, value=value))
+        study.add_trial(create_trial(params=params, distributions=DISTRIBUTIONS, value=value))
     return study
 
 
