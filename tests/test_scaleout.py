@@ -82,13 +82,15 @@ def test_separate_processes_same_seed_train_distinct_configurations(tmp_path, ki
         runs = start_together(
             3, "--trials", str(target), "--epochs", "1", "--storage", storage, "--study", name
         )
-        for run in runs:
-            assert run.returncode == 0, run.stderr
         trials = trials_of(storage, name)
+        for run in runs:
+            states = [(t.number, t.state.name, t.user_attrs.get("fail_reason")) for t in trials]
+            assert run.returncode == 0, f"{run.stderr[-1500:]}\ntrials: {states}"
         assert finished(trials) == target and count(trials, TrialState.RUNNING) == 0
         assert len(set(configs(trials))) == target
         if target == 9:
-            assert len({t.user_attrs["worker"] for t in trials}) == 3
+            done = (TrialState.COMPLETE, TrialState.PRUNED)  # a surplus trial never started
+            assert len({t.user_attrs["worker"] for t in trials if t.state in done}) == 3
     finally:
         if kind in servers:
             optuna.delete_study(study_name=name, storage=open_storage(storage))
@@ -356,3 +358,33 @@ def test_a_study_being_created_by_another_process_is_waited_for(
     monkeypatch.setattr(study_module, "INIT_WAIT_S", 0.2)
     made, kept = create_or_check_study(storage, "dead", wanted)
     assert kept == wanted and made.user_attrs["model"] == "eegnet"
+
+
+def test_a_worker_that_loses_the_race_for_the_last_trial_waits_for_the_winner(
+    tmp_path, tiny_data, monkeypatch
+) -> None:
+    """Another worker asks for the last trial between this worker's count and its ask: this
+    worker fails its surplus trial and waits for the winner's, so its search ends with the
+    target met (an early return ended it short, exit 3 in the CLI)."""
+    import threading
+
+    from eegtune.search.workers import worker_label
+
+    storage = str(tmp_path / "race.journal")
+    real_ask = optuna.Study.ask
+    won: list[optuna.Trial] = []
+
+    def ask_after_a_rival(study, *args, **kwargs):
+        if not won:  # the rival worker asks first, then finishes two seconds later
+            rival = real_ask(study)
+            rival.set_user_attr("worker", worker_label())
+            won.append(rival)
+            threading.Timer(2.0, study.tell, (rival, 0.5)).start()
+        return real_ask(study, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "ask", ask_after_a_rival)
+    final = run_search(search_plan(storage, trials=1), data_set=tiny_data)
+    assert final.finished == final.target == 1
+    trials = trials_of(storage, "eegnet")
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert trials[1].user_attrs["fail_reason"].startswith("surplus")

@@ -73,9 +73,11 @@ def run_worker(
             continue
         trial = study.ask()
         if not trial.user_attrs.get("baseline") and is_surplus(study, trial, plan.trials):
+            # Another worker asked in between: fail this one and go round again, which waits
+            # for theirs (and takes its place if it fails) instead of leaving it unwatched.
             trial.set_user_attr("fail_reason", "surplus: other workers already filled the target")
             study.tell(trial, state=TrialState.FAIL)
-            return
+            continue
         outcome, reason = run_trial(job, trial, deadline)
         if deadline is not None and time.time() >= deadline:
             return  # a trial cut by the deadline is not a failure streak
