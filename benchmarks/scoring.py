@@ -14,6 +14,7 @@ epochs).
     python benchmarks/scoring.py table --out bench/                       # races and the table
     python benchmarks/scoring.py lab --dataset realistic                  # lab settings, references
     python benchmarks/scoring.py warm --dataset realistic --out bench/    # warm start, cold vs warm
+    python benchmarks/scoring.py regret --storage S --prefix P --seeds 3  # a real compare's regret
 
 Phase 1 writes one JSON file per (dataset, scoring, search seed) with every trial and its test
 accuracy; phase 2 races the finalists of each stored study (``eegtune.results.racing``) and
@@ -21,7 +22,12 @@ prints the table of BENCHMARKS.md. The ``warm`` phase searches the three activat
 EEGNet in compare's order twice per search seed, cold (each from its baseline alone) and warm
 (each later cell also from the earlier cells' best configurations): same trial budget, same
 seeds, the first cell shared; it prints the chosen configurations' test accuracy (paired by
-seed and cell) and the epochs each spent.
+seed and cell) and the epochs each spent. The ``regret`` phase measures a real ``eegtune
+compare`` run: it copies each cell study named ``PREFIX-*`` out of the compare's storage (the
+compare's storage is never written), retrains every other completed trial with the compare's
+test seeds through the same evaluation code (the compare's own tuned and baseline results are
+reused, not retrained) and prints each cell's chosen test accuracy, the best one trained, and
+the regret.
 """
 
 from __future__ import annotations
@@ -39,9 +45,9 @@ from eegtune.device import configure_process, resolve_device
 from eegtune.files import atomic_write_text
 from eegtune.names import ACTIVATIONS
 from eegtune.results.compare import cell_plans, search_cell, warm_configs
-from eegtune.results.evaluate import chosen_epochs
+from eegtune.results.evaluate import chosen_epochs, evaluate_study, plan_evaluation
 from eegtune.search.storages import open_storage
-from eegtune.search.study import completed_trials, load_study, quiet_optuna
+from eegtune.search.study import completed_trials, load_seeds, load_study, quiet_optuna
 from eegtune.training import predict, train_configuration
 
 FOLDS = (1, 3, 5)
@@ -267,12 +273,50 @@ def warm_phase(args: argparse.Namespace) -> None:
     )
 
 
+def regret_phase(args: argparse.Namespace) -> None:
+    """Regret of each cell of a finished ``eegtune compare`` run (see the module's doc)."""
+    import optuna
+
+    data, out, _, _ = _start(args, "unused.json")
+    source = open_storage(args.storage)
+    copies = open_storage(str(out / "regret.journal"))
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(source)
+                   if s.study_name.startswith(f"{args.prefix}-"))  # fmt: skip
+    if not names:
+        raise SystemExit(f"no study named {args.prefix}-* in {args.storage}")
+    print("| cell | chosen | test % of chosen | best trained (trial) | regret | lab's settings |")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        if name not in {s.study_name for s in optuna.get_all_study_summaries(copies)}:
+            optuna.copy_study(from_study_name=name, from_storage=source, to_storage=copies)
+        study = load_study(copies, name)
+        seeds = load_seeds(copies, study)
+        tuned = seeds["tuned"][0]["trial"]  # what the compare chose and tested
+        configs = {label: study.trials[records[0]["trial"]] for label, records in seeds.items()}
+        for t in completed_trials(study):
+            if t.number not in {c.number for c in configs.values()}:
+                configs[f"trial {t.number}"] = t
+        plan = plan_evaluation(copies, name, seeds=args.seeds, configs=configs,
+                               models_dir=out / "models")  # fmt: skip
+        tested = {e.trial: 100 * statistics.fmean(e.test_acc)
+                  for e in evaluate_study(plan, data, storage=copies)}  # fmt: skip
+        best = max(tested, key=lambda n: (tested[n], -n))
+        lab = seeds.get("baseline", {0: {"trial": None}})[0]["trial"]
+        lab_text = "-" if lab is None else f"{tested[lab]:.1f}"
+        print(f"| {name} | trial {tuned} | {tested[tuned]:.1f} | {tested[best]:.1f} (trial {best}) "
+              f"| {tested[best] - tested[tuned]:.1f} | {lab_text} |", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("phase", choices=["search", "table", "lab", "warm"])
+    parser.add_argument("phase", choices=["search", "table", "lab", "warm", "regret"])
     parser.add_argument("--dataset", default="realistic", help="realistic or synthetic")
     parser.add_argument("--out", default="bench-scoring", help="folder for studies and results")
-    parser.add_argument("--seeds", type=int, default=3, help="search seeds")
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="search seeds (regret: the compare's test seeds)"
+    )
+    parser.add_argument("--storage", default="", help="regret: the compare's storage")
+    parser.add_argument("--prefix", default="", help="regret: the compare's cell prefix")
     parser.add_argument("--trials", type=int, default=8, help="trials per search")
     parser.add_argument("--epochs", type=int, default=20, help="maximum epochs per trial")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -280,12 +324,17 @@ def main() -> None:
     parser.add_argument("--only", default="", help="table: race only this dataset's studies")
     parser.add_argument("--finalists", type=int, default=3, help="table: finalists raced")
     parser.add_argument("--splits", type=int, default=2, help="table: fresh splits per race")
-    parser.add_argument("--race-folds", type=lambda v: [int(k) for k in v.split(",")],
-                        default=list(FOLDS), help="table: race the studies of these folds")
+    parser.add_argument(
+        "--race-folds",
+        type=lambda v: [int(k) for k in v.split(",")],
+        default=list(FOLDS),
+        help="table: race the studies of these folds",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    phases = {"search": search_phase, "table": table_phase, "lab": lab_phase, "warm": warm_phase}
+    phases = {"search": search_phase, "table": table_phase, "lab": lab_phase, "warm": warm_phase,
+              "regret": regret_phase}  # fmt: skip
     phases[args.phase](args)
 
 
