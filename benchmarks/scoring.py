@@ -85,7 +85,7 @@ def _tested(data, cache: dict, cache_file: Path, params: dict, epochs: int) -> f
 def search_phase(args: argparse.Namespace) -> None:
     data, out, cache_file, cache = _start(args, f"tests-{args.dataset}.json")
     for seed in range(args.seeds):
-        for folds in FOLDS:
+        for folds in args.folds:
             result = out / f"{args.dataset}-folds{folds}-seed{seed}.json"
             if result.exists():
                 continue
@@ -307,6 +307,11 @@ def regret_phase(args: argparse.Namespace) -> None:
               f"| {tested[best] - tested[tuned]:.1f} | {lab_text} |", flush=True)  # fmt: skip
 
 
+def folds_list(value: str) -> list[int]:
+    """``1,3,5`` -> [1, 3, 5]."""
+    return [int(k) for k in value.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("phase", choices=["search", "table", "lab", "warm", "regret"])
@@ -315,6 +320,8 @@ def main() -> None:
     parser.add_argument(
         "--seeds", type=int, default=3, help="search seeds (regret: the compare's test seeds)"
     )
+    parser.add_argument("--folds", type=folds_list, default=list(FOLDS),
+                        help="search: these scorings only (1: hold-out)")  # fmt: skip
     parser.add_argument("--storage", default="", help="regret: the compare's storage")
     parser.add_argument("--prefix", default="", help="regret: the compare's cell prefix")
     parser.add_argument("--trials", type=int, default=8, help="trials per search")
@@ -326,7 +333,7 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=2, help="table: fresh splits per race")
     parser.add_argument(
         "--race-folds",
-        type=lambda v: [int(k) for k in v.split(",")],
+        type=folds_list,
         default=list(FOLDS),
         help="table: race the studies of these folds",
     )

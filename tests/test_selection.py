@@ -232,6 +232,28 @@ def test_warm_start_queues_after_the_baseline_and_never_again_on_a_resume(
     assert sum("warm_start" in t.user_attrs for t in study.trials) == 1
 
 
+def test_a_warm_trial_is_queued_only_while_the_target_has_room(tmp_path: Path) -> None:
+    """A cell whose target the baseline fills leaves no warm trial waiting forever; a resume
+    with a larger target queues and trains it then."""
+    from optuna.trial import TrialState
+
+    from eegtune.results.compare import cell_plans, search_cell
+
+    storage = str(tmp_path / "w.journal")
+    warm = [("c-eegnet-relu", GOOD | {"activation": "elu"})]
+    (plan,) = cell_plans(["eegnet"], ["elu"], "c", trials=1, epochs=1, storage=storage,
+                         dataset="synthetic", device="cpu")  # fmt: skip
+    data = load_dataset("synthetic")
+    search_cell(plan, baseline=True, data_set=data, storage=open_storage(storage), warm=warm)
+    study = optuna.load_study(study_name=plan.name, storage=open_storage(storage))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE]  # the baseline, nothing left
+    search_cell(replace(plan, trials=2), baseline=True, data_set=data,
+                storage=open_storage(storage), warm=warm)  # fmt: skip
+    study = optuna.load_study(study_name=plan.name, storage=open_storage(storage))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    assert study.trials[1].user_attrs["warm_start"] == "c-eegnet-relu"
+
+
 def test_compare_warm_start_seeds_a_later_cell_with_the_earlier_best(tmp_path: Path) -> None:
     storage = str(tmp_path / "c.journal")
     common = ("compare", "--dataset", "synthetic", "--model", "eegnet", "--epochs", "1",

@@ -254,20 +254,25 @@ def _prepare_cell(
     study.set_user_attr("activation", plan.activation)
     trials = study.get_trials(deepcopy=False)
     alive = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+    kept = (*alive, TrialState.PRUNED)  # a pruned warm trial had its chance
+    taken = sum(t.state in kept for t in trials)  # of the target: done, running or queued
     if baseline and not any(
         t.user_attrs.get("baseline") for t in trials if t.state in alive
     ):  # new, or its baseline was interrupted (Ctrl-C, SIGTERM) or failed: queue it again
         study.enqueue_trial(
             {**LAB_SETTINGS, "activation": plan.activation}, user_attrs={"baseline": True}
         )
+        taken += 1
     queued = study.user_attrs.get("warm_started")
     if queued is None and warm and all(t.user_attrs.get("baseline") for t in trials):
         queued = [[source, params] for source, params in warm]
         study.set_user_attr("warm_started", queued)  # first: a kill now leaves it to the resume
-    kept = (*alive, TrialState.PRUNED)  # a pruned warm trial had its chance
     for source, params in queued or []:
+        if taken >= plan.trials:
+            break  # the target is spoken for: a queued trial would wait forever
         if not any(t.user_attrs.get("warm_start") == source and t.state in kept for t in trials):
             study.enqueue_trial(params, user_attrs={"warm_start": source})
+            taken += 1
 
 
 def warm_configs(
