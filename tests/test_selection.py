@@ -204,30 +204,35 @@ def test_warm_configs_substitute_the_activation_and_skip_the_lab_and_repeats(
     assert found == [("c-relu", GOOD | {"activation": "elu"})]
 
 
+def _search_warm_cell(tmp_path: Path, activation: str, trials: int) -> optuna.Study:
+    """Search compare cell ``c-eegnet-ACTIVATION`` (1 epoch a trial, synthetic) with GOOD as
+    its warm start from ``c-eegnet-relu``; its study after the search."""
+    from eegtune.results.compare import cell_plans, search_cell
+
+    storage = str(tmp_path / "w.journal")
+    warm = [("c-eegnet-relu", GOOD | {"activation": activation})]
+    (plan,) = cell_plans(["eegnet"], [activation], "c", trials=trials, epochs=1, storage=storage,
+                         dataset="synthetic", device="cpu")  # fmt: skip
+    data = load_dataset("synthetic")
+    search_cell(plan, baseline=True, data_set=data, storage=open_storage(storage), warm=warm)
+    return optuna.load_study(study_name=plan.name, storage=open_storage(storage))
+
+
 def test_warm_start_queues_after_the_baseline_and_never_again_on_a_resume(
     tmp_path: Path,
 ) -> None:
     from eegtune.names import LAB_SETTINGS
-    from eegtune.results.compare import cell_plans, search_cell
 
-    storage = str(tmp_path / "w.journal")
-    warm = [("c-eegnet-relu", GOOD | {"activation": "leaky_relu"})]
-    (plan,) = cell_plans(["eegnet"], ["leaky_relu"], "c", trials=2, epochs=1, storage=storage,
-                         dataset="synthetic", device="cpu")  # fmt: skip
-    data = load_dataset("synthetic")
-    search_cell(plan, baseline=True, data_set=data, storage=open_storage(storage), warm=warm)
-    study = optuna.load_study(study_name=plan.name, storage=open_storage(storage))
+    study = _search_warm_cell(tmp_path, "leaky_relu", trials=2)
     first, second = study.trials
     assert first.user_attrs.get("baseline") and first.params == LAB_SETTINGS | {
         "activation": "leaky_relu"
     }
     assert second.params == GOOD | {"activation": "leaky_relu"}
     assert second.user_attrs["warm_start"] == "c-eegnet-relu"
-    assert study.user_attrs["warm_started"] == [["c-eegnet-relu", warm[0][1]]]
+    assert study.user_attrs["warm_started"] == [["c-eegnet-relu", second.params]]
     # a resume with a larger target searches on from the study's own history
-    more = replace(plan, trials=3)
-    search_cell(more, baseline=True, data_set=data, storage=open_storage(storage), warm=warm)
-    study = optuna.load_study(study_name=plan.name, storage=open_storage(storage))
+    study = _search_warm_cell(tmp_path, "leaky_relu", trials=3)
     assert len(study.trials) == 3
     assert sum("warm_start" in t.user_attrs for t in study.trials) == 1
 
@@ -237,19 +242,9 @@ def test_a_warm_trial_is_queued_only_while_the_target_has_room(tmp_path: Path) -
     with a larger target queues and trains it then."""
     from optuna.trial import TrialState
 
-    from eegtune.results.compare import cell_plans, search_cell
-
-    storage = str(tmp_path / "w.journal")
-    warm = [("c-eegnet-relu", GOOD | {"activation": "elu"})]
-    (plan,) = cell_plans(["eegnet"], ["elu"], "c", trials=1, epochs=1, storage=storage,
-                         dataset="synthetic", device="cpu")  # fmt: skip
-    data = load_dataset("synthetic")
-    search_cell(plan, baseline=True, data_set=data, storage=open_storage(storage), warm=warm)
-    study = optuna.load_study(study_name=plan.name, storage=open_storage(storage))
+    study = _search_warm_cell(tmp_path, "elu", trials=1)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE]  # the baseline, nothing left
-    search_cell(replace(plan, trials=2), baseline=True, data_set=data,
-                storage=open_storage(storage), warm=warm)  # fmt: skip
-    study = optuna.load_study(study_name=plan.name, storage=open_storage(storage))
+    study = _search_warm_cell(tmp_path, "elu", trials=2)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     assert study.trials[1].user_attrs["warm_start"] == "c-eegnet-relu"
 
