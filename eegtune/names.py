@@ -182,7 +182,11 @@ LAB_SETTINGS: dict[str, float | int] = {
     "batch_size": 1024,
     "weight_decay": 0.01,
 }
-"""The seed lab report's settings (Adam, 300 epochs): the baseline of every tuned cell."""
+"""The seed lab report's settings (Adam, :data:`LAB_EPOCHS` epochs): the baseline of every
+tuned cell."""
+
+LAB_EPOCHS = 300
+"""How many epochs the lab trains its settings for (full-batch training learns slowly)."""
 
 DEFAULT_NETWORK = "eegnet"
 DEFAULT_ACTIVATION = "elu"

@@ -35,6 +35,9 @@ def test_compare_fills_every_cell_against_the_lab_baseline_and_resumes(tmp_path:
     env = {"EEGTUNE_PROGRESS_INTERVAL": "60", "COLUMNS": "200"}
     first = runner.invoke(app, args, env=env)
     assert first.exit_code == 0, first.output
+    # 2 epochs are not the lab's 300: the lab's row is its settings cut short, and says so
+    assert "note: the lab trains its settings for 300 epochs; here every trial, the baseline " \
+        "too, gets at most 2, so the lab's row is its settings cut short" in first.output
     for model, activation in CELLS:
         study = optuna.load_study(
             study_name=f"compare-synthetic-{model}-{activation}", storage=open_storage(storage)

@@ -258,6 +258,7 @@ def test_compare_warm_start_seeds_a_later_cell_with_the_earlier_best(tmp_path: P
     cold = invoke(*common, "--activation", "relu", "--activation", "elu", "--trials", "1",
                   "--prefix", "cold")  # fmt: skip
     assert cold.exit_code == 0, cold.output
+    assert "note: the lab trains" not in cold.output  # --no-baseline: no lab's row to qualify
     cold_elu = optuna.load_study(study_name="cold-eegnet-elu", storage=open_storage(storage))
     assert not any("warm_start" in t.user_attrs for t in cold_elu.trials)  # off by default
     warm = invoke(*common, "--activation", "relu", "--activation", "elu", "--trials", "1",

@@ -63,6 +63,7 @@ from eegtune.names import (
     DEFAULT_RACE,
     DEFAULT_WARM_START,
     LAB_DATASET,
+    LAB_EPOCHS,
     MAX_SEED,
     NETWORKS,
     RACE_SPLITS,
@@ -305,7 +306,7 @@ def compare(
         ),
     ] = None,
     trials: Annotated[int, typer.Option(min=1, help="Target finished trials per cell.")] = 20,
-    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per trial.")] = 300,
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per trial.")] = LAB_EPOCHS,
     seeds: Annotated[int, typer.Option(min=1, help="Test seeds per configuration (0..N-1).")] = 5,
     storage: StorageOpt = None,
     out: Annotated[Path, typer.Option(help="Folder for the report.")] = Path("studies/report"),
@@ -408,6 +409,11 @@ def compare(
         dataset=source, data_dir=str(data_dir), offline=offline_or_env(offline), device=device,
         objective=None if objective is None else str(objective), folds=folds, amp=amp,
     )  # fmt: skip
+    if baseline and epochs < LAB_EPOCHS:
+        typer.echo(f"note: the lab trains its settings for {LAB_EPOCHS} epochs; here every "
+                   f"trial, the baseline too, gets at most {epochs}, so the lab's row is its "
+                   f"settings cut short (--epochs {LAB_EPOCHS} for the lab's own run)",
+                   err=True)  # fmt: skip
     configure_process(cells[0].device)
     data = load_data(source, data_dir, offline)
     for name in models:
