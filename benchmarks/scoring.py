@@ -277,20 +277,23 @@ def regret_phase(args: argparse.Namespace) -> None:
     """Regret of each cell of a finished ``eegtune compare`` run (see the module's doc)."""
     import optuna
 
-    data, out, _, _ = _start(args, "unused.json")
+    data, out, _, _ = _start(args, "tests-regret.json")  # the cache is the copies' own seeds
     source = open_storage(args.storage)
     copies = open_storage(str(out / "regret.journal"))
     names = sorted(s.study_name for s in optuna.get_all_study_summaries(source)
                    if s.study_name.startswith(f"{args.prefix}-"))  # fmt: skip
     if not names:
         raise SystemExit(f"no study named {args.prefix}-* in {args.storage}")
+    copied = {s.study_name for s in optuna.get_all_study_summaries(copies)}
     print("| cell | chosen | test % of chosen | best trained (trial) | regret | lab's settings |")
     print("|---|---|---|---|---|---|")
     for name in names:
-        if name not in {s.study_name for s in optuna.get_all_study_summaries(copies)}:
+        if name not in copied:
             optuna.copy_study(from_study_name=name, from_storage=source, to_storage=copies)
         study = load_study(copies, name)
         seeds = load_seeds(copies, study)
+        if "tuned" not in seeds:
+            raise SystemExit(f"cell {name} has no tested choice: let its compare finish first")
         tuned = seeds["tuned"][0]["trial"]  # what the compare chose and tested
         configs = {label: study.trials[records[0]["trial"]] for label, records in seeds.items()}
         for t in completed_trials(study):
