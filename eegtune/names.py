@@ -19,6 +19,11 @@ __all__ = [
     "ACTIVATIONS",
     "DATASETS",
     "DEFAULT_FOLDS",
+    "DEFAULT_PORTFOLIO",
+    "DEFAULT_STOP_WHEN_FLAT",
+    "HOLDOUT_MIN_VAL",
+    "PORTFOLIOS",
+    "SMALL_DATA_FOLDS",
     "DATASET_KINDS",
     "DEFAULT_ACTIVATION",
     "DEFAULT_NETWORK",
@@ -119,7 +124,16 @@ PARAMS = ("activation", "dropout", "lr", "batch_size", "weight_decay")
 SAMPLERS: dict[str, Entry] = {
     e.name: e
     for e in (
-        Entry("tpe", "eegtune.search.samplers:tpe_sampler", "tree-structured Parzen estimator"),
+        Entry(
+            "tpe",
+            "eegtune.search.samplers:tpe_sampler",
+            "multivariate TPE, random start-up sized to the target",
+        ),
+        Entry(
+            "tpe-classic",
+            "eegtune.search.samplers:classic_tpe_sampler",
+            "univariate TPE after 10 random trials (eegtune 0.1's default)",
+        ),
         Entry("random", "eegtune.search.samplers:random_sampler", "uniform random sampling"),
         Entry(
             "cmaes",
@@ -152,7 +166,18 @@ OBJECTIVES: dict[str, str] = {
 }
 DEFAULT_OBJECTIVE = "smoothed"  # chosen by benchmarks/selection.py (BENCHMARKS.md)
 DEFAULT_FOLDS = 1
-"""Folds of the training set a trial is scored on (1: one hold-out); see BENCHMARKS.md."""
+"""Folds of the training set a trial is scored on (1: one hold-out) when the hold-out holds
+at least :data:`HOLDOUT_MIN_VAL` trials; see BENCHMARKS.md."""
+HOLDOUT_MIN_VAL = 100
+"""The fewest validation trials a default hold-out may have (standard error about 5 points at
+75%); a new study on a smaller training set is scored on :data:`SMALL_DATA_FOLDS` folds."""
+SMALL_DATA_FOLDS = 5
+"""Folds of a new study whose hold-out would hold fewer than :data:`HOLDOUT_MIN_VAL` trials
+(benchmarks/budget.py, BENCHMARKS.md "Time to quality")."""
+DEFAULT_PORTFOLIO = True
+"""Whether a new study starts from its network's :data:`PORTFOLIOS` (``--no-portfolio``)."""
+DEFAULT_STOP_WHEN_FLAT = False
+"""Whether a study stops once the improvement still to expect is below a score's noise."""
 MAX_FOLDS = 20
 """More folds than this cost K times an epoch each for a score hardly less noisy."""
 DEFAULT_RACE = 0
@@ -185,6 +210,27 @@ LAB_SETTINGS: dict[str, float | int] = {
 """The seed lab report's settings (Adam, :data:`LAB_EPOCHS` epochs): the baseline of every
 tuned cell."""
 
+PORTFOLIOS: dict[str, list[dict[str, float | int | str]]] = {
+    # python benchmarks/budget.py pool --out bench/budget      (32 random EEGNet configurations,
+    #   the lab's among them, 30 epochs, on synthetic seed 1 (540 trials), realistic seed 1
+    #   (540), small seeds 1 and 2: none of them a dataset the search is judged on)
+    # python benchmarks/budget.py portfolio --out bench/budget --size 5
+    # Greedy picks (mean regret across the 4 pool datasets after each: 0.64, 0.32, 0.05, 0.00
+    # points); kept 3: with 4 datasets a 4th pick reaches 0 by construction. Rounded to 3
+    # significant digits. BENCHMARKS.md "Time to quality".
+    "eegnet": [
+        {"activation": "relu", "dropout": 0.186, "lr": 0.0086, "batch_size": 64,
+         "weight_decay": 0.0504},
+        {"activation": "relu", "dropout": 0.698, "lr": 0.00847, "batch_size": 32,
+         "weight_decay": 0.0174},
+        {"activation": "leaky_relu", "dropout": 0.714, "lr": 0.00256, "batch_size": 128,
+         "weight_decay": 0.00123},
+    ],
+}  # fmt: skip
+"""Each network's first design: a few diverse configurations that together test well on most
+data, queued at the start of a new study (``--no-portfolio`` leaves them out). A network
+without an entry starts from the sampler alone."""
+
 LAB_EPOCHS = 300
 """How many epochs the lab trains its settings for (full-batch training learns slowly)."""
 
@@ -202,6 +248,11 @@ DATASETS: dict[str, Entry] = {
             "realistic",
             "eegtune.data.realistic:load_realistic",
             "seeded trials with real recordings' difficulties (artifacts, session shift)",
+        ),
+        Entry(
+            "small",
+            "eegtune.data.realistic:load_small",
+            "one subject's short session of realistic's kind (160 training trials)",
         ),
     )
 }

@@ -58,7 +58,7 @@ def test_compare_fills_every_cell_against_the_lab_baseline_and_resumes(tmp_path:
     # each cell's choice was raced (--race 2; off by default), and says so
     assert first.output.count("won the race of") + first.output.count("only finalist") == 6
     document = json.loads((out / "best_trials.json").read_text())
-    assert document["schema_version"] == 5
+    assert document["schema_version"] == 6
     references = document["compare"]["references"]
     assert [r["name"] for r in references] == ["csp-lda", "ts-lr"]
     assert all(0 <= r["ci95"][0] <= r["accuracy"] <= r["ci95"][1] <= 1 for r in references)

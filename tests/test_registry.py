@@ -95,7 +95,8 @@ def test_cli_choices_come_from_the_registry() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "eegnet|deepconvnet|toynet" in out.stdout
-    assert "tpe|random|cmaes|gp" in out.stdout and "hyperband|median|patient|none" in out.stdout
+    assert "tpe|tpe-classic|random|cmaes|gp" in out.stdout
+    assert "hyperband|median|patient|none" in out.stdout
 
 
 def test_registry_imports_nothing_heavy() -> None:
@@ -123,7 +124,7 @@ def test_unknown_names_list_the_registered_ones() -> None:
 
     with pytest.raises(ConfigError, match="choose one of: eegnet, deepconvnet"):
         build_model("resnet")
-    with pytest.raises(StudyError, match="choose one of: tpe, random, cmaes, gp"):
+    with pytest.raises(StudyError, match="choose one of: tpe, tpe-classic, random, cmaes, gp"):
         make_sampler("grid", 0)
     with pytest.raises(StudyError, match="choose one of: hyperband, median, patient, none"):
         make_pruner("asha", 10)

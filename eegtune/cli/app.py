@@ -38,10 +38,12 @@ from eegtune.cli.options import (
     ModelName,
     ObjectiveName,
     OfflineOpt,
+    PortfolioOpt,
     PrunerName,
     ResampleOpt,
     SamplerName,
     SplitSeedOpt,
+    StopWhenFlatOpt,
     StorageOpt,
     StudyFoldsOpt,
     StudySplitSeedOpt,
@@ -60,8 +62,10 @@ from eegtune.data.sources import parse_source
 from eegtune.names import (
     DEFAULT_ACTIVATION,
     DEFAULT_NETWORK,
+    DEFAULT_PORTFOLIO,
     DEFAULT_PRUNER,
     DEFAULT_SAMPLER,
+    DEFAULT_STOP_WHEN_FLAT,
     DROPOUT_MAX,
     LAB_DATASET,
     MAX_SEED,
@@ -304,6 +308,8 @@ def search(
     val_fraction: StudyValFractionOpt = None,
     split_seed: StudySplitSeedOpt = None,
     folds: StudyFoldsOpt = None,
+    portfolio: PortfolioOpt = DEFAULT_PORTFOLIO,
+    stop_when_flat: StopWhenFlatOpt = DEFAULT_STOP_WHEN_FLAT,
     dataset: DatasetOpt = LAB_DATASET,
     subject: SubjectOpt = None,
     data_dir: DataDirOpt = Path("data"),
@@ -322,6 +328,7 @@ def search(
     from eegtune.models.networks import check_input
     from eegtune.search.plan import plan_search
     from eegtune.search.run import run_search
+    from eegtune.search.samplers import sampling_note
     from eegtune.search.storages import close_storage, open_storage
 
     source = parse_source(dataset, subject, fmin=fmin, fmax=fmax, tmin=tmin, tmax=tmax,
@@ -348,7 +355,12 @@ def search(
         timeout=timeout,
         objective=None if objective is None else str(objective),
         amp=amp,
+        portfolio=portfolio,
+        stop_when_flat=stop_when_flat,
     )
+    note = sampling_note(plan.sampler_name, trials)
+    if note:
+        typer.echo(note, err=True)
     if workers == 1:
         configure_process(plan.device)  # this process trains
     data = load_data(source, data_dir, offline)
@@ -378,7 +390,7 @@ def search(
         _print_summary(plan, opened, final)
     finally:
         close_storage(opened)
-    if final.finished < final.target:  # --timeout: an honest exit says the work is not done
+    if final.finished < final.target and not final.stopped:  # --timeout: not done, say so
         raise typer.Exit(SHORT_OF_TARGET_EXIT)
 
 

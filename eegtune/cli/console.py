@@ -79,6 +79,7 @@ TRIAL_COLUMNS = (
     ("weight decay", "weight_decay"),
     ("best epoch", "best_epoch"),
     ("time", "duration_s"),
+    ("from", "source"),  # sampler, portfolio N, lab's settings, warm start
 )
 
 
@@ -322,13 +323,9 @@ def summary_line(status: Any, interrupted: bool = False) -> str:
     verb = "interrupted" if interrupted else "timeout" if status.timed_out else "done"
     resume = interrupted or status.timed_out
     warnings = "".join(f"warning: {w}\n" for w in status.warnings)
-    return warnings + (
-        f"{verb}: {status.finished}/{status.target} finished ({status.complete} complete, "
-        f"{status.pruned} pruned), {status.failed} failed"
-        + (
-            f"; {max(0, status.target - status.finished)} trial(s) remain: run the same command "
-            "again to finish them"
-            if resume
-            else ""
-        )
-    )
+    stopped = f"{status.stopped}\n" if getattr(status, "stopped", "") else ""
+    left = max(0, status.target - status.finished)
+    again = f"; {left} trial(s) remain: run the same command again to finish them"
+    counts = f"{status.complete} complete, {status.pruned} pruned), {status.failed} failed"
+    tail = again if resume else ""
+    return f"{warnings}{stopped}{verb}: {status.finished}/{status.target} finished ({counts}{tail}"

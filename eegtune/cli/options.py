@@ -18,7 +18,7 @@ from eegtune import __version__
 from eegtune.errors import EegtuneError
 from eegtune.names import (
     ACTIVATIONS,
-    DEFAULT_FOLDS,
+    HOLDOUT_MIN_VAL,
     MAX_FOLDS,
     MAX_SEED,
     NETWORKS,
@@ -26,6 +26,7 @@ from eegtune.names import (
     PRUNERS,
     RACE_SPLITS,
     SAMPLERS,
+    SMALL_DATA_FOLDS,
     did_you_mean,
 )
 from eegtune.signals import exit_code
@@ -56,6 +57,8 @@ __all__ = [
     "SplitSeedOpt",
     "StorageOpt",
     "StudyFoldsOpt",
+    "PortfolioOpt",
+    "StopWhenFlatOpt",
     "RaceOpt",
     "WarmStartOpt",
     "StudySplitSeedOpt",
@@ -235,8 +238,9 @@ StudyFoldsOpt = Annotated[
         min=1,
         max=MAX_FOLDS,
         help="Score each trial by its mean validation accuracy over K stratified folds of the "
-        f"training set, trained in lockstep (1: one hold-out of --val-fraction; default "
-        f"{DEFAULT_FOLDS} for a new study; an existing study keeps its own).",
+        "training set, trained in lockstep (1: one hold-out of --val-fraction). Default for "
+        f"a new study: a hold-out while it holds {HOLDOUT_MIN_VAL} trials or more, else "
+        f"{SMALL_DATA_FOLDS} folds; an existing study keeps its own.",
         show_default=False,
     ),
 ]
@@ -260,6 +264,24 @@ WarmStartOpt = Annotated[
         help="Queue in each later cell, after its baseline, the best configuration of every "
         "cell of its network already searched (its own activation substituted); a cell "
         "searched before keeps its history.",
+    ),
+]
+PortfolioOpt = Annotated[
+    bool,
+    typer.Option(
+        "--portfolio/--no-portfolio",
+        metavar="",
+        help="Start a new study with the network's portfolio: a few configurations that "
+        "together test well across datasets (chosen by benchmarks/budget.py), then the sampler.",
+    ),
+]
+StopWhenFlatOpt = Annotated[
+    bool,
+    typer.Option(
+        "--stop-when-flat/--no-stop-when-flat",
+        metavar="",
+        help="End the study before --trials once the improvement still to expect (a Gaussian "
+        "process's regret bound) is below the noise of one score, and say so.",
     ),
 ]
 StudySplitSeedOpt = Annotated[

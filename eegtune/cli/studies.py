@@ -43,8 +43,10 @@ from eegtune.cli.options import (
     ModelName,
     ObjectiveName,
     OfflineOpt,
+    PortfolioOpt,
     RaceOpt,
     ResampleOpt,
+    StopWhenFlatOpt,
     StorageOpt,
     StudyFoldsOpt,
     SubjectOpt,
@@ -60,7 +62,9 @@ from eegtune.errors import ConfigError, SearchError
 from eegtune.files import check_writable
 from eegtune.names import (
     ACTIVATIONS,
+    DEFAULT_PORTFOLIO,
     DEFAULT_RACE,
+    DEFAULT_STOP_WHEN_FLAT,
     DEFAULT_WARM_START,
     LAB_DATASET,
     LAB_EPOCHS,
@@ -336,6 +340,8 @@ def compare(
         ),
     ] = None,
     folds: StudyFoldsOpt = None,
+    portfolio: PortfolioOpt = DEFAULT_PORTFOLIO,
+    stop_when_flat: StopWhenFlatOpt = DEFAULT_STOP_WHEN_FLAT,
     seed: Annotated[
         int,
         typer.Option(
@@ -382,6 +388,7 @@ def compare(
     from eegtune.results.references import check_references
     from eegtune.results.report import write_report
     from eegtune.search.plan import dataset_label
+    from eegtune.search.samplers import sampling_note
     from eegtune.search.storages import close_storage, describe_storage, open_storage
     from eegtune.search.study import load_study, quiet_optuna
 
@@ -408,7 +415,11 @@ def compare(
         models, activations, prefix, trials=trials, epochs=epochs, storage=storage, seed=seed,
         dataset=source, data_dir=str(data_dir), offline=offline_or_env(offline), device=device,
         objective=None if objective is None else str(objective), folds=folds, amp=amp,
+        portfolio=portfolio, stop_when_flat=stop_when_flat,
     )  # fmt: skip
+    note = sampling_note(cells[0].sampler_name, trials)
+    if note:
+        typer.echo(note, err=True)
     if baseline and epochs < LAB_EPOCHS:
         typer.echo(f"note: the lab trains its settings for {LAB_EPOCHS} epochs; here every "
                    f"trial, the baseline too, gets at most {epochs}, so the lab's row is its "

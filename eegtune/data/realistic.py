@@ -29,10 +29,24 @@ from eegtune.data.bciiiib import LAB_CLASSES, N_CHANNELS, N_SAMPLES, SAMPLING_RA
 from eegtune.data.dataset import Dataset, from_arrays
 from eegtune.data.synthetic import pink_noise
 
-__all__ = ["SUBJECTS", "load_realistic", "make_realistic"]
+__all__ = [
+    "SMALL_TEST_TRIALS",
+    "SMALL_TRAIN_TRIALS",
+    "SUBJECTS",
+    "load_realistic",
+    "load_small",
+    "make_realistic",
+    "make_small",
+]
 
 SUBJECTS = ("1", "2")
 TRIALS_PER_SUBJECT = 540  # per session: 1080 training and 1080 test trials, like BCI IIIb
+SMALL_TRAIN_TRIALS = 160
+"""Training trials of ``small``: one subject's short session, as many real recordings are
+(100-300 trials); a 20% hold-out of it holds 32 trials (standard error about 8 points)."""
+SMALL_TEST_TRIALS = 400
+"""Test trials of ``small``: more than a real session has, so that benchmarks measure the
+choice, not the test set's own noise (standard error about 2.4 points)."""
 
 
 @dataclass(frozen=True)
@@ -142,25 +156,41 @@ def _muscle(rng: np.random.Generator, n: int, share: float, t: np.ndarray) -> np
     return out
 
 
-def make_realistic(seed: int = 0, trials_per_subject: int = TRIALS_PER_SUBJECT) -> Dataset:
-    """The seeded ``realistic`` dataset: 2 subjects, a training and a shifted test session."""
+def make_realistic(
+    seed: int = 0,
+    trials_per_subject: int = TRIALS_PER_SUBJECT,
+    *,
+    subjects: tuple[str, ...] = SUBJECTS,
+    test_trials_per_subject: int | None = None,
+    name: str = "realistic",
+) -> Dataset:
+    """The seeded ``realistic`` dataset: 2 subjects, a training and a shifted test session
+    (``subjects`` and the trial counts make other sizes of it, such as :func:`make_small`)."""
     rng = np.random.default_rng(seed)
     parts: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {"train": [], "test": []}
-    for index, subject in enumerate(SUBJECTS):
+    sizes = {"train": trials_per_subject, "test": test_trials_per_subject or trials_per_subject}
+    for index, subject in enumerate(subjects):
         train = _subject(rng, index)
-        for name, session in (("train", train), ("test", _test_session(rng, train))):
-            signal, label = _session_trials(rng, session, trials_per_subject)
-            parts[name].append((signal, label, np.full(len(label), subject)))
+        for part, session in (("train", train), ("test", _test_session(rng, train))):
+            signal, label = _session_trials(rng, session, sizes[part])
+            parts[part].append((signal, label, np.full(len(label), subject)))
 
-    def joined(name: str) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-        signal = np.concatenate([s.transpose(0, 2, 1) for s, _, _ in parts[name]])
-        label = np.concatenate([y.astype(np.int64) - 1 for _, y, _ in parts[name]])
-        return (signal, label), np.concatenate([who for _, _, who in parts[name]])
+    def joined(part: str) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+        signal = np.concatenate([s.transpose(0, 2, 1) for s, _, _ in parts[part]])
+        label = np.concatenate([y.astype(np.int64) - 1 for _, y, _ in parts[part]])
+        return (signal, label), np.concatenate([who for _, _, who in parts[part]])
 
     (train_xy, train_who), (test_xy, test_who) = joined("train"), joined("test")
-    return from_arrays(
-        train_xy, test_xy, "realistic", LAB_CLASSES, subjects=(train_who, test_who)
-    )
+    return from_arrays(train_xy, test_xy, name, LAB_CLASSES, subjects=(train_who, test_who))
+
+
+def make_small(seed: int = 0) -> Dataset:
+    """The seeded ``small`` dataset: one subject of ``realistic``'s kind (artifacts, session
+    shift), :data:`SMALL_TRAIN_TRIALS` training and :data:`SMALL_TEST_TRIALS` test trials."""
+    return make_realistic(
+        seed, SMALL_TRAIN_TRIALS, subjects=("1",), test_trials_per_subject=SMALL_TEST_TRIALS,
+        name="small",
+    )  # fmt: skip
 
 
 def load_realistic(
@@ -168,3 +198,10 @@ def load_realistic(
 ) -> Dataset:
     """The ``realistic`` dataset loader: :func:`make_realistic` with seed 0 (no files)."""
     return make_realistic(seed=0)
+
+
+def load_small(
+    data_dir: Path, *, offline: bool = True, progress: ProgressHook | None = None
+) -> Dataset:
+    """The ``small`` dataset loader: :func:`make_small` with seed 0 (no files)."""
+    return make_small(seed=0)

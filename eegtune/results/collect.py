@@ -19,6 +19,7 @@ from eegtune.search.study import (
     load_evaluation,
     load_study,
     trial_row,
+    trial_source,
 )
 
 if TYPE_CHECKING:
@@ -142,6 +143,7 @@ def headline(reports: list[StudyReport]) -> list[dict[str, Any]]:
                     "objective": report.objective,
                     "val_acc": trial.value if trial else None,
                     "trial": trial.number if trial else None,
+                    "source": trial_source(trial) if trial else None,
                     "test_mean": evaluation["mean"] if evaluation else None,
                     "test_std": evaluation["std"] if evaluation else None,
                     "test_seeds": len(evaluation["test_acc"]) if evaluation else 0,

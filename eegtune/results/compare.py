@@ -328,6 +328,7 @@ def search_cell(
 ) -> SearchStatus:
     """Search one cell to its trial budget (the lab's settings as trial 0 unless not wanted,
     then the ``warm`` configurations from :func:`warm_configs` on a new cell)."""
+    plan = plan.sized_for(data_set)  # the cell's scoring, as run_search sizes it
     _prepare_cell(storage, plan, baseline, warm)
     return run_search(plan, on_status=on_status, data_set=data_set, storage=storage)
 

@@ -7,12 +7,14 @@ is written once beside them and referenced, never fetched from a CDN.
 Export schema (``best_trials.csv`` columns; the JSON holds the same rows per study)::
 
     study, model, trial, value, activation, dropout, lr, batch_size, weight_decay,
-    best_epoch, epochs_trained, duration_s, device, n_params
+    best_epoch, epochs_trained, duration_s, device, n_params, source
 
 ``value`` is the study's objective (a fraction; ``objective`` names it, for example
 ``smoothed``: the best mean validation accuracy over 3 consecutive epochs) of a completed
-trial; rows are the top ``--top`` completed trials of each study, best first. In the JSON each
-row also has ``curves``: the trial's accuracy and loss per epoch (``train_acc``, ``val_acc``,
+trial; ``source`` says where its configuration came from (``sampler``, ``portfolio N``: the
+network's first design, ``lab's settings``, ``warm start from STUDY``). Rows are the top
+``--top`` completed trials of each study, best first. In the JSON each row also has
+``curves``: the trial's accuracy and loss per epoch (``train_acc``, ``val_acc``,
 ``train_loss``, ``val_loss``).
 """
 
@@ -60,9 +62,9 @@ __all__ = [
     "write_report",
 ]
 
-SCHEMA_VERSION = 5  # 2: "compare", ci95, per_subject; 3: data, classes, confusion, chance;
+SCHEMA_VERSION = 6  # 2: "compare", ci95, per_subject; 3: data, classes, confusion, chance;
 # 4: "objective" per study, "curves" per best trial, "curves" per evaluation (each seed);
-# 5: "references" per study and in "compare"
+# 5: "references" per study and in "compare"; 6: "source" per trial
 
 
 # --------------------------------------------------------------------------- writing
@@ -101,7 +103,9 @@ def _headline_html(rows: list[dict[str, Any]]) -> str:
             body.append(f'<tr>{first}<td class="empty" colspan="5">{why}</td></tr>')
             continue
         test = "not evaluated yet (run eegtune evaluate --per-activation)"
-        cells = f"<td>{100 * r['val_acc']:.2f}%</td><td>{r['trial']}</td>"
+        source = r.get("source")
+        shown = f" ({escape(source)})" if source and source != "sampler" else ""
+        cells = f"<td>{100 * r['val_acc']:.2f}%</td><td>{r['trial']}{shown}</td>"
         if r["test_mean"] is not None:
             test = percent_pm(r["test_mean"], r["test_std"])
             cells += f"<td>{test}</td><td>{chance_text(r['chance'])}</td><td>{r['test_seeds']}</td>"

@@ -6,7 +6,7 @@ it is: nothing re-validates, nothing resolves the space, the device or the sampl
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,12 +18,16 @@ from eegtune.names import (
     ACTIVATIONS,
     DEFAULT_FOLDS,
     DEFAULT_OBJECTIVE,
+    DEFAULT_PORTFOLIO,
     DEFAULT_PRUNER,
     DEFAULT_SAMPLER,
+    DEFAULT_STOP_WHEN_FLAT,
+    HOLDOUT_MIN_VAL,
     LAB_DATASET,
     MAX_FOLDS,
     MAX_SEED,
     OBJECTIVES,
+    SMALL_DATA_FOLDS,
 )
 from eegtune.search.samplers import make_pruner, make_sampler
 from eegtune.search.space import SearchSpace, load_space
@@ -31,9 +35,12 @@ from eegtune.search.study import StudySpec
 from eegtune.search.workers import heartbeat_interval, worker_device
 
 if TYPE_CHECKING:
+    import numpy as np
     import optuna
 
-__all__ = ["SearchPlan", "plan_search"]
+    from eegtune.data.dataset import Dataset
+
+__all__ = ["SearchPlan", "plan_search", "sized_folds"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,8 @@ class SearchPlan:
     max_consecutive_failures: int = 5
     amp: bool = False
     explicit: frozenset[str] = frozenset()  # spec keys the user gave (split, objective)
+    portfolio: bool = DEFAULT_PORTFOLIO  # a new study starts from the network's portfolio
+    stop_when_flat: bool = DEFAULT_STOP_WHEN_FLAT  # stop once gains fall below a score's noise
 
     @property
     def model(self) -> str:
@@ -79,9 +88,32 @@ class SearchPlan:
     def source(self) -> DataSource:
         return self.spec.source
 
+    def sized_for(self, data_set: Dataset) -> SearchPlan:
+        """This plan with the scoring sized to the training set (:func:`sized_folds`) unless
+        ``--folds`` was given; an existing study still keeps the scoring it was made with."""
+        if "folds" in self.explicit:
+            return self
+        folds = sized_folds(data_set.y_train, self.spec.val_fraction)
+        return replace(self, spec=replace(self.spec, folds=folds))
+
     def worker_device(self, index: int) -> str:
         """The device of worker ``index`` (see :func:`eegtune.search.workers.worker_device`)."""
         return worker_device("auto" if self.spread_gpus else self.device, index)
+
+
+def sized_folds(labels: np.ndarray, val_fraction: float) -> int:
+    """The default scoring of a new study on training labels ``labels``: one hold-out while it
+    holds at least :data:`~eegtune.names.HOLDOUT_MIN_VAL` trials, else
+    :data:`~eegtune.names.SMALL_DATA_FOLDS` stratified folds (fewer when the smallest class has
+    fewer trials; a hold-out when not even 2 folds fit)."""
+    import numpy as np
+
+    if round(len(labels) * val_fraction) >= HOLDOUT_MIN_VAL:
+        return DEFAULT_FOLDS
+    counts = np.bincount(np.asarray(labels, dtype=np.int64))
+    smallest = int(counts[counts > 0].min()) if len(labels) else 0
+    folds = min(SMALL_DATA_FOLDS, smallest)
+    return folds if folds >= 2 else DEFAULT_FOLDS
 
 
 def dataset_label(dataset: str) -> str:
@@ -125,6 +157,8 @@ def plan_search(
     activation: str | None = None,
     max_consecutive_failures: int = 5,
     amp: bool = False,
+    portfolio: bool = DEFAULT_PORTFOLIO,
+    stop_when_flat: bool = DEFAULT_STOP_WHEN_FLAT,
 ) -> SearchPlan:
     """Check a search request and resolve it into a :class:`SearchPlan`.
 
@@ -134,7 +168,10 @@ def plan_search(
     ``split_seed`` (0) and ``objective`` (:data:`~eegtune.names.DEFAULT_OBJECTIVE`) given
     explicitly must agree with an existing study's, and so must ``folds`` (default
     :data:`~eegtune.names.DEFAULT_FOLDS`; 1 scores on one hold-out of ``val_fraction``); left
-    out, the study's own are used.
+    out, the study's own are used, and a new study's scoring is sized to its data
+    (:meth:`SearchPlan.sized_for`). ``portfolio`` starts a new study from the network's
+    portfolio; ``stop_when_flat`` ends it once the improvement still to expect is below the
+    noise of a score (:mod:`eegtune.search.stopping`).
 
     Raises:
         SearchError, SpaceError, ConfigError, StudyError: one line saying what is wrong.
@@ -173,7 +210,7 @@ def plan_search(
         )
     # built here, not only looked up: a sampler that cannot be made (gp without scipy) fails
     # before any study exists
-    make_sampler(sampler, seed)
+    make_sampler(sampler, seed, trials)
     make_pruner(pruner, epochs)
     resolved = load_space(model, space).fixing("activation", activation)
     heartbeat_interval()  # a bad $EEGTUNE_HEARTBEAT_INTERVAL fails here, not in a worker
@@ -185,7 +222,7 @@ def plan_search(
         epochs=epochs,
         space=resolved,
         space_file=space,
-        sampler=partial(make_sampler, sampler, seed),
+        sampler=partial(make_sampler, sampler, seed, trials),
         pruner=partial(make_pruner, pruner, epochs),
         sampler_name=sampler,
         pruner_name=pruner,
@@ -201,4 +238,6 @@ def plan_search(
         max_consecutive_failures=max_consecutive_failures,
         amp=amp,
         explicit=explicit,
+        portfolio=portfolio,
+        stop_when_flat=stop_when_flat,
     )

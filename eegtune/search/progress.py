@@ -72,6 +72,7 @@ class SearchStatus:
     epochs_left: float = 0.0  # estimated epochs still to train to reach the target
     overall: str | None = None  # a longer job's own progress line (compare: the whole run)
     timed_out: bool = False  # the search's --timeout ended it before the target
+    stopped: str = ""  # why --stop-when-flat ended it before the target
     warnings: list[str] = field(default_factory=list)  # shown, but the search succeeded
 
     @property

@@ -21,7 +21,9 @@ from eegtune.errors import SearchError
 from eegtune.models.networks import check_input
 from eegtune.search.objective import Job, attach, baseline_waiting, is_surplus, run_trial
 from eegtune.search.plan import SearchPlan, default_study_name
+from eegtune.search.portfolio import enqueue_portfolio
 from eegtune.search.progress import Poller, SearchStatus, StatusReader
+from eegtune.search.stopping import STOPPED_KEY, flat_verdict, n_scored
 from eegtune.search.storages import (
     close_storage,
     describe_storage,
@@ -66,6 +68,8 @@ def run_worker(
         owed = baseline_waiting(study)  # compare's baseline runs even past the target
         if finished >= plan.trials and not owed:
             return
+        if plan.stop_when_flat and not owed and _stop_when_flat(job):
+            return
         if finished + states[TrialState.RUNNING] >= plan.trials and not owed:
             # The rest of the target is running in other workers: wait for them (they may
             # still fail or die, and then this worker takes their place).
@@ -87,6 +91,20 @@ def run_worker(
                 f"{failures_in_a_row} trials failed in a row (last: {reason}); stopping the "
                 "search short of its target: fix the cause and run the same command again"
             )
+
+
+def _stop_when_flat(job: Job) -> bool:
+    """Whether the study's gains fell below a score's noise (``--stop-when-flat``); the reason
+    is stored with the study (``stopped`` attribute) for the summary and ``report``."""
+    from optuna.trial import TrialState
+
+    study, plan = job.study, job.plan
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    verdict = flat_verdict(plan.space, complete, n_scored(job.splits), plan.seed)
+    if verdict is None or not verdict.stop:
+        return False
+    study.set_user_attr(STOPPED_KEY, verdict.reason)
+    return True
 
 
 # --------------------------------------------------------------------------- the whole search
@@ -126,6 +144,7 @@ def run_search(
     if data_set is None:
         data_set = load_dataset(plan.source, plan.data_dir, offline=plan.offline)
     check_input(plan.model, data_set)
+    plan = plan.sized_for(data_set)  # a new study's scoring; an old one keeps its own
     if plan.spec.folds > 1:
         check_folds(data_set.y_train, plan.spec.folds)
     owned = storage is None
@@ -160,6 +179,8 @@ def _search(
     plan.space.check_study(study.get_trials(deepcopy=False), plan.name, plan.space_file)
     remember_classes(study, data_set.classes)
     plan = replace(plan, spec=kept)  # the study keeps its split and objective
+    if plan.portfolio:
+        enqueue_portfolio(study, plan.model, plan.space, plan.trials, plan.activation)
     if on_start is not None:
         on_start(plan)
     status = StatusReader(
@@ -193,9 +214,11 @@ def _search(
     final = status()
     out_of_time = deadline is not None and time.time() >= deadline
     final.timed_out = out_of_time and final.finished < final.target
+    if plan.stop_when_flat and final.finished < final.target and not final.timed_out:
+        final.stopped = str(study.user_attrs.get(STOPPED_KEY, ""))
     if crashed:
         lost = f"{len(crashed)} worker(s) exited abnormally (exit codes {crashed})"
-        if final.finished < final.target and not final.timed_out:
+        if final.finished < final.target and not final.timed_out and not final.stopped:
             left = final.target - final.finished
             raise SearchError(
                 f"{lost}; {left} trial(s) remain: run the same command again to finish them"

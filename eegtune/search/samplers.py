@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from eegtune.errors import StudyError
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial, TrialState
 
 __all__ = [
+    "classic_tpe_sampler",
     "cmaes_sampler",
     "gp_sampler",
     "hyperband_pruner",
@@ -30,15 +32,59 @@ __all__ = [
     "no_pruner",
     "patient_pruner",
     "random_sampler",
+    "sampling_note",
+    "startup_trials",
     "tpe_sampler",
     "trial_seed",
 ]
 
 
-def tpe_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
-    """TPE with ``constant_liar``: trials running in other workers count as poor results, so
-    parallel workers are not steered to the same region (Optuna's remedy for parallel TPE;
-    with one worker nothing is running while it samples, so nothing changes)."""
+STARTUP_SHARE = 4
+"""TPE samples the first quarter of a study's target at random ..."""
+STARTUP_MIN = 3
+"""... but at least this many (a model of fewer points is noise) ..."""
+STARTUP_MAX = 10
+"""... and at most Optuna's own default: a 40-trial study models 30 of them."""
+
+
+def startup_trials(target: int | None) -> int:
+    """Random trials before TPE models the scores, sized to the study's target (``None``: an
+    unknown target, Optuna's default 10). Portfolio and baseline trials count among them: TPE
+    counts every finished trial. Chosen by benchmarks/budget.py (BENCHMARKS.md)."""
+    if target is None:
+        return STARTUP_MAX
+    return min(STARTUP_MAX, max(STARTUP_MIN, target // STARTUP_SHARE))
+
+
+def sampling_note(sampler: str, target: int) -> str:
+    """A note when ``target`` is too small for ``sampler`` ever to model the scores, else ``""``."""
+    if sampler != "tpe" or target > startup_trials(target):
+        return ""
+    return (
+        f"note: a target of {target} trials is all random start-up for TPE (it models the scores "
+        f"from trial {startup_trials(target) + 1} on); give --trials {STARTUP_MIN + 1} or more "
+        "for a model-based search"
+    )
+
+
+def tpe_sampler(seed: int | None, target: int | None = None) -> optuna.samplers.BaseSampler:
+    """Multivariate TPE (Optuna 5's default; it models the parameters jointly) with start-up
+    trials sized to the target (:func:`startup_trials`) and ``constant_liar``: trials running in
+    other workers count as poor results, so parallel workers are not steered to the same region
+    (Optuna's remedy for parallel TPE; with one worker nothing is running while it samples)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=startup_trials(target), multivariate=True,
+            constant_liar=True,
+        )  # fmt: skip
+
+
+def classic_tpe_sampler(seed: int | None, target: int | None = None) -> optuna.samplers.BaseSampler:
+    """eegtune's TPE before benchmarks/budget.py: univariate, 10 random start-up trials whatever
+    the target (kept for that benchmark's comparison and for studies that want it)."""
     import optuna
 
     with warnings.catch_warnings():
@@ -46,13 +92,13 @@ def tpe_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10, constant_liar=True)
 
 
-def random_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+def random_sampler(seed: int | None, target: int | None = None) -> optuna.samplers.BaseSampler:
     import optuna
 
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def cmaes_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+def cmaes_sampler(seed: int | None, target: int | None = None) -> optuna.samplers.BaseSampler:
     """CMA-ES for the float parameters; the categorical ones go to a seeded TPE."""
     import optuna
 
@@ -67,14 +113,14 @@ def cmaes_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
     )
 
 
-def gp_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+def gp_sampler(seed: int | None, target: int | None = None) -> optuna.samplers.BaseSampler:
     import optuna
 
     try:
         import scipy  # noqa: F401
     except ImportError:
         raise StudyError("the gp sampler needs scipy: pip install 'eegtune[gp]'") from None
-    return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials(target))
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -84,8 +130,11 @@ def trial_seed(seed: int, number: int) -> int:
     return int(np.random.SeedSequence([seed % 2**32, number]).generate_state(1)[0])
 
 
-def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
-    """A registered sampler by name, drawing each trial from its own seeded stream.
+def make_sampler(
+    name: str, seed: int | None, target: int | None = None
+) -> optuna.samplers.BaseSampler:
+    """A registered sampler by name, drawing each trial from its own seeded stream, sized for
+    a study whose target is ``target`` trials (TPE's random start-up; see :func:`startup_trials`).
 
     Trial numbers are unique within a study, so a stream per trial number (derived from
     ``seed``, see :func:`trial_seed`) means that parallel workers, other machines and re-runs
@@ -94,7 +143,7 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     """
     if name not in SAMPLERS:
         raise StudyError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
-    factory = SAMPLERS[name].load()
+    factory = partial(SAMPLERS[name].load(), target=target)
     if seed is None:
         unseeded: optuna.samplers.BaseSampler = factory(None)
         return unseeded

@@ -117,6 +117,19 @@ class SearchSpace:
                         "them in one study; keep the study's choices or start a new --study"
                     ) from None
 
+    def contains(self, config: dict[str, Any]) -> bool:
+        """Whether ``config`` sets every parameter of this space to a value inside it."""
+        for name, spec in self.params.items():
+            if name not in config:
+                return False
+            value = config[name]
+            if isinstance(spec, Range):
+                if not spec.low <= value <= spec.high:
+                    return False
+            elif value not in spec.choices:
+                return False
+        return True
+
     def sample(self, trial: TrialLike) -> dict[str, Any]:
         """Draw one configuration from ``trial`` (an ``optuna.Trial``)."""
         config: dict[str, Any] = {}

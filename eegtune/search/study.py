@@ -41,6 +41,7 @@ __all__ = [
     "remember_classes",
     "trial_id",
     "trial_row",
+    "trial_source",
 ]
 
 logger = logging.getLogger(__name__)
@@ -373,7 +374,22 @@ COLUMNS = (
     "duration_s",
     "device",
     "n_params",
+    "source",
 )
+
+
+def trial_source(trial: FrozenTrial) -> str:
+    """Where a trial's configuration came from: ``lab's settings`` (compare's baseline),
+    ``portfolio N`` (the network's first design, :mod:`eegtune.search.portfolio`), ``warm start
+    from STUDY`` or ``sampler``."""
+    attrs = trial.user_attrs
+    if attrs.get("baseline"):
+        return "lab's settings"
+    if attrs.get("portfolio") is not None:
+        return f"portfolio {int(attrs['portfolio']) + 1}"
+    if attrs.get("warm_start"):
+        return f"warm start from {attrs['warm_start']}"
+    return "sampler"
 
 
 def trial_row(study_name: str, model: str, trial: FrozenTrial) -> dict[str, Any]:
@@ -390,4 +406,5 @@ def trial_row(study_name: str, model: str, trial: FrozenTrial) -> dict[str, Any]
         "duration_s": round(trial.duration.total_seconds(), 3) if trial.duration else None,
         "device": trial.user_attrs.get("device"),
         "n_params": trial.user_attrs.get("n_params"),
+        "source": trial_source(trial),
     }
