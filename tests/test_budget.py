@@ -143,6 +143,63 @@ def test_no_portfolio_leaves_it_out_and_the_summary_marks_the_source(
     assert "portfolio 1" in result.output  # the best-trials table's "from" column
 
 
+def test_a_compare_cell_queues_the_portfolio_after_the_baseline_and_the_report_marks_it(
+    tmp_path, tiny_data, two_configs
+) -> None:
+    from eegtune.results.compare import cell_plans, search_cell
+
+    storage = str(tmp_path / "c.journal")
+    (cell,) = cell_plans(["eegnet"], ["elu"], "c", trials=4, epochs=1, storage=storage,
+                         dataset="synthetic", device="cpu", folds=1)  # fmt: skip
+    search_cell(cell, baseline=True, data_set=tiny_data, storage=storage_of(storage))
+    trials = trials_of(storage, "c-eegnet-elu")
+    assert [trial_source(t) for t in trials] == [
+        "lab's settings", "portfolio 1", "portfolio 2", "sampler"
+    ]
+    assert [t.params for t in trials[1:3]] == [{**c, "activation": "elu"} for c in two_configs]
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["report", "--storage", storage, "--out", str(out),
+                                      "--top", "4"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = (out / "best_trials.csv").read_text().splitlines()
+    assert rows[0].endswith(",source")
+    assert sorted(r.rsplit(",", 1)[1] for r in rows[1:]) == [
+        "lab's settings", "portfolio 1", "portfolio 2", "sampler"
+    ]
+
+
+def test_the_report_headline_names_a_portfolio_or_lab_trial() -> None:
+    from eegtune.results.report import _headline_html
+
+    row = {"study": "s", "model": "eegnet", "activation": "elu", "objective": "smoothed",
+           "val_acc": 0.8, "trial": 2, "test_mean": None, "test_std": None, "test_seeds": 0,
+           "chance": None}  # fmt: skip
+    assert "<td>2 (portfolio 2)</td>" in _headline_html([{**row, "source": "portfolio 2"}])
+    lab = _headline_html([{**row, "source": "lab's settings"}])
+    assert "<td>2 (lab&#x27;s settings)</td>" in lab
+    assert "<td>2</td>" in _headline_html([{**row, "source": "sampler"}])
+
+
+def test_compare_says_the_mean_gain_over_the_activations_with_its_interval() -> None:
+    from types import SimpleNamespace
+
+    from eegtune.results.compare import Cell, mean_gains
+
+    def cell(activation: str, tuned: list[float], lab: list[float] | None) -> Cell:
+        seen = SimpleNamespace(by_seed=dict(enumerate(tuned)))
+        base = None if lab is None else SimpleNamespace(by_seed=dict(enumerate(lab)))
+        return Cell("eegnet", activation, f"c-{activation}", tuned=seen, baseline=base)  # type: ignore[arg-type]
+
+    cells = [cell("relu", [0.8, 0.82, 0.84], [0.7, 0.7, 0.7]),
+             cell("elu", [0.7, 0.72, 0.74], [0.7, 0.7, 0.7]),
+             cell("leaky_relu", [0.9, 0.9, 0.9], None)]  # fmt: skip
+    (gain,) = mean_gains(cells)
+    assert gain.activations == 2 and gain.difference.n == 3
+    assert gain.difference.mean == pytest.approx(0.07)  # (0.10 + 0.0, 0.12 + 0.02, ...) / 2
+    assert gain.difference.low < 0.07 < gain.difference.high
+    assert gain.text.startswith("tuned vs the lab's settings, mean over 2 activation(s): +7.0 [")
+
+
 # ------------------------------------------------------------------------- sized scoring
 
 

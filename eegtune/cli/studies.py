@@ -378,6 +378,7 @@ def compare(
         cell_plans,
         compare_activations,
         evaluate_cells,
+        mean_gains,
         planned_evaluations,
         race_cells,
         search_cell,
@@ -478,6 +479,8 @@ def compare(
         found = references_beside(data, opened, studies) if references else []
         console = make_console()
         console.print(compare_table(results, found))
+        for gain in mean_gains(results):
+            console.print(f"{gain.model}: {gain.text}")
         for verdict in compare_activations(results):
             console.print(f"{verdict.model}: {verdict.text}")
         reports = collect(opened, [c.name for c in cells])

@@ -23,7 +23,7 @@ from eegtune.errors import CompareError
 from eegtune.names import LAB_SETTINGS, NETWORKS, RACE_SPLITS
 from eegtune.results.evaluate import Evaluation, chosen_epochs, evaluate_study, plan_evaluation
 from eegtune.results.racing import Race, load_race, race_study
-from eegtune.results.statistics import Interval, paired_difference, verdict
+from eegtune.results.statistics import Interval, mean_ci, paired_difference, verdict
 from eegtune.search.plan import SearchPlan, plan_search
 from eegtune.search.run import run_search
 from eegtune.search.study import completed_trials, create_or_check_study, load_study
@@ -45,6 +45,7 @@ __all__ = [
     "cell_name",
     "cell_plans",
     "compare_activations",
+    "mean_gains",
     "evaluate_cells",
     "planned_evaluations",
     "race_cells",
@@ -450,6 +451,47 @@ def evaluate_cells(
 
 def _relabel(hook: Callable[..., None], cell: str, label: str, *args: Any) -> None:
     hook(f"{cell}/{label}", *args)
+
+
+@dataclass(frozen=True)
+class Gain:
+    """Tuned minus the lab's settings of one network, averaged over its activations."""
+
+    model: str
+    activations: int
+    difference: Interval
+
+    @property
+    def text(self) -> str:
+        from eegtune.results.text import interval_text
+
+        return (
+            f"tuned vs the lab's settings, mean over {self.activations} activation(s): "
+            f"{interval_text(self.difference, signed=True)} points (95% CI over "
+            f"{self.difference.n} seeds, each seed's mean over the activations)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.difference
+        return {"model": self.model, "activations": self.activations, "mean": d.mean,
+                "ci95": [d.low, d.high], "seeds": d.n}  # fmt: skip
+
+
+def mean_gains(cells: list[Cell]) -> list[Gain]:
+    """Per network, the tuned cells' gain over the lab's settings averaged over the
+    activations, on the seeds every such cell tested (paired: one mean per seed)."""
+    out = []
+    for model in dict.fromkeys(c.model for c in cells):
+        pairs = [(c.tuned.by_seed, c.baseline.by_seed) for c in cells if c.model == model
+                 and c.tuned is not None and c.baseline is not None]  # fmt: skip
+        if not pairs:
+            continue
+        seeds = sorted(set.intersection(*(set(t) & set(b) for t, b in pairs)))
+        if not seeds:
+            continue
+        per_seed = [sum(t[s] - b[s] for t, b in pairs) / len(pairs) for s in seeds]
+        out.append(Gain(model, len(pairs), mean_ci(per_seed)))
+    return out
 
 
 def compare_activations(cells: list[Cell]) -> list[Comparison]:

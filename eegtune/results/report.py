@@ -31,7 +31,7 @@ from eegtune.files import atomic_write_text, safe_name
 from eegtune.names import network_title
 from eegtune.results.charts import Chart, build_charts, compare_figure, fit_width
 from eegtune.results.collect import StudyReport, headline, provenance, shared_references
-from eegtune.results.compare import compare_activations
+from eegtune.results.compare import compare_activations, mean_gains
 from eegtune.results.evaluate import Evaluation
 from eegtune.results.images import write_images
 from eegtune.results.lab import SETTING_TITLES, LabNetwork, lab_networks
@@ -64,7 +64,7 @@ __all__ = [
 
 SCHEMA_VERSION = 6  # 2: "compare", ci95, per_subject; 3: data, classes, confusion, chance;
 # 4: "objective" per study, "curves" per best trial, "curves" per evaluation (each seed);
-# 5: "references" per study and in "compare"; 6: "source" per trial
+# 5: "references" per study and in "compare"; 6: "source" per trial, "gains" in "compare"
 
 
 # --------------------------------------------------------------------------- writing
@@ -203,9 +203,11 @@ def _compare_html(
     note = f'<p class="note">{escape(CLIPPED_NOTE)}</p>' if clipped else ""
     verdicts = "".join(f"<li>{escape(network_title(v.model))}: {escape(v.text)}</li>"
                        for v in comparisons)  # fmt: skip
+    gains = "".join(f'<p class="gain">{escape(network_title(g.model))}: {escape(g.text)}</p>'
+                    for g in mean_gains(cells))  # fmt: skip
     return (
         f"<h2>Tuned vs the lab's settings (test accuracy, mean and 95% CI over seeds)</h2>"
-        f"<table><tr>{head}</tr>{''.join(body)}</table>{note}"
+        f"<table><tr>{head}</tr>{''.join(body)}</table>{note}{gains}"
         f"<h2>Which activation is best</h2><ul>{verdicts}</ul>" + _figure_html("compare", chart)
     )
 
@@ -402,6 +404,7 @@ def write_report(
         else {
             "cells": [c.to_dict() for c in compare],
             "comparisons": [v.to_dict() for v in compare_activations(compare)],
+            "gains": [g.to_dict() for g in mean_gains(compare)],
             "references": [ref.to_dict() for ref in references],
         },
     }
