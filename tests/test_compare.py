@@ -134,7 +134,7 @@ def test_a_cell_without_completed_trials_states_why(tmp_path: Path, monkeypatch)
 
     (cell,) = cell_plans(
         ["eegnet"], ["elu"], "x", trials=1, epochs=1, storage=str(tmp_path / "s.journal"),
-        dataset="synthetic", device="cpu",
+        dataset="synthetic", device="cpu", folds=1,  # a hold-out: the broken fit() is called
     )  # fmt: skip
 
     def broken_fit(*args, **kwargs):

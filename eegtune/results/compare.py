@@ -24,6 +24,7 @@ from eegtune.names import LAB_SETTINGS, NETWORKS, RACE_SPLITS
 from eegtune.results.evaluate import Evaluation, chosen_epochs, evaluate_study, plan_evaluation
 from eegtune.results.racing import Race, load_race, race_study
 from eegtune.results.statistics import Interval, mean_ci, paired_difference, verdict
+from eegtune.results.text import interval_text
 from eegtune.search.plan import SearchPlan, plan_search
 from eegtune.search.run import run_search
 from eegtune.search.study import completed_trials, create_or_check_study, load_study
@@ -463,8 +464,6 @@ class Gain:
 
     @property
     def text(self) -> str:
-        from eegtune.results.text import interval_text
-
         return (
             f"tuned vs the lab's settings, mean over {self.activations} activation(s): "
             f"{interval_text(self.difference, signed=True)} points (95% CI over "
