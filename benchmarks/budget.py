@@ -39,11 +39,12 @@ import numpy as np
 
 from eegtune.data.dataset import Dataset
 from eegtune.data.loading import load_dataset
-from eegtune.data.realistic import make_realistic, make_small
+from eegtune.data.realistic import SMALL_TRAIN_TRIALS, make_realistic, make_small
 from eegtune.data.synthetic import make_synthetic
 from eegtune.device import configure_process, resolve_device
 from eegtune.files import atomic_write_text
 from eegtune.names import LAB_EPOCHS, LAB_SETTINGS, PORTFOLIOS
+from eegtune.search.plan import sized_folds
 from eegtune.search.space import load_space
 from eegtune.search.study import quiet_optuna
 from eegtune.training import predict, train_configuration
@@ -232,18 +233,22 @@ class TestRecorder:
 
 
 def search_jobs(policies: list[str], seeds: int) -> list[tuple[str, str, int, int]]:
-    """(policy, dataset, target, seed) in the order that gives the 20-trial numbers first."""
-    jobs = []
+    """(policy, dataset, target, seed), most needed first: the small data's scoring at 20
+    trials (it decides the default there), then today's default and the portfolio policy seed
+    by seed at every target, then the sampler alone. Folds on small data at other targets
+    than 20 are run only with ``--policy default`` named alone (5x the epochs of a hold-out)."""
+    jobs: list[tuple[str, str, int, int]] = []
     for seed in range(seeds):
-        for target in (20, 40, 10):
-            for dataset in DATASETS:
-                for policy in policies:
-                    if target not in run_budgets(policy):
-                        continue
-                    if policy == "default" and dataset != "small":
-                        continue  # the same run as "portfolio": a hold-out holds enough
-                    jobs.append((policy, dataset, target, seed))
-    return jobs
+        jobs += [("default", "small", 20, seed), ("portfolio", "small", 20, seed)]
+    for seed in range(seeds):
+        for dataset in DATASETS:
+            jobs += [("portfolio", dataset, t, seed) for t in (20, 40, 10)]
+            jobs.append(("today", dataset, 40, seed))
+    for seed in range(seeds):
+        jobs += [("tpe", dataset, 20, seed) for dataset in DATASETS]
+    if policies == ["default"]:
+        jobs += [("default", "small", t, seed) for seed in range(seeds) for t in (40, 10)]
+    return [job for job in jobs if job[0] in policies]
 
 
 def run_one(out: Path, policy: str, dataset: str, data: Dataset, target: int, seed: int,
@@ -394,53 +399,69 @@ def stop_prefix(run: dict[str, Any], space: Any) -> int:
     return len(trials)
 
 
+def small_default(datasets_sizes: int = SMALL_TRAIN_TRIALS) -> str:
+    """Which runs are the registry's default on ``small``: "folds" when a new study on it is
+    scored on folds (:func:`eegtune.search.plan.sized_folds`), else the hold-out's
+    "portfolio"."""
+    labels = np.repeat([0, 1], datasets_sizes // 2)
+    return "folds" if sized_folds(labels, 0.2) > 1 else "portfolio"
+
+
 def collect_rows(out: Path) -> list[dict[str, Any]]:
-    """One row per (policy, dataset, budget, seed)."""
-    runs = {p.stem: json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))}
-    space = load_space("eegnet")
+    """One row per (policy, dataset, budget, seed). The "default" runs (the portfolio with
+    scoring sized to the data) differ from "portfolio" on small data only: they are listed as
+    "folds"; "default" is then what the registry's defaults do on each dataset."""
+    runs = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
     rows = []
-    for run in runs.values():
-        policy, dataset, target = run["policy"], run["dataset"], run["target"]
+    for run in runs:
+        policy = "folds" if run["policy"] == "default" else run["policy"]
         for budget in BUDGETS:
-            if prefix_of(policy, budget) != target:
+            if prefix_of(run["policy"], budget) != run["target"]:
                 continue
             got = chosen_at(run, budget)
             if got is not None:
-                rows.append({"policy": policy, "dataset": dataset, "budget": budget,
+                rows.append({"policy": policy, "dataset": run["dataset"], "budget": budget,
                              "seed": run["seed"], **got})  # fmt: skip
-        if target == 40 and policy == ("default" if dataset == "small" else "portfolio"):
+    default = {d: ("portfolio" if d != "small" else small_default()) for d in DATASETS}
+    rows += [{**r, "policy": "default"} for r in rows if r["policy"] == default[r["dataset"]]]
+    space = load_space("eegnet")
+    for run in runs:  # --stop-when-flat: the default's 40-trial run, cut where it would stop
+        policy = "folds" if run["policy"] == "default" else run["policy"]
+        if run["target"] == 40 and policy == default[run["dataset"]]:
             n = stop_prefix(run, space)
             got = chosen_at(run, n)
             if got is not None:
-                rows.append({"policy": "default+stop", "dataset": dataset, "budget": 40,
+                rows.append({"policy": "default+stop", "dataset": run["dataset"], "budget": 40,
                              "seed": run["seed"], "stopped_at": n, **got})  # fmt: skip
-    # "default" on synthetic and realistic is the "portfolio" run (a hold-out holds enough)
-    rows += [{**r, "policy": "default"} for r in rows
-             if r["policy"] == "portfolio" and r["dataset"] != "small"]  # fmt: skip
     return rows
+
+
+TABLE_POLICIES = ("today", "tpe", "portfolio", "folds", "default", "default+stop")
 
 
 def table_phase(args: argparse.Namespace) -> None:
     out = Path(args.out)
     rows = collect_rows(out)
     lab = _load_json(out / "lab.json")
-    policies = [p for p in (*POLICIES, "default+stop") if any(r["policy"] == p for r in rows)]
+    policies = [p for p in TABLE_POLICIES if any(r["policy"] == p for r in rows)]
     print("test accuracy of the configuration handed back (%), mean over search seeds; "
-          "regret (points); epochs spent")  # fmt: skip
-    head = "| policy | trials | " + " | ".join(DATASETS) + " | mean | regret | epochs | seeds |"
+          "regret (points); epochs spent per dataset")  # fmt: skip
+    head = ("| policy | trials | " + " | ".join(DATASETS) + " | mean | regret | epochs ("
+            + " / ".join(DATASETS) + ") | seeds |")  # fmt: skip
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     summary: dict[tuple[str, int], float] = {}
     for policy in policies:
         for budget in BUDGETS:
-            cells, regrets, epochs, seeds = [], [], [], set()
+            cells, regrets, epochs, seeds, stops = [], [], [], set(), []
             for dataset in DATASETS:
                 got = [r for r in rows if (r["policy"], r["dataset"], r["budget"]) ==
                        (policy, dataset, budget)]  # fmt: skip
                 cells.append(statistics.fmean(r["test"] for r in got) if got else None)
                 regrets += [r["regret"] for r in got]
-                epochs += [r["epochs"] for r in got]
+                epochs.append(f"{statistics.fmean(r['epochs'] for r in got):.0f}" if got else "-")
                 seeds |= {r["seed"] for r in got}
+                stops += [r["stopped_at"] for r in got if "stopped_at" in r]
             if not regrets:
                 continue
             full = all(c is not None for c in cells)
@@ -448,13 +469,15 @@ def table_phase(args: argparse.Namespace) -> None:
             if full:
                 summary[policy, budget] = mean
             shown = " | ".join("-" if c is None else f"{100 * c:.1f}" for c in cells)
-            label = "stop (<= 40)" if policy == "default+stop" else str(budget)
+            label = f"stop ({min(stops)}-{max(stops)})" if stops else str(budget)
             print(f"| {policy} | {label} | {shown} | {100 * mean:.1f}{'' if full else '*'} | "
-                  f"{100 * statistics.fmean(regrets):.1f} | {statistics.fmean(epochs):.0f} | "
+                  f"{100 * statistics.fmean(regrets):.1f} | {' / '.join(epochs)} | "
                   f"{len(seeds)} |")  # fmt: skip
     if lab:
         labs = " | ".join(f"{100 * lab[d]['lab']:.1f}" if d in lab else "-" for d in DATASETS)
-        print(f"| lab's settings, {LAB_EPOCHS} epochs | - | {labs} | | | {LAB_EPOCHS} | 1 |")
+        mean = statistics.fmean(lab[d]["lab"] for d in DATASETS if d in lab)
+        print(f"| lab's settings, {LAB_EPOCHS} epochs | - | {labs} | {100 * mean:.1f} | | "
+              f"{LAB_EPOCHS} each | 1 |")  # fmt: skip
         names = sorted({n for d in lab.values() for n in d["references"]})
         for name in names:
             refs = [lab.get(d, {}).get("references", {}).get(name) for d in DATASETS]
@@ -480,7 +503,7 @@ def write_figure(rows: list[dict[str, Any]], lab: dict[str, Any], png: Path) -> 
 
     fig = make_subplots(rows=1, cols=len(DATASETS), subplot_titles=DATASETS)
     colours = {"today": "#7f7f7f", "tpe": "#1f77b4", "portfolio": "#2ca02c",
-               "default": "#d62728", "default+stop": "#9467bd"}  # fmt: skip
+               "folds": "#ff7f0e", "default": "#d62728", "default+stop": "#9467bd"}  # fmt: skip
     for col, dataset in enumerate(DATASETS, 1):
         for policy, colour in colours.items():
             xs, ys = [], []
