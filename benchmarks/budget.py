@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -160,8 +161,9 @@ POLICIES: dict[str, dict[str, Any]] = {
 def run_budgets(policy: str) -> tuple[int, ...]:
     """The targets a policy is run at; smaller budgets are read from a run's first trials
     where that is the run a smaller target would make (today's fixed start-up: every prefix;
-    the sized start-up is 3 trials for targets 5 and 10: the 10-trial run's first 5). The
-    sampler alone ("tpe") is run at 20 trials only, to keep the benchmark in two CPU hours."""
+    the sized start-up is 3 trials for targets 5 and 10: the 10-trial run's first 5). A
+    40-trial run resumes the 20-trial study (both have 5 start-up trials, so its first 20 are
+    the 20-trial run's). The sampler alone ("tpe") is run at 20 trials only."""
     return {"today": (40,), "tpe": (20,)}.get(policy, (10, 20, 40))
 
 
@@ -261,11 +263,15 @@ def run_one(out: Path, policy: str, dataset: str, data: Dataset, target: int, se
 
     settings = POLICIES[policy]
     key = f"{policy}-{dataset}-t{target}-s{seed}"
+    name = f"{policy}-{dataset}-t20-s{seed}" if target == 40 and policy != "today" else key
     journal = out / "studies" / f"{key}.log"
     journal.parent.mkdir(parents=True, exist_ok=True)
     journal.unlink(missing_ok=True)  # a run cut short starts over: its numbers must be whole
+    first = out / "studies" / f"{policy}-{dataset}-t20-s{seed}.log"
+    if target == 40 and policy != "today":  # the 20-trial study, resumed to 40
+        shutil.copyfile(first, journal)
     plan = plan_search(
-        "eegnet", target, epochs=epochs, study_name=key, storage=str(journal),
+        "eegnet", target, epochs=epochs, study_name=name, storage=str(journal),
         sampler=settings["sampler"], seed=seed, dataset=dataset, device="cpu",
         folds=settings["folds"], portfolio=settings["portfolio"],
     )  # fmt: skip
@@ -273,7 +279,7 @@ def run_one(out: Path, policy: str, dataset: str, data: Dataset, target: int, se
     run_search(plan, data_set=data)
     from eegtune.search.storages import open_storage
 
-    study = optuna.load_study(study_name=key, storage=open_storage(str(journal)))
+    study = optuna.load_study(study_name=plan.name, storage=open_storage(str(journal)))
     folds = int(study.user_attrs.get("folds", 1) or 1)
     trials = []
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
@@ -307,9 +313,14 @@ def search_phase(args: argparse.Namespace) -> None:
         if (runs / f"{policy}-{dataset}-t{target}-s{seed}.json").exists():
             continue  # done before: the benchmark resumes
         path = runs / f"{policy}-{dataset}-t{target}-s{seed}.json"
+        if target == 40 and policy != "today" and not (
+            runs / f"{policy}-{dataset}-t20-s{seed}.json"
+        ).exists():
+            continue  # resumes the 20-trial study: not done yet
         if POLICIES[policy]["portfolio"] and not PORTFOLIOS.get("eegnet"):
             raise SystemExit("no eegnet portfolio in the registry yet: run the portfolio phase")
-        claim = path.with_suffix(".claim")
+        resumed = target == 40 and policy != "today"
+        claim = path.with_suffix(".resume-claim" if resumed else ".claim")
         try:  # several processes share the jobs: each takes the next one nobody holds
             os.close(os.open(claim, os.O_CREAT | os.O_EXCL))
         except FileExistsError:

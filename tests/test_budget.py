@@ -41,8 +41,8 @@ def two_configs(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
 # ------------------------------------------------------------------------ sampler policy
 
 
-@pytest.mark.parametrize(("target", "startup"), [(1, 3), (5, 3), (12, 3), (20, 5), (40, 10),
-                                                 (400, 10), (None, 10)])  # fmt: skip
+@pytest.mark.parametrize(("target", "startup"), [(1, 3), (5, 3), (12, 3), (16, 4), (20, 5),
+                                                 (40, 5), (400, 5), (None, 5)])  # fmt: skip
 def test_startup_trials_follow_the_target(target, startup) -> None:
     assert startup_trials(target) == startup
     sampler = make_sampler("tpe", 0, target)

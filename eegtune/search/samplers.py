@@ -43,14 +43,16 @@ STARTUP_SHARE = 4
 """TPE samples the first quarter of a study's target at random ..."""
 STARTUP_MIN = 3
 """... but at least this many (a model of fewer points is noise) ..."""
-STARTUP_MAX = 10
-"""... and at most Optuna's own default: a 40-trial study models 30 of them."""
+STARTUP_MAX = 5
+"""... and at most as many as the space has parameters (EEGNet's and DeepConvNet's 5): past
+that, random points add little to the model's first density, and a 40-trial study models 35
+of them. Optuna's own default is 10 whatever the target (``tpe-classic``)."""
 
 
 def startup_trials(target: int | None) -> int:
     """Random trials before TPE models the scores, sized to the study's target (``None``: an
-    unknown target, Optuna's default 10). Portfolio and baseline trials count among them: TPE
-    counts every finished trial. Chosen by benchmarks/budget.py (BENCHMARKS.md)."""
+    unknown target, the most). Portfolio and baseline trials count among them: TPE counts
+    every finished trial. Measured by benchmarks/budget.py (BENCHMARKS.md "Time to quality")."""
     if target is None:
         return STARTUP_MAX
     return min(STARTUP_MAX, max(STARTUP_MIN, target // STARTUP_SHARE))
