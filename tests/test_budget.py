@@ -141,6 +141,7 @@ def test_no_portfolio_leaves_it_out_and_the_summary_marks_the_source(
                                       "1"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "portfolio 1" in result.output  # the best-trials table's "from" column
+    assert "note: a new study" not in result.output  # --folds 1 given: no sizing
 
 
 def test_a_compare_cell_queues_the_portfolio_after_the_baseline_and_the_report_marks_it(
@@ -299,6 +300,10 @@ def test_stop_when_flat_ends_a_flat_study_and_says_why(tmp_path) -> None:
                                       "1", "--storage", storage, "--study", "eegnet", "--device",
                                       "cpu", "--dataset", "small", "--stop-when-flat"])  # fmt: skip
     assert result.exit_code == 0, result.output  # stopped on purpose: not short of its target
+    # a new study would be scored on folds; this one keeps the hold-out it was made with
+    assert "note: a new study on these 160 training trials is scored on 5 stratified folds: a " \
+        "20% hold-out would hold 32, fewer than 100" in result.output
+    assert "scored on a 20% hold-out" in result.output
     assert "stopped early (--stop-when-flat)" in result.output
     assert "done: 13/40 finished" in result.output
 

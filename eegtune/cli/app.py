@@ -365,6 +365,8 @@ def search(
         configure_process(plan.device)  # this process trains
     data = load_data(source, data_dir, offline)
     check_input(plan.model, data)
+    if plan.sizing_note(data):
+        typer.echo(plan.sizing_note(data), err=True)
     chance = chance_level(data.y_train)  # the stratified split's too
 
     def header(started: SearchPlan) -> None:  # after the study is checked, before trial 0

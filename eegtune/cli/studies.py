@@ -430,6 +430,8 @@ def compare(
     data = load_data(source, data_dir, offline)
     for name in models:
         check_input(name, data)
+    if cells[0].sizing_note(data):
+        typer.echo(cells[0].sizing_note(data), err=True)
     check_writable(out)  # before hours of searching, not after
     check_writable(models_dir)
     store = open_artifacts(storage, artifacts)

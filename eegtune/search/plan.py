@@ -96,6 +96,20 @@ class SearchPlan:
         folds = sized_folds(data_set.y_train, self.spec.val_fraction)
         return replace(self, spec=replace(self.spec, folds=folds))
 
+    def sizing_note(self, data_set: Dataset) -> str:
+        """A ``note:`` when a new study on ``data_set`` is scored on folds because a hold-out
+        would hold too few trials (``""`` otherwise, and when ``--folds`` was given)."""
+        folds = self.sized_for(data_set).spec.folds
+        if folds == self.spec.folds:
+            return ""
+        n_val = round(len(data_set.y_train) * self.spec.val_fraction)
+        return (
+            f"note: a new study on these {len(data_set.y_train)} training trials is scored on "
+            f"{folds} stratified folds: a {self.spec.val_fraction:.0%} hold-out would hold "
+            f"{n_val}, fewer than {HOLDOUT_MIN_VAL} (each epoch costs about {folds - 1}x; "
+            "--folds 1 for one hold-out)"
+        )
+
     def worker_device(self, index: int) -> str:
         """The device of worker ``index`` (see :func:`eegtune.search.workers.worker_device`)."""
         return worker_device("auto" if self.spread_gpus else self.device, index)
