@@ -455,10 +455,12 @@ def compare(
 
                     earlier = [load_study(opened, c.name) for c in cells[: i - 1]
                                if c.model == cell.model] if warm_start else []  # fmt: skip
-                    search_cell(
+                    final = search_cell(
                         cell, baseline=baseline, data_set=data, storage=opened, on_status=shown,
                         warm=warm_configs(earlier, cell.activation),
                     )  # fmt: skip
+                if final.stopped:  # --stop-when-flat ended the cell before its target
+                    typer.echo(f"{cell.name}: {final.stopped}", err=True)
             except SearchError as exc:  # this cell's row will say why; the other cells go on
                 typer.echo(f"warning: cell {cell.name} stopped: {exc}", err=True)
         if race:
