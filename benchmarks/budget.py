@@ -167,11 +167,13 @@ def run_budgets(policy: str) -> tuple[int, ...]:
     return {"today": (40,), "tpe": (20,)}.get(policy, (10, 20, 40))
 
 
-def prefix_of(policy: str, budget: int) -> int:
-    """The target of the run whose first ``budget`` trials are a search of ``budget``."""
+def prefixes(policy: str, budget: int) -> tuple[int, ...]:
+    """The targets of the runs whose first ``budget`` trials are a search of ``budget``, the
+    one to use first: today's fixed start-up makes every run's prefix one (its 40-trial run
+    where there is one, else its 20-trial one)."""
     if policy == "today":
-        return 40
-    return 10 if budget <= 10 and policy != "tpe" else budget
+        return tuple(t for t in (40, 20) if t >= budget)
+    return (10,) if budget <= 10 and policy != "tpe" else (budget,)
 
 
 SMALL_EPOCHS = 5
@@ -235,21 +237,25 @@ class TestRecorder:
 
 
 def search_jobs(policies: list[str], seeds: int) -> list[tuple[str, str, int, int]]:
-    """(policy, dataset, target, seed), most needed first: the small data's scoring at 20
-    trials (it decides the default there), then today's default and the portfolio policy seed
-    by seed at every target, then the sampler alone. Folds on small data at other targets
-    than 20 are run only with ``--policy default`` named alone (5x the epochs of a hold-out)."""
+    """(policy, dataset, target, seed), most needed first: every policy's 20-trial searches
+    (the small data's scoring first: it decides the default there), then the 10-trial ones,
+    the 40-trial ones (resuming the 20-trial studies) and the folds on small data at 10 and
+    40, then the sampler alone's further seeds."""
     jobs: list[tuple[str, str, int, int]] = []
     for seed in range(seeds):
         jobs += [("default", "small", 20, seed), ("portfolio", "small", 20, seed)]
     for seed in range(seeds):
-        for dataset in DATASETS:
-            jobs += [("portfolio", dataset, t, seed) for t in (20, 40, 10)]
-            jobs.append(("today", dataset, 40, seed))
+        for dataset in DATASETS:  # today's 40-trial run gives every budget; 20 gives up to 20
+            jobs += [("today", dataset, 40 if seed == 0 else 20, seed)]
+            jobs += [("portfolio", dataset, 20, seed)]
+    for target in (10, 40):
+        for seed in range(seeds):
+            jobs += [("portfolio", dataset, target, seed) for dataset in DATASETS]
+    for target in (10, 40):
+        jobs += [("default", "small", target, seed) for seed in range(seeds)]
     for seed in range(seeds):
         jobs += [("tpe", dataset, 20, seed) for dataset in DATASETS]
-    if policies == ["default"]:
-        jobs += [("default", "small", t, seed) for seed in range(seeds) for t in (40, 10)]
+    jobs += [("today", dataset, 40, seed) for seed in range(1, seeds) for dataset in DATASETS]
     return [job for job in jobs if job[0] in policies]
 
 
@@ -312,6 +318,8 @@ def search_phase(args: argparse.Namespace) -> None:
     for policy, dataset, target, seed in jobs:
         if (runs / f"{policy}-{dataset}-t{target}-s{seed}.json").exists():
             continue  # done before: the benchmark resumes
+        if policy == "today" and (runs / f"today-{dataset}-t40-s{seed}.json").exists():
+            continue  # its first trials are every smaller search
         path = runs / f"{policy}-{dataset}-t{target}-s{seed}.json"
         if target == 40 and policy != "today" and not (
             runs / f"{policy}-{dataset}-t20-s{seed}.json"
@@ -319,8 +327,7 @@ def search_phase(args: argparse.Namespace) -> None:
             continue  # resumes the 20-trial study: not done yet
         if POLICIES[policy]["portfolio"] and not PORTFOLIOS.get("eegnet"):
             raise SystemExit("no eegnet portfolio in the registry yet: run the portfolio phase")
-        resumed = target == 40 and policy != "today"
-        claim = path.with_suffix(".resume-claim" if resumed else ".claim")
+        claim = path.with_suffix(".take")
         try:  # several processes share the jobs: each takes the next one nobody holds
             os.close(os.open(claim, os.O_CREAT | os.O_EXCL))
         except FileExistsError:
@@ -423,11 +430,14 @@ def collect_rows(out: Path) -> list[dict[str, Any]]:
     scoring sized to the data) differ from "portfolio" on small data only: they are listed as
     "folds"; "default" is then what the registry's defaults do on each dataset."""
     runs = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
+    have = {(r["policy"], r["dataset"], r["seed"], r["target"]) for r in runs}
     rows = []
     for run in runs:
         policy = "folds" if run["policy"] == "default" else run["policy"]
         for budget in BUDGETS:
-            if prefix_of(run["policy"], budget) != run["target"]:
+            key = run["policy"], run["dataset"], run["seed"]
+            first = [t for t in prefixes(run["policy"], budget) if (*key, t) in have]
+            if not first or first[0] != run["target"]:
                 continue
             got = chosen_at(run, budget)
             if got is not None:
