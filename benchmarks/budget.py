@@ -557,8 +557,8 @@ def write_figure(rows: list[dict[str, Any]], lab: dict[str, Any], png: Path) -> 
                          col=col)  # fmt: skip
     fig.update_yaxes(title_text="test accuracy of the chosen configuration (%)", row=1, col=1)
     fig.update_layout(
-        title="Time to quality: EEGNet, searches of 5, 10, 20 and 40 trials (mean of search "
-        "seeds); default = portfolio on synthetic and realistic, folds on small",
+        title="Time to quality, EEGNet: searches of 5, 10, 20, 40 trials (mean over search "
+        "seeds; default = portfolio, on small with folds)",
         width=1500, height=520, template="plotly_white",
     )  # fmt: skip
     png.parent.mkdir(parents=True, exist_ok=True)
