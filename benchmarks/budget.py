@@ -274,8 +274,8 @@ def run_one(out: Path, policy: str, dataset: str, data: Dataset, target: int, se
     journal.parent.mkdir(parents=True, exist_ok=True)
     journal.unlink(missing_ok=True)  # a run cut short starts over: its numbers must be whole
     first = out / "studies" / f"{policy}-{dataset}-t20-s{seed}.log"
-    if target == 40 and policy != "today":  # the 20-trial study, resumed to 40
-        shutil.copyfile(first, journal)
+    if target == 40 and policy != "today" and first.exists():  # the 20-trial study, resumed
+        shutil.copyfile(first, journal)  # (without it: the same study trained from trial 0)
     plan = plan_search(
         "eegnet", target, epochs=epochs, study_name=name, storage=str(journal),
         sampler=settings["sampler"], seed=seed, dataset=dataset, device="cpu",
