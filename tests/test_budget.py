@@ -128,6 +128,22 @@ def test_search_starts_with_the_portfolio_marked_and_never_repeats_it(
     assert [trial_source(t) for t in trials] == ["portfolio 1", "portfolio 2", *["sampler"] * 3]
 
 
+def test_a_portfolio_trial_queued_twice_by_two_commands_trains_once(
+    tmp_path, tiny_data, two_configs
+) -> None:
+    storage = str(tmp_path / "r.journal")
+    run_search(search_plan(storage, trials=1, folds=1, portfolio=True), data_set=tiny_data)
+    study = optuna.load_study(study_name="eegnet", storage=storage_of(storage))
+    for _ in range(2):  # portfolio 2 queued by two commands at once (trial 0 left it no room)
+        study.enqueue_trial(two_configs[1], user_attrs={"portfolio": 1})
+    run_search(search_plan(storage, trials=3, folds=1, portfolio=True), data_set=tiny_data)
+    trials = trials_of(storage, "eegnet")
+    repeats = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(repeats) == 1 and repeats[0].user_attrs["fail_reason"].startswith("repeat:")
+    done = [t for t in trials if t.state != TrialState.FAIL]
+    assert [trial_source(t) for t in done] == ["portfolio 1", "portfolio 2", "sampler"]
+
+
 def test_no_portfolio_leaves_it_out_and_the_summary_marks_the_source(
     tmp_path, two_configs, monkeypatch
 ) -> None:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from eegtune.search.space import SearchSpace
 
-__all__ = ["enqueue_portfolio", "portfolio_configs"]
+__all__ = ["enqueue_portfolio", "is_repeat", "portfolio_configs"]
 
 QUEUED_KEY = "portfolio_queued"
 """The study attribute that holds the portfolio as it was queued."""
@@ -68,6 +68,21 @@ def enqueue_portfolio(
         taken += 1
         added += 1
     return added
+
+
+def is_repeat(study: optuna.Study, trial: optuna.Trial) -> bool:
+    """Whether ``trial`` is a portfolio trial whose configuration an earlier trial already
+    trains or trained (two commands that started together on a new study both queued it)."""
+    from optuna.trial import TrialState
+
+    index = trial.user_attrs.get("portfolio")
+    if index is None:
+        return False
+    taken = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return any(
+        t.number < trial.number and t.user_attrs.get("portfolio") == index
+        for t in study.get_trials(deepcopy=False, states=taken)
+    )
 
 
 def _queued_first(trial: optuna.trial.FrozenTrial) -> bool:

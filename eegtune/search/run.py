@@ -21,7 +21,7 @@ from eegtune.errors import SearchError
 from eegtune.models.networks import check_input
 from eegtune.search.objective import Job, attach, baseline_waiting, is_surplus, run_trial
 from eegtune.search.plan import SearchPlan, default_study_name
-from eegtune.search.portfolio import enqueue_portfolio
+from eegtune.search.portfolio import enqueue_portfolio, is_repeat
 from eegtune.search.progress import Poller, SearchStatus, StatusReader
 from eegtune.search.stopping import STOPPED_KEY, flat_verdict, n_scored
 from eegtune.search.storages import (
@@ -80,6 +80,13 @@ def run_worker(
             # Another worker asked in between: fail this one and go round again, which waits
             # for theirs (and takes its place if it fails) instead of leaving it unwatched.
             trial.set_user_attr("fail_reason", "surplus: other workers already filled the target")
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        if is_repeat(study, trial):
+            # Two commands started at once on a new study both queued its portfolio: the
+            # first of each pair trains, the copy is failed, and the worker goes round again.
+            reason = "repeat: another worker queued the same portfolio trial"
+            trial.set_user_attr("fail_reason", reason)
             study.tell(trial, state=TrialState.FAIL)
             continue
         outcome, reason = run_trial(job, trial, deadline)
