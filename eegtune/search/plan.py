@@ -103,11 +103,12 @@ class SearchPlan:
         if folds == self.spec.folds:
             return ""
         n_val = round(len(data_set.y_train) * self.spec.val_fraction)
+        cost = (folds - 1) / (1 - self.spec.val_fraction)  # K-1 training sets vs one of 80%
         return (
             f"note: a new study on these {len(data_set.y_train)} training trials is scored on "
             f"{folds} stratified folds: a {self.spec.val_fraction:.0%} hold-out would hold "
-            f"{n_val}, fewer than {HOLDOUT_MIN_VAL} (each epoch costs about {folds - 1}x; "
-            "--folds 1 for one hold-out)"
+            f"{n_val}, fewer than {HOLDOUT_MIN_VAL} (an epoch costs about {cost:.0f}x a "
+            "hold-out's; --folds 1 for one hold-out)"
         )
 
     def worker_device(self, index: int) -> str:
