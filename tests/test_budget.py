@@ -144,6 +144,24 @@ def test_a_portfolio_trial_queued_twice_by_two_commands_trains_once(
     assert [trial_source(t) for t in done] == ["portfolio 1", "portfolio 2", "sampler"]
 
 
+def test_a_lost_portfolio_trial_is_retried_once_and_keeps_its_mark(
+    tmp_path, tiny_data, two_configs
+) -> None:
+    from eegtune.search.workers import fail_stale_trials
+
+    storage = str(tmp_path / "l.journal")
+    run_search(search_plan(storage, trials=1, folds=1, portfolio=True), data_set=tiny_data)
+    study = optuna.load_study(study_name="eegnet", storage=storage_of(storage))
+    enqueue_portfolio(study, "eegnet", SPACE, 3, None)  # a later run queues portfolio 2 ...
+    lost = study.ask()  # ... and its worker is SIGKILLed: RUNNING, no heartbeat since
+    assert lost.user_attrs["portfolio"] == 1
+    assert fail_stale_trials(study, storage_of(storage), grace=0.0) == [lost.number]
+    run_search(search_plan(storage, trials=3, folds=1, portfolio=True), data_set=tiny_data)
+    done = [t for t in trials_of(storage, "eegnet") if t.state != TrialState.FAIL]
+    assert [trial_source(t) for t in done] == ["portfolio 1", "portfolio 2", "sampler"]
+    assert done[1].user_attrs["retry_of"] == lost.number
+
+
 def test_no_portfolio_leaves_it_out_and_the_summary_marks_the_source(
     tmp_path, two_configs, monkeypatch
 ) -> None:

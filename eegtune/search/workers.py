@@ -157,13 +157,17 @@ def fail_stale_trials(study: optuna.Study, storage: BaseStorage, grace: float) -
         except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
             continue  # another worker got there first
         # compare's marks go with the retry: the lab's settings stay the baseline, a warm-start
-        # configuration keeps its source (neither is queued again by the next compare)
-        marks = {k: v for k, v in trial.user_attrs.items() if k in ("baseline", "warm_start")}
+        # configuration keeps its source, a portfolio trial its place (none is queued again)
+        marks = {k: v for k, v in trial.user_attrs.items() if k in RETRY_MARKS}
         retry = {"retry_of": trial.number, **marks}
         study.enqueue_trial(trial.params, user_attrs=retry)
         failed.append(trial.number)
         logger.warning("trial %d lost its worker; failed it and queued a retry", trial.number)
     return failed
+
+
+RETRY_MARKS = ("baseline", "warm_start", "portfolio")
+"""User attributes that say where a trial's configuration came from: its retry keeps them."""
 
 
 class ErrorQueue(Protocol):
